@@ -1,0 +1,181 @@
+//! Plain data types describing a board: the platform hardware and the partitions carved out of it.
+//! No parsing and no validation here: see `parse` and `validate`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A contiguous range of physical (or guest-physical) addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRange {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl MemRange {
+    pub const fn new(base: u64, size: u64) -> Self {
+        Self { base, size }
+    }
+    /// One past the last address (saturating, so a range at the top of the space is safe).
+    pub const fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+    pub const fn overlaps(&self, other: &MemRange) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+    pub const fn contains_range(&self, other: &MemRange) -> bool {
+        other.base >= self.base && other.end() <= self.end()
+    }
+    pub const fn contains(&self, addr: u64) -> bool {
+        addr >= self.base && addr < self.end()
+    }
+}
+
+/// How the platform firmware's PSCI is reached (`/psci` `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    Smc,
+    Hvc,
+}
+
+/// Log level the hypervisor uses, from `/hypervisor` `log-level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Kind of a GIC interrupt as encoded in the first cell of a 3-cell `interrupts` specifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IrqKind {
+    /// Shared peripheral interrupt; INTID = number + 32.
+    Spi,
+    /// Private peripheral interrupt; INTID = number + 16.
+    Ppi,
+}
+
+/// One interrupt of a device, as the platform device tree describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    pub kind: IrqKind,
+    /// The number in the specifier (not the INTID).
+    pub number: u32,
+    /// The flags cell (trigger type).
+    pub flags: u32,
+}
+
+impl Irq {
+    /// The GIC interrupt ID.
+    pub const fn intid(&self) -> u32 {
+        match self.kind {
+            IrqKind::Spi => self.number + 32,
+            IrqKind::Ppi => self.number + 16,
+        }
+    }
+}
+
+/// A physical CPU from `/cpus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cpu {
+    /// Full node path, e.g. `/cpus/cpu@1`.
+    pub path: String,
+    pub phandle: Option<u32>,
+    /// MPIDR affinity bits (the node's `reg`).
+    pub mpidr: u64,
+}
+
+/// A platform device (any node with `reg`), with the resources a partition would get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Full node path, e.g. `/virtio_mmio@a000000`.
+    pub path: String,
+    pub phandle: Option<u32>,
+    pub compatible: Vec<String>,
+    /// MMIO ranges, translated to CPU physical addresses.
+    pub regs: Vec<MemRange>,
+    pub irqs: Vec<Irq>,
+}
+
+/// The GICv3 of the platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gic {
+    pub distributor: MemRange,
+    /// Redistributor regions (one or more), each holding 128 KiB frames, one per CPU.
+    pub redistributors: Vec<MemRange>,
+}
+
+/// The hardware of the board, as its platform device tree describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// `/memory` ranges.
+    pub ram: Vec<MemRange>,
+    pub cpus: Vec<Cpu>,
+    pub gic: Gic,
+    pub psci: PsciConduit,
+    /// Every node with a `reg` property outside `/cpus`, `/memory` and `/hypervisor`.
+    pub devices: Vec<Device>,
+    /// The architected timer's PPIs (`/timer` interrupts), if described.
+    pub timer_irqs: Vec<Irq>,
+}
+
+/// The `/hypervisor` node: what the hypervisor keeps for itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HypervisorConfig {
+    /// RAM the hypervisor image, heap and stacks live in (`memory`).
+    pub memory: MemRange,
+    /// Index into `Platform::devices` of the console UART (`console` phandle).
+    pub console: usize,
+    pub log_level: LogLevel,
+}
+
+/// One guest memory region: guest-physical base, size and the host-physical memory behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub ipa: u64,
+    pub size: u64,
+    pub pa: u64,
+}
+
+impl MemoryRegion {
+    pub const fn guest(&self) -> MemRange {
+        MemRange::new(self.ipa, self.size)
+    }
+    pub const fn host(&self) -> MemRange {
+        MemRange::new(self.pa, self.size)
+    }
+}
+
+/// One partition (a child of `/hypervisor` with `compatible = "bulkhead,partition"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// The node name, which is also the console prefix.
+    pub name: String,
+    /// Full node path, e.g. `/hypervisor/hello-a`.
+    pub path: String,
+    /// Indices into `Platform::cpus`; vCPU n runs on `cpus[n]`.
+    pub cpus: Vec<usize>,
+    pub memory: Vec<MemoryRegion>,
+    /// Indices into `Platform::devices` of passthrough devices.
+    pub devices: Vec<usize>,
+    /// Guest-physical base of the virtual PL011, if the partition has one.
+    pub virtual_uart: Option<u64>,
+    /// The `image` string: a guest crate name under `partitions/` or a file path.
+    pub image: String,
+    /// Guest-physical address the image is loaded at (default: first memory region's base).
+    pub load_address: u64,
+    /// Guest-physical entry point (default: the load address).
+    pub entry: u64,
+    /// Optional initrd (`initrd` string), kernel command line (`bootargs`).
+    pub initrd: Option<String>,
+    pub bootargs: Option<String>,
+}
+
+/// A whole board config: platform plus partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardConfig {
+    pub platform: Platform,
+    pub hypervisor: HypervisorConfig,
+    pub partitions: Vec<Partition>,
+}
