@@ -1,1 +1,378 @@
-//! TODO
+//! The console multiplexer: one physical console shared by all partitions.
+//!
+//! This module owns how partitions' console output is merged onto the single host UART and how
+//! input typed on it is routed back to exactly one partition. Every byte a partition transmits
+//! goes through [`ConsoleMux::write`], which buffers it per partition and emits only whole lines,
+//! each as `[<name>] <line>\r\n`, so lines from different partitions never interleave mid-line.
+//! Carriage returns from guests are dropped (the mux supplies its own `\r\n`); all other bytes,
+//! including escape sequences, pass through untouched. A line longer than [`MAX_LINE`] bytes is
+//! emitted in pieces, each with its own prefix.
+//!
+//! Input goes to the partition that has the focus. The switch sequence is:
+//!
+//! | keys             | effect                                              |
+//! |------------------|-----------------------------------------------------|
+//! | Ctrl-T `1`..`9`  | focus partition 1..9 (if it exists)                 |
+//! | Ctrl-T `n`       | focus the next partition (wrapping around)          |
+//! | Ctrl-T Ctrl-T    | send a literal Ctrl-T (0x14) to the focused partition |
+//! | Ctrl-T other     | nothing; both bytes are swallowed                   |
+//!
+//! The mux never writes to hardware itself: callers pass an `out` sink that receives complete
+//! chunks of bytes, each of which should be written to the physical UART without interleaving.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The longest line emitted in one piece, excluding prefix and line ending.
+pub const MAX_LINE: usize = 256;
+
+/// The escape byte that starts a switch sequence: Ctrl-T.
+pub const ESCAPE: u8 = 0x14;
+
+/// What to do with one byte of console input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Push `byte` into the receive FIFO of `partition`'s virtual UART.
+    Deliver { partition: usize, byte: u8 },
+    /// The focus moved to `partition`; the caller should print [`ConsoleMux::focus_banner`].
+    Switched { partition: usize },
+    /// The byte was part of a switch sequence (or there is nobody to deliver it to).
+    Consumed,
+}
+
+/// Merges partition output into whole, prefixed lines and routes input to the focused partition.
+#[derive(Debug)]
+pub struct ConsoleMux {
+    names: Vec<String>,
+    pending: Vec<Vec<u8>>,
+    focus: usize,
+    escape: bool,
+    /// Reused buffer for assembling one output line.
+    scratch: Vec<u8>,
+}
+
+impl ConsoleMux {
+    /// A mux for partitions `0..names.len()`, named for the line prefixes. Input focus starts on
+    /// partition 0.
+    pub fn new(names: Vec<String>) -> Self {
+        let pending = names.iter().map(|_| Vec::new()).collect();
+        Self {
+            names,
+            pending,
+            focus: 0,
+            escape: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Number of partitions the mux knows.
+    pub fn partition_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The name of `partition`, if it exists.
+    pub fn name(&self, partition: usize) -> Option<&str> {
+        self.names.get(partition).map(String::as_str)
+    }
+
+    /// Takes one byte of output from `partition`. Complete lines are passed to `out`, one call
+    /// per line. Bytes for unknown partitions are dropped.
+    pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) {
+        let Some(buf) = self.pending.get_mut(partition) else {
+            return;
+        };
+        match byte {
+            b'\r' => {}
+            b'\n' => self.emit(partition, out),
+            _ => {
+                buf.push(byte);
+                if buf.len() >= MAX_LINE {
+                    self.emit(partition, out);
+                }
+            }
+        }
+    }
+
+    /// Emits `partition`'s pending partial line, if any, terminated like a whole line. Used when a
+    /// partition stops, so its last words are not lost.
+    pub fn flush(&mut self, partition: usize, out: &mut dyn FnMut(&[u8])) {
+        if self
+            .pending
+            .get(partition)
+            .is_some_and(|buf| !buf.is_empty())
+        {
+            self.emit(partition, out);
+        }
+    }
+
+    /// Emits pending partial lines of all partitions.
+    pub fn flush_all(&mut self, out: &mut dyn FnMut(&[u8])) {
+        for partition in 0..self.pending.len() {
+            self.flush(partition, out);
+        }
+    }
+
+    fn emit(&mut self, partition: usize, out: &mut dyn FnMut(&[u8])) {
+        let (Some(name), Some(buf)) = (self.names.get(partition), self.pending.get_mut(partition))
+        else {
+            return;
+        };
+        self.scratch.clear();
+        self.scratch.push(b'[');
+        self.scratch.extend_from_slice(name.as_bytes());
+        self.scratch.extend_from_slice(b"] ");
+        self.scratch.append(buf);
+        self.scratch.extend_from_slice(b"\r\n");
+        out(&self.scratch);
+    }
+
+    /// Routes one byte typed on the physical console.
+    pub fn input(&mut self, byte: u8) -> Input {
+        if self.names.is_empty() {
+            return Input::Consumed;
+        }
+        if !self.escape {
+            if byte == ESCAPE {
+                self.escape = true;
+                return Input::Consumed;
+            }
+            return Input::Deliver {
+                partition: self.focus,
+                byte,
+            };
+        }
+        self.escape = false;
+        match byte {
+            ESCAPE => Input::Deliver {
+                partition: self.focus,
+                byte: ESCAPE,
+            },
+            b'1'..=b'9' => {
+                let partition = usize::from(byte - b'1');
+                if self.set_focus(partition) {
+                    Input::Switched { partition }
+                } else {
+                    Input::Consumed
+                }
+            }
+            b'n' => {
+                let partition = (self.focus + 1) % self.names.len();
+                self.focus = partition;
+                Input::Switched { partition }
+            }
+            _ => Input::Consumed,
+        }
+    }
+
+    /// The partition that currently receives input.
+    pub fn focus(&self) -> usize {
+        self.focus
+    }
+
+    /// Gives the input focus to `partition`. Returns `false` (and keeps the focus) if there is no
+    /// such partition.
+    pub fn set_focus(&mut self, partition: usize) -> bool {
+        if partition < self.names.len() {
+            self.focus = partition;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A one-line notice (without line ending) announcing the focused partition, e.g.
+    /// `--- console input now goes to linux (Ctrl-T <n> to switch) ---`.
+    pub fn focus_banner(&self) -> String {
+        match self.names.get(self.focus) {
+            Some(name) => {
+                format!("--- console input now goes to {name} (Ctrl-T <n> to switch) ---")
+            }
+            None => String::from("--- no partition takes console input ---"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn mux() -> ConsoleMux {
+        ConsoleMux::new(vec![
+            "linux".to_string(),
+            "rtos".to_string(),
+            "hello".to_string(),
+        ])
+    }
+
+    /// Collects emitted chunks, each as a string.
+    #[derive(Default)]
+    struct Sink(Vec<String>);
+
+    impl Sink {
+        fn f(&mut self) -> impl FnMut(&[u8]) + '_ {
+            |chunk| self.0.push(String::from_utf8(chunk.to_vec()).unwrap())
+        }
+    }
+
+    fn write_str(mux: &mut ConsoleMux, partition: usize, s: &str, sink: &mut Sink) {
+        for b in s.bytes() {
+            mux.write(partition, b, &mut sink.f());
+        }
+    }
+
+    #[test]
+    fn interleaved_output_stays_in_whole_lines() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        // Byte-by-byte interleaving of two partitions.
+        let a = b"hello from linux\r\n";
+        let b = b"rtos tick 1\nrtos tick 2\n";
+        for i in 0..a.len().max(b.len()) {
+            if let Some(&x) = a.get(i) {
+                mux.write(0, x, &mut sink.f());
+            }
+            if let Some(&y) = b.get(i) {
+                mux.write(1, y, &mut sink.f());
+            }
+        }
+        assert_eq!(
+            sink.0,
+            [
+                "[rtos] rtos tick 1\r\n",
+                "[linux] hello from linux\r\n",
+                "[rtos] rtos tick 2\r\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn carriage_returns_are_stripped_and_empty_lines_kept() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 2, "a\rb\r\n\r\n", &mut sink);
+        assert_eq!(sink.0, ["[hello] ab\r\n", "[hello] \r\n"]);
+    }
+
+    #[test]
+    fn long_lines_are_split_with_prefixes() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        let long = "x".repeat(MAX_LINE * 2 + 10);
+        write_str(&mut mux, 0, &long, &mut sink);
+        assert_eq!(sink.0.len(), 2);
+        write_str(&mut mux, 0, "\n", &mut sink);
+        assert_eq!(sink.0.len(), 3);
+        let piece = format!("[linux] {}\r\n", "x".repeat(MAX_LINE));
+        assert_eq!(sink.0[0], piece);
+        assert_eq!(sink.0[1], piece);
+        assert_eq!(sink.0[2], format!("[linux] {}\r\n", "x".repeat(10)));
+    }
+
+    #[test]
+    fn flush_emits_partial_line_once() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 1, "panic: no", &mut sink);
+        assert!(sink.0.is_empty());
+        mux.flush(1, &mut sink.f());
+        mux.flush(1, &mut sink.f());
+        mux.flush(7, &mut sink.f());
+        assert_eq!(sink.0, ["[rtos] panic: no\r\n"]);
+        write_str(&mut mux, 2, "bye", &mut sink);
+        mux.flush_all(&mut sink.f());
+        assert_eq!(sink.0.last().unwrap(), "[hello] bye\r\n");
+    }
+
+    #[test]
+    fn output_for_unknown_partition_is_dropped() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 3, "ghost\n", &mut sink);
+        assert!(sink.0.is_empty());
+    }
+
+    #[test]
+    fn input_goes_to_focus() {
+        let mut mux = mux();
+        assert_eq!(mux.focus(), 0);
+        assert_eq!(
+            mux.input(b'a'),
+            Input::Deliver {
+                partition: 0,
+                byte: b'a'
+            }
+        );
+        assert!(mux.set_focus(2));
+        assert_eq!(
+            mux.input(b'\r'),
+            Input::Deliver {
+                partition: 2,
+                byte: b'\r'
+            }
+        );
+        assert!(!mux.set_focus(3));
+        assert_eq!(mux.focus(), 2);
+    }
+
+    #[test]
+    fn switch_sequences() {
+        let mut mux = mux();
+        assert_eq!(mux.input(ESCAPE), Input::Consumed);
+        assert_eq!(mux.input(b'2'), Input::Switched { partition: 1 });
+        assert_eq!(mux.focus(), 1);
+        assert_eq!(
+            mux.focus_banner(),
+            "--- console input now goes to rtos (Ctrl-T <n> to switch) ---"
+        );
+        // Nonexistent partition: consumed, focus unchanged.
+        assert_eq!(mux.input(ESCAPE), Input::Consumed);
+        assert_eq!(mux.input(b'9'), Input::Consumed);
+        assert_eq!(mux.focus(), 1);
+        // Next, with wrap-around.
+        mux.input(ESCAPE);
+        assert_eq!(mux.input(b'n'), Input::Switched { partition: 2 });
+        mux.input(ESCAPE);
+        assert_eq!(mux.input(b'n'), Input::Switched { partition: 0 });
+        // Literal Ctrl-T.
+        mux.input(ESCAPE);
+        assert_eq!(
+            mux.input(ESCAPE),
+            Input::Deliver {
+                partition: 0,
+                byte: ESCAPE
+            }
+        );
+        // Unknown key after Ctrl-T is swallowed, and the sequence ends.
+        mux.input(ESCAPE);
+        assert_eq!(mux.input(b'x'), Input::Consumed);
+        assert_eq!(
+            mux.input(b'x'),
+            Input::Deliver {
+                partition: 0,
+                byte: b'x'
+            }
+        );
+        // '0' is not a partition number.
+        mux.input(ESCAPE);
+        assert_eq!(mux.input(b'0'), Input::Consumed);
+    }
+
+    #[test]
+    fn no_partitions() {
+        let mut mux = ConsoleMux::new(Vec::new());
+        let mut sink = Sink::default();
+        assert_eq!(mux.input(b'a'), Input::Consumed);
+        assert_eq!(mux.input(ESCAPE), Input::Consumed);
+        assert_eq!(mux.input(b'n'), Input::Consumed);
+        mux.write(0, b'a', &mut sink.f());
+        mux.flush(0, &mut sink.f());
+        assert!(sink.0.is_empty());
+        assert_eq!(
+            mux.focus_banner(),
+            "--- no partition takes console input ---"
+        );
+    }
+}

@@ -17,3 +17,5 @@ pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod hypervisor;

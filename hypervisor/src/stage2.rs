@@ -1,1 +1,723 @@
-//! TODO
+//! Translation tables: the per-partition stage 2 tables, and (in [`el2_map`]) the hypervisor's
+//! own EL2 stage 1 identity map.
+//!
+//! This module owns the layout and attributes of every translation table the hypervisor builds.
+//! Tables are built with the `aarch64-paging` crate; table pages come from [`HeapPages`], which
+//! takes 4 KiB-aligned zeroed pages from the global allocator and uses their address as their
+//! physical address (EL2 runs identity-mapped, so VA = PA; in host tests the heap address stands
+//! in for the PA). The arch code programs the system registers from the values computed here
+//! ([`vtcr_value`], [`Stage2Tables::vttbr_value`], [`el2_map::MAIR_EL2`],
+//! [`el2_map::tcr_el2_value`]); nothing here touches a system register.
+//!
+//! Stage 2 configuration: 4 KiB granule, 39-bit IPA space (T0SZ = 25), translation starting at
+//! level 1 (SL0 = 1), so a partition's IPA space is `0..512 GiB`. RAM is mapped Normal
+//! write-back, inner shareable, read/write/execute; devices Device-nGnRE, read/write, execute
+//! never. The access flag is always set. Block mappings (1 GiB, 2 MiB) are used wherever IPA and
+//! PA are suitably aligned.
+//!
+//! Mapping requests are strict: addresses and sizes must be 4 KiB aligned (nothing is silently
+//! rounded, so nothing is mapped that was not asked for), and a request that overlaps an existing
+//! mapping of the same tables is refused and changes nothing, unless the overlapping part is
+//! already mapped to exactly the same output addresses with the same attributes (so mapping the
+//! same device page twice is harmless, but RAM over RAM elsewhere or a device over RAM is not). Whether two partitions
+//! map the same PA is the configuration checker's business, not this module's.
+
+#[path = "el2_map.rs"]
+pub mod el2_map;
+
+pub use el2_map::{tcr_el2_value, HypervisorMap, MAIR_EL2};
+
+/// Lets callers that propagate `aarch64_paging::MapError` use `?` on this module's results. The
+/// conversion is approximate (`Overlap` becomes `BreakBeforeMakeViolation`, bad ranges become
+/// `AddressRange`/`InvalidVirtualAddress`); prefer [`MapError`] where the detail matters.
+impl From<MapError> for aarch64_paging::MapError {
+    fn from(e: MapError) -> Self {
+        use aarch64_paging::descriptor::VirtualAddress;
+        match e {
+            MapError::Misaligned { ipa, .. } => {
+                Self::InvalidVirtualAddress(VirtualAddress(ipa as usize))
+            }
+            MapError::Empty => Self::AddressRange(VirtualAddress(0)),
+            MapError::OutOfRange { ipa, .. } => Self::AddressRange(VirtualAddress(ipa as usize)),
+            MapError::Overlap { at } => Self::BreakBeforeMakeViolation(MemoryRegion::new(
+                at as usize,
+                at as usize + PAGE_SIZE,
+            )),
+            MapError::Paging(e) => e,
+        }
+    }
+}
+
+use aarch64_paging::descriptor::{PagingAttributes, PhysicalAddress, Stage2Attributes};
+use aarch64_paging::paging::{
+    Constraints, MemoryRegion, PageTable, Stage2, Translation, LEAF_LEVEL, PAGE_SIZE,
+};
+use aarch64_paging::Mapping;
+use alloc::alloc::{dealloc, Layout};
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// Size of one translation granule / page.
+pub const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Number of IPA bits a partition has.
+pub const IPA_BITS: u32 = 39;
+
+/// Size of a partition's IPA space (512 GiB).
+pub const IPA_SPACE: u64 = 1 << IPA_BITS;
+
+/// `VTCR_EL2.T0SZ` for [`IPA_BITS`].
+pub const VTCR_T0SZ: u64 = 64 - IPA_BITS as u64;
+
+/// `VTCR_EL2.SL0` for a level 1 start with a 4 KiB granule.
+pub const VTCR_SL0: u64 = 1;
+
+/// Level of the stage 2 root table.
+pub const STAGE2_ROOT_LEVEL: usize = 1;
+
+/// Highest physical address bit the descriptors can hold (48-bit output addresses).
+pub const MAX_PA_BITS: u32 = 48;
+
+/// The kind of memory a translation points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    /// Normal cacheable memory (RAM).
+    Normal,
+    /// Device memory (MMIO).
+    Device,
+}
+
+/// Why a mapping request was refused. The tables are unchanged when any of these is returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// An address or the size is not a multiple of 4 KiB.
+    Misaligned { ipa: u64, pa: u64, size: u64 },
+    /// The size is zero.
+    Empty,
+    /// The input range does not fit in the input address space, or the output range does not fit
+    /// in 48 bits.
+    OutOfRange { ipa: u64, pa: u64, size: u64 },
+    /// Part of the input range is already mapped (at `at`) in a way that conflicts.
+    Overlap { at: u64 },
+    /// The paging library refused the request.
+    Paging(aarch64_paging::MapError),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Misaligned { ipa, pa, size } => write!(
+                f,
+                "mapping {ipa:#x} -> {pa:#x} ({size:#x} bytes) is not 4 KiB aligned"
+            ),
+            Self::Empty => f.write_str("empty mapping"),
+            Self::OutOfRange { ipa, pa, size } => write!(
+                f,
+                "mapping {ipa:#x} -> {pa:#x} ({size:#x} bytes) is outside the address space"
+            ),
+            Self::Overlap { at } => write!(f, "address {at:#x} is already mapped"),
+            Self::Paging(e) => write!(f, "page table error: {e}"),
+        }
+    }
+}
+
+impl From<aarch64_paging::MapError> for MapError {
+    fn from(e: aarch64_paging::MapError) -> Self {
+        Self::Paging(e)
+    }
+}
+
+/// Validates a request to map `size` bytes at input address `ipa` (below `input_limit`) to `pa`.
+fn check_request(ipa: u64, pa: u64, size: u64, input_limit: u64) -> Result<(), MapError> {
+    if size == 0 {
+        return Err(MapError::Empty);
+    }
+    if !(ipa | pa | size).is_multiple_of(PAGE) {
+        return Err(MapError::Misaligned { ipa, pa, size });
+    }
+    let in_end = ipa.checked_add(size);
+    let out_end = pa.checked_add(size);
+    match (in_end, out_end) {
+        (Some(i), Some(o)) if i <= input_limit && o <= 1 << MAX_PA_BITS => Ok(()),
+        _ => Err(MapError::OutOfRange { ipa, pa, size }),
+    }
+}
+
+/// Bytes covered by one descriptor at `level`.
+const fn level_size(level: usize) -> u64 {
+    PAGE << (9 * (LEAF_LEVEL - level))
+}
+
+/// A [`Translation`] whose table pages are zeroed, 4 KiB-aligned allocations from the global
+/// allocator, with the allocation's address used as its physical address.
+#[derive(Debug)]
+pub struct HeapPages<A: PagingAttributes> {
+    tables: usize,
+    _attributes: PhantomData<A>,
+}
+
+impl<A: PagingAttributes> HeapPages<A> {
+    /// A new allocator with no tables allocated.
+    pub fn new() -> Self {
+        Self {
+            tables: 0,
+            _attributes: PhantomData,
+        }
+    }
+
+    /// Number of table pages currently allocated.
+    pub fn tables(&self) -> usize {
+        self.tables
+    }
+}
+
+impl<A: PagingAttributes> Default for HeapPages<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: PagingAttributes> Translation<A> for HeapPages<A> {
+    fn allocate_table(&mut self) -> (NonNull<PageTable<A>>, PhysicalAddress) {
+        // `PageTable::new` allocates a zeroed, 4 KiB-aligned page and aborts via
+        // `handle_alloc_error` if the heap is exhausted.
+        let table = PageTable::<A>::new();
+        self.tables += 1;
+        (table, PhysicalAddress(table.as_ptr() as usize))
+    }
+
+    unsafe fn deallocate_table(&mut self, page_table: NonNull<PageTable<A>>) {
+        self.tables -= 1;
+        // SAFETY: Our caller guarantees the table came from `allocate_table` above, i.e. from the
+        // global allocator with `PageTable<A>`'s layout, and has not been freed yet.
+        unsafe { dealloc(page_table.as_ptr().cast(), Layout::new::<PageTable<A>>()) }
+    }
+
+    fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<A>> {
+        // Only addresses handed out by `allocate_table` (never null) are ever passed back.
+        NonNull::new(pa.0 as *mut PageTable<A>).expect("page table at physical address 0")
+    }
+}
+
+/// One leaf of a translation, as found by a table walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    /// The output address of the looked-up input address (not of the block).
+    pub pa: u64,
+    pub kind: MemKind,
+    /// Translation level of the leaf: 1 (1 GiB block), 2 (2 MiB block) or 3 (4 KiB page).
+    pub level: usize,
+    pub writable: bool,
+    pub executable: bool,
+}
+
+const S2_RAM: Stage2Attributes = Stage2Attributes::VALID
+    .union(Stage2Attributes::MEMATTR_NORMAL_INNER_WB)
+    .union(Stage2Attributes::MEMATTR_NORMAL_OUTER_WB)
+    .union(Stage2Attributes::S2AP_ACCESS_RW)
+    .union(Stage2Attributes::SH_INNER)
+    .union(Stage2Attributes::ACCESS_FLAG);
+
+const S2_DEVICE: Stage2Attributes = Stage2Attributes::VALID
+    .union(Stage2Attributes::MEMATTR_DEVICE_nGnRE)
+    .union(Stage2Attributes::S2AP_ACCESS_RW)
+    .union(Stage2Attributes::ACCESS_FLAG)
+    .union(Stage2Attributes::XN);
+
+/// Stage 2 MemAttr\[3:0\] lives in descriptor bits \[5:2\]; MemAttr\[3:2\] = 0 means Device.
+const S2_MEMATTR_OUTER: usize = 0b11 << 4;
+
+/// The stage 2 translation tables of one partition.
+#[derive(Debug)]
+pub struct Stage2Tables {
+    mapping: Mapping<HeapPages<Stage2Attributes>, Stage2>,
+}
+
+impl Default for Stage2Tables {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stage2Tables {
+    /// Empty tables (nothing mapped): a level 1 root covering a 39-bit IPA space.
+    pub fn new() -> Self {
+        Self {
+            mapping: Mapping::new(HeapPages::new(), STAGE2_ROOT_LEVEL, Stage2),
+        }
+    }
+
+    /// Maps `size` bytes of RAM at `ipa` to `pa`: Normal write-back, inner shareable, RWX.
+    pub fn map_ram(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+        self.map(ipa, pa, size, S2_RAM)
+    }
+
+    /// Maps `size` bytes of a device at `ipa` to `pa`: Device-nGnRE, RW, execute-never.
+    pub fn map_device(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+        self.map(ipa, pa, size, S2_DEVICE)
+    }
+
+    fn map(
+        &mut self,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        flags: Stage2Attributes,
+    ) -> Result<(), MapError> {
+        check_request(ipa, pa, size, IPA_SPACE)?;
+        let region = MemoryRegion::new(ipa as usize, (ipa + size) as usize);
+        if let Some(at) = first_conflict(&self.mapping, &region, pa, flags)? {
+            return Err(MapError::Overlap { at });
+        }
+        self.mapping.map_range(
+            &region,
+            PhysicalAddress(pa as usize),
+            flags,
+            Constraints::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Physical address of the root table, for `VTTBR_EL2.BADDR`.
+    pub fn root_address(&self) -> u64 {
+        self.mapping.root_address().0 as u64
+    }
+
+    /// The `VTTBR_EL2` value for these tables and the partition's VMID (8-bit VMIDs, so the
+    /// VMID goes to bits \[55:48\]).
+    pub fn vttbr_value(&self, vmid: u8) -> u64 {
+        self.root_address() | (u64::from(vmid) << 48)
+    }
+
+    /// Number of table pages in use (root included).
+    pub fn table_pages(&self) -> usize {
+        self.mapping.translation().tables()
+    }
+
+    /// Translates `ipa` by walking the tables: the PA and the memory kind, or `None` if `ipa` is
+    /// not mapped.
+    pub fn translate(&self, ipa: u64) -> Option<(u64, MemKind)> {
+        self.lookup(ipa).map(|leaf| (leaf.pa, leaf.kind))
+    }
+
+    /// Walks the tables for `ipa` and describes the leaf that maps it.
+    pub fn lookup(&self, ipa: u64) -> Option<Leaf> {
+        if ipa >= IPA_SPACE {
+            return None;
+        }
+        let (pa, flags, level) = walk_one(&self.mapping, ipa)?;
+        let kind = if flags.bits() & S2_MEMATTR_OUTER == 0 {
+            MemKind::Device
+        } else {
+            MemKind::Normal
+        };
+        Some(Leaf {
+            pa,
+            kind,
+            level,
+            writable: flags.contains(Stage2Attributes::S2AP_ACCESS_WO),
+            executable: !flags.contains(Stage2Attributes::XN),
+        })
+    }
+}
+
+/// Looks up the valid leaf covering `addr`: (output address of `addr`, flags, level).
+fn walk_one<A, R>(mapping: &Mapping<HeapPages<A>, R>, addr: u64) -> Option<(u64, A, usize)>
+where
+    A: PagingAttributes,
+    R: aarch64_paging::paging::TranslationRegime<Attributes = A>,
+{
+    let region = MemoryRegion::new(addr as usize, addr as usize + 1);
+    let mut found = None;
+    mapping
+        .walk_range(&region, &mut |_, descriptor, level| {
+            if descriptor.is_valid() {
+                let offset = addr & (level_size(level) - 1);
+                found = Some((
+                    descriptor.output_address().0 as u64 + offset,
+                    descriptor.flags(),
+                    level,
+                ));
+            }
+            Ok(())
+        })
+        .ok()?;
+    found
+}
+
+/// Returns the first input address in `region` that is already mapped differently from
+/// "`region` to `pa` with `flags`", if any. Parts already mapped exactly like that are fine.
+fn first_conflict<A, R>(
+    mapping: &Mapping<HeapPages<A>, R>,
+    region: &MemoryRegion,
+    pa: u64,
+    flags: A,
+) -> Result<Option<u64>, MapError>
+where
+    A: PagingAttributes,
+    R: aarch64_paging::paging::TranslationRegime<Attributes = A>,
+{
+    let base = region.start().0 as u64;
+    let mut found = None;
+    let walked = mapping.walk_range(region, &mut |chunk, descriptor, level| {
+        if !descriptor.is_valid() {
+            return Ok(());
+        }
+        let at = chunk.start().0 as u64;
+        let existing_pa = descriptor.output_address().0 as u64 + (at & (level_size(level) - 1));
+        // Pages and blocks differ only in the TABLE_OR_PAGE bit.
+        let existing_flags = descriptor.flags() - A::TABLE_OR_PAGE;
+        if existing_flags == flags && existing_pa == pa + (at - base) {
+            Ok(())
+        } else {
+            found = Some(at);
+            Err(())
+        }
+    });
+    match walked {
+        Ok(()) => Ok(None),
+        // The walk was stopped by us on purpose.
+        Err(aarch64_paging::MapError::PteUpdateFault(_)) if found.is_some() => Ok(found),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Physical address size in bits encoded by `ID_AA64MMFR0_EL1.PARange` (bits \[3:0\]).
+pub const fn parange_bits(parange: u8) -> Option<u32> {
+    match parange & 0xf {
+        0 => Some(32),
+        1 => Some(36),
+        2 => Some(40),
+        3 => Some(42),
+        4 => Some(44),
+        5 => Some(48),
+        6 => Some(52),
+        _ => None,
+    }
+}
+
+/// The `PS`/`IPS` field value to program for a CPU reporting `parange`: the CPU's PA size capped
+/// at 48 bits (what 4 KiB-granule descriptors without LPA2 can express).
+pub const fn ps_field(parange: u8) -> Option<u64> {
+    match parange & 0xf {
+        p @ 0..=5 => Some(p as u64),
+        6 => Some(5),
+        _ => None,
+    }
+}
+
+// VTCR_EL2 fields.
+const VTCR_IRGN0_WBWA: u64 = 0b01 << 8;
+const VTCR_ORGN0_WBWA: u64 = 0b01 << 10;
+const VTCR_SH0_INNER: u64 = 0b11 << 12;
+const VTCR_TG0_4K: u64 = 0b00 << 14;
+const VTCR_PS_SHIFT: u32 = 16;
+const VTCR_RES1: u64 = 1 << 31;
+
+/// The `VTCR_EL2` value for [`Stage2Tables`]: T0SZ = 25 (39-bit IPA), SL0 = 1 (start at level
+/// 1), table walks inner/outer write-back write-allocate and inner shareable, 4 KiB granule, 8-bit
+/// VMID, and PS from `parange` (the `ID_AA64MMFR0_EL1.PARange` field; only bits \[3:0\] are
+/// used, and sizes above 48 bits are capped at 48).
+///
+/// On a CPU whose physical address space is smaller than 39 bits (PARange 32 or 36 bits) the IPA
+/// space shrinks to the PA size (T0SZ = 32 or 28, still starting at level 1 with the same
+/// tables), as the architecture requires; IPAs above it then fault.
+pub const fn vtcr_value(parange: u64) -> u64 {
+    let parange = (parange & 0xf) as u8;
+    let (pa_bits, ps) = match (parange_bits(parange), ps_field(parange)) {
+        (Some(bits), Some(ps)) => (bits, ps),
+        _ => (48, 5),
+    };
+    let ipa_bits = if pa_bits < IPA_BITS {
+        pa_bits
+    } else {
+        IPA_BITS
+    };
+    VTCR_RES1
+        | (ps << VTCR_PS_SHIFT)
+        | VTCR_TG0_4K
+        | VTCR_SH0_INNER
+        | VTCR_ORGN0_WBWA
+        | VTCR_IRGN0_WBWA
+        | (VTCR_SL0 << 6)
+        | (64 - ipa_bits as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    /// Levels of all valid leaves in `ipa..ipa+size`, in order.
+    fn leaf_levels(tables: &Stage2Tables, ipa: u64, size: u64) -> Vec<usize> {
+        let mut levels = Vec::new();
+        tables
+            .mapping
+            .walk_range(
+                &MemoryRegion::new(ipa as usize, (ipa + size) as usize),
+                &mut |_, d, level| {
+                    if d.is_valid() {
+                        levels.push(level);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+        levels
+    }
+
+    #[test]
+    fn ram_translation_and_attributes() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(0x4000_0000, 0x8000_0000, 16 * MIB).unwrap();
+        assert_eq!(
+            t.translate(0x4000_0000),
+            Some((0x8000_0000, MemKind::Normal))
+        );
+        assert_eq!(
+            t.translate(0x40ab_cdef),
+            Some((0x80ab_cdef, MemKind::Normal))
+        );
+        assert_eq!(
+            t.translate(0x40ff_ffff),
+            Some((0x80ff_ffff, MemKind::Normal))
+        );
+        let leaf = t.lookup(0x4010_0000).unwrap();
+        assert!(leaf.writable && leaf.executable);
+        // Raw descriptor bits: MemAttr 0b1111, S2AP RW, SH inner, AF.
+        let mut bits = 0;
+        t.mapping
+            .walk_range(
+                &MemoryRegion::new(0x4000_0000, 0x4000_1000),
+                &mut |_, d, _| {
+                    bits = d.flags().bits();
+                    Ok(())
+                },
+            )
+            .unwrap();
+        // VALID | MemAttr 0b1111 (0x3c) | S2AP RW (0xc0) | SH inner (0x300) | AF (0x400); a block.
+        assert_eq!(bits & 0xfff, 0x7fd);
+        assert_eq!(bits & (1 << 54), 0);
+    }
+
+    #[test]
+    fn device_attributes() {
+        let mut t = Stage2Tables::new();
+        t.map_device(0x0900_0000, 0x0900_0000, PAGE).unwrap();
+        assert_eq!(
+            t.translate(0x0900_0018),
+            Some((0x0900_0018, MemKind::Device))
+        );
+        let leaf = t.lookup(0x0900_0000).unwrap();
+        assert_eq!(leaf.level, 3);
+        assert!(leaf.writable && !leaf.executable);
+    }
+
+    #[test]
+    fn nothing_else_is_mapped() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(0x4000_0000, 0x8000_0000, 2 * MIB + 3 * PAGE)
+            .unwrap();
+        t.map_device(0x0900_0000, 0x0900_0000, PAGE).unwrap();
+        assert_eq!(t.translate(0x3fff_ffff), None);
+        assert_eq!(t.translate(0x4000_0000 + 2 * MIB + 3 * PAGE), None);
+        assert!(t.translate(0x4000_0000 + 2 * MIB + 3 * PAGE - 1).is_some());
+        assert_eq!(t.translate(0x08ff_ffff), None);
+        assert_eq!(t.translate(0x0900_1000), None);
+        assert_eq!(t.translate(0), None);
+        assert_eq!(t.translate(IPA_SPACE - 1), None);
+        assert_eq!(t.translate(IPA_SPACE), None);
+        assert_eq!(t.translate(u64::MAX), None);
+    }
+
+    #[test]
+    fn aligned_region_uses_2mib_blocks() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(0x4000_0000, 0x8000_0000, 16 * MIB).unwrap();
+        assert_eq!(leaf_levels(&t, 0x4000_0000, 16 * MIB), [2; 8]);
+        // Root plus one level 2 table.
+        assert_eq!(t.table_pages(), 2);
+    }
+
+    #[test]
+    fn gib_aligned_region_uses_1gib_block() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(GIB, 2 * GIB, GIB).unwrap();
+        assert_eq!(t.lookup(GIB + 5).unwrap().level, 1);
+        assert_eq!(t.table_pages(), 1);
+    }
+
+    #[test]
+    fn misaligned_pa_uses_pages() {
+        let mut t = Stage2Tables::new();
+        // IPA is 2 MiB aligned but the PA is not congruent: only pages are possible.
+        t.map_ram(0x4000_0000, 0x8000_1000, 16 * MIB).unwrap();
+        let levels = leaf_levels(&t, 0x4000_0000, 16 * MIB);
+        assert_eq!(levels.len(), 16 * MIB as usize / PAGE as usize);
+        assert!(levels.iter().all(|&l| l == 3));
+        assert_eq!(
+            t.translate(0x4012_3456),
+            Some((0x8012_4456, MemKind::Normal))
+        );
+    }
+
+    #[test]
+    fn unaligned_start_uses_pages_then_blocks() {
+        let mut t = Stage2Tables::new();
+        // Both sides 4 KiB past a 2 MiB boundary: pages up to the next boundary, blocks after.
+        t.map_ram(0x4000_1000, 0x8000_1000, 4 * MIB).unwrap();
+        let levels = leaf_levels(&t, 0x4000_0000, 6 * MIB);
+        let pages = levels.iter().filter(|&&l| l == 3).count();
+        let blocks = levels.iter().filter(|&&l| l == 2).count();
+        // 511 head pages, 1 block, 1 tail page.
+        assert_eq!((pages, blocks), (512, 1));
+        assert_eq!(t.lookup(0x4020_0000).unwrap().level, 2);
+        assert_eq!(
+            t.translate(0x4040_0fff),
+            Some((0x8040_0fff, MemKind::Normal))
+        );
+        assert_eq!(t.translate(0x4040_1000), None);
+        assert_eq!(t.translate(0x4000_0fff), None);
+    }
+
+    #[test]
+    fn overlapping_requests_are_refused() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(0x4000_0000, 0x8000_0000, 4 * MIB).unwrap();
+        let pages = t.table_pages();
+        // Overlapping the tail, the head, a full duplicate and a device inside RAM.
+        assert_eq!(
+            t.map_ram(0x403f_f000, 0x9000_0000, 2 * PAGE),
+            Err(MapError::Overlap { at: 0x403f_f000 })
+        );
+        assert_eq!(
+            t.map_ram(0x3fff_f000, 0x9000_0000, 2 * PAGE),
+            Err(MapError::Overlap { at: 0x4000_0000 })
+        );
+        assert_eq!(
+            t.map_ram(0x4000_0000, 0x8800_0000, 4 * MIB),
+            Err(MapError::Overlap { at: 0x4000_0000 })
+        );
+        assert!(matches!(
+            t.map_device(0x4010_0000, 0x0900_0000, PAGE),
+            Err(MapError::Overlap { .. })
+        ));
+        // Nothing changed.
+        assert_eq!(t.table_pages(), pages);
+        // Re-mapping (part of) an existing mapping identically is accepted and a no-op.
+        t.map_ram(0x4010_0000, 0x8010_0000, MIB).unwrap();
+        assert_eq!(t.table_pages(), pages);
+        assert_eq!(t.lookup(0x4010_0000).unwrap().level, 2);
+        assert_eq!(
+            t.translate(0x4010_0000),
+            Some((0x8010_0000, MemKind::Normal))
+        );
+        assert_eq!(t.translate(0x3fff_f000), None);
+        // Adjacent is fine.
+        t.map_ram(0x4040_0000, 0x9000_0000, PAGE).unwrap();
+        t.map_device(0x3fff_f000, 0x0900_0000, PAGE).unwrap();
+        assert_eq!(
+            t.translate(0x4040_0000),
+            Some((0x9000_0000, MemKind::Normal))
+        );
+        assert_eq!(
+            t.translate(0x3fff_f000),
+            Some((0x0900_0000, MemKind::Device))
+        );
+    }
+
+    #[test]
+    fn bad_requests() {
+        let mut t = Stage2Tables::new();
+        assert_eq!(t.map_ram(0x4000_0000, 0x8000_0000, 0), Err(MapError::Empty));
+        assert!(matches!(
+            t.map_ram(0x4000_0800, 0x8000_0000, PAGE),
+            Err(MapError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(0x4000_0000, 0x8000_0800, PAGE),
+            Err(MapError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(0x4000_0000, 0x8000_0000, 100),
+            Err(MapError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(IPA_SPACE - PAGE, 0, 2 * PAGE),
+            Err(MapError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(IPA_SPACE, 0, PAGE),
+            Err(MapError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(u64::MAX - 0xfff, 0, PAGE),
+            Err(MapError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(0, 1 << 48, PAGE),
+            Err(MapError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            t.map_ram(0, u64::MAX - 0xfff, 2 * PAGE),
+            Err(MapError::OutOfRange { .. })
+        ));
+        // The last page of the IPA space is usable.
+        t.map_ram(IPA_SPACE - PAGE, 0x8000_0000, PAGE).unwrap();
+        assert_eq!(
+            t.translate(IPA_SPACE - 1),
+            Some((0x8000_0fff, MemKind::Normal))
+        );
+    }
+
+    #[test]
+    fn two_partitions_with_different_offsets() {
+        let mut a = Stage2Tables::new();
+        let mut b = Stage2Tables::new();
+        a.map_ram(0x4000_0000, 0x8000_0000, 64 * MIB).unwrap();
+        b.map_ram(0x4000_0000, 0x8400_0000, 64 * MIB).unwrap();
+        b.map_device(0x0900_0000, 0x0904_0000, PAGE).unwrap();
+        assert_ne!(a.root_address(), b.root_address());
+        assert_eq!(
+            a.translate(0x4000_1234),
+            Some((0x8000_1234, MemKind::Normal))
+        );
+        assert_eq!(
+            b.translate(0x4000_1234),
+            Some((0x8400_1234, MemKind::Normal))
+        );
+        assert_eq!(a.translate(0x0900_0000), None);
+        assert_eq!(
+            b.translate(0x0900_0004),
+            Some((0x0904_0004, MemKind::Device))
+        );
+        assert_eq!(a.translate(0x4400_0000), None);
+    }
+
+    #[test]
+    fn root_is_aligned_and_vttbr() {
+        let t = Stage2Tables::new();
+        assert_eq!(t.root_address() % PAGE, 0);
+        assert_eq!(t.vttbr_value(3), t.root_address() | 3 << 48);
+    }
+
+    #[test]
+    fn vtcr() {
+        // PARange 0b0101 (48 bits): RES1 | PS=5 | TG0=4K | SH0=inner | ORGN0/IRGN0=WBWA | SL0=1
+        // | T0SZ=25.
+        assert_eq!(vtcr_value(5), 0x8005_3559);
+        assert_eq!(vtcr_value(2), 0x8002_3559);
+        // 52-bit PA is capped at 48, undefined encodings are treated as 48 bits.
+        assert_eq!(vtcr_value(6), 0x8005_3559);
+        assert_eq!(vtcr_value(7), 0x8005_3559);
+        // Smaller PA spaces shrink the IPA space: 36 bits -> T0SZ 28, 32 bits -> T0SZ 32.
+        assert_eq!(vtcr_value(1), 0x8001_355c);
+        assert_eq!(vtcr_value(0), 0x8000_3560);
+        // Bits of ID_AA64MMFR0_EL1 beyond PARange are ignored.
+        assert_eq!(vtcr_value(0x15), 0x8005_3559);
+    }
+}

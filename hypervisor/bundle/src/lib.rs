@@ -33,6 +33,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     const fn code(self) -> u32 {
         match self {
             Kind::BoardDtb => 1,

@@ -1,7 +1,13 @@
 //! Errors for board configs: each names the device-tree node at fault and the reason.
+//!
+//! [`ConfigError`] displays as `node <path>: <reason>`, where the reason is a complete human
+//! sentence fragment produced by [`ErrorKind`]'s `Display`, e.g.
+//! `node /hypervisor/hello-b: memory 0x48000000..0x49000000 overlaps partition hello-a (host-physical)`.
 
 use alloc::string::String;
 use core::fmt;
+
+use crate::model::MemRange;
 
 /// A refused board config: the node at fault and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,11 +17,154 @@ pub struct ConfigError {
     pub kind: ErrorKind,
 }
 
+impl ConfigError {
+    /// An error about the node at `node`.
+    pub fn new(node: impl Into<String>, kind: ErrorKind) -> Self {
+        Self {
+            node: node.into(),
+            kind,
+        }
+    }
+}
+
+/// Which address space an overlap was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressSpace {
+    /// Host-physical addresses (what the memory really is).
+    Host,
+    /// Guest-physical addresses (where the partition sees it).
+    Guest,
+}
+
+impl fmt::Display for AddressSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressSpace::Host => "host-physical",
+            AddressSpace::Guest => "guest-physical",
+        })
+    }
+}
+
 /// Why a board config was refused.
+///
+/// Variants up to `UndecodableInterrupts` come from parsing (`parse`), the rest from
+/// validation (`validate`). Property names are the device-tree property names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
-    // filled in by parse/validate
-    Other(String),
+    // ---- parsing ----
+    /// The blob is not a well-formed flattened device tree (header or structure block).
+    InvalidBlob(&'static str),
+    /// A node the config needs does not exist (the error's `node` is the expected path).
+    MissingNode(&'static str),
+    /// A required property is absent.
+    MissingProperty(&'static str),
+    /// A property's length does not fit its format.
+    BadPropertyLength {
+        property: &'static str,
+        len: usize,
+        expected: &'static str,
+    },
+    /// A string property is not a NUL-terminated UTF-8 string (or string list).
+    BadString { property: &'static str },
+    /// A property holds a value outside what it may hold.
+    BadPropertyValue { property: &'static str, value: u64 },
+    /// `#address-cells`/`#size-cells` (named in `property`) is too large to decode here.
+    UnsupportedCells { property: &'static str, value: u32 },
+    /// Two nodes carry the same phandle.
+    DuplicatePhandle(u32),
+    /// The node lacks the compatible string it must have.
+    NotCompatible { expected: &'static str },
+    /// A phandle refers to no node.
+    DanglingPhandle {
+        property: &'static str,
+        phandle: u32,
+    },
+    /// A phandle in `property` refers to `target`, which is not a `/cpus` CPU node.
+    NotACpu {
+        property: &'static str,
+        target: String,
+    },
+    /// A phandle in `property` refers to `target`, which is not a platform device.
+    NotADevice {
+        property: &'static str,
+        target: String,
+    },
+    /// `log-level` is not one of error, warn, info, debug, trace.
+    UnknownLogLevel(String),
+    /// `/psci` `method` is neither `smc` nor `hvc`.
+    UnknownPsciMethod(String),
+    /// A passthrough device has interrupts that are not 3-cell GIC SPI/PPI specifiers.
+    UndecodableInterrupts { device: String },
+
+    // ---- validation ----
+    /// The config defines no partition.
+    NoPartitions,
+    /// Two partitions have the same name.
+    DuplicatePartitionName(String),
+    /// The partition's `cpus` is empty.
+    NoCpus,
+    /// The partition's `memory` is empty.
+    NoMemory,
+    /// The partition's `image` is missing or empty.
+    MissingImage,
+    /// An index in the model refers past the end of a platform table (only for models not
+    /// built by `parse`).
+    IndexOutOfRange { what: &'static str, index: usize },
+    /// A size is zero.
+    ZeroSize { what: &'static str },
+    /// An address or size is not a multiple of 4 KiB.
+    Misaligned { what: &'static str, value: u64 },
+    /// base + size does not fit in 64 bits.
+    AddressOverflow {
+        what: &'static str,
+        base: u64,
+        size: u64,
+    },
+    /// The hypervisor's own memory is not inside the platform's RAM.
+    HypervisorMemoryOutsideRam { range: MemRange },
+    /// A partition memory region (host-physical) is not inside the platform's RAM.
+    MemoryOutsideRam { range: MemRange },
+    /// A partition memory region overlaps the hypervisor's `memory`.
+    MemoryOverlapsHypervisor {
+        range: MemRange,
+        hypervisor: MemRange,
+    },
+    /// A partition memory region overlaps another region of the same partition.
+    MemoryOverlapsSelf {
+        range: MemRange,
+        other: MemRange,
+        space: AddressSpace,
+    },
+    /// A partition memory region overlaps memory of another partition (host-physical).
+    MemoryOverlapsPartition { range: MemRange, partition: String },
+    /// A CPU is listed twice in one partition.
+    DuplicateCpu { cpu: String },
+    /// A CPU is already given to another partition.
+    CpuInTwoPartitions { cpu: String, partition: String },
+    /// A device is listed twice in one partition.
+    DuplicateDevice { device: String },
+    /// A device is already given to another partition.
+    DeviceInTwoPartitions { device: String, partition: String },
+    /// A passthrough device is the interrupt controller, which the hypervisor owns.
+    DeviceIsInterruptController { device: String },
+    /// A passthrough device is a CPU node.
+    DeviceIsCpu { device: String },
+    /// A passthrough device is the hypervisor's console.
+    DeviceIsConsole { device: String },
+    /// A passthrough device shares a 4 KiB page with a device that is not the partition's.
+    DevicePageShared { device: String, other: String },
+    /// An interrupt of a passthrough device is also an interrupt of another partition's device.
+    InterruptInTwoPartitions {
+        intid: u32,
+        device: String,
+        partition: String,
+    },
+    /// The virtual UART's page overlaps a memory region of the partition (guest-physical).
+    VirtualUartOverlapsMemory { uart: MemRange, region: MemRange },
+    /// The virtual UART's page overlaps a passthrough device of the partition.
+    VirtualUartOverlapsDevice { uart: MemRange, device: String },
+    /// `load-address` or `entry` is not inside the partition's memory (guest-physical).
+    AddressNotInMemory { what: &'static str, addr: u64 },
 }
 
 impl fmt::Display for ConfigError {
@@ -24,10 +173,130 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Formats a range as `0xBASE..0xEND`.
+struct R(MemRange);
+
+impl fmt::Display for R {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.0.base, self.0.end())
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ErrorKind::*;
         match self {
-            ErrorKind::Other(s) => f.write_str(s),
+            InvalidBlob(why) => write!(f, "not a valid flattened device tree: {why}"),
+            MissingNode(what) => write!(f, "required node {what} is missing"),
+            MissingProperty(p) => write!(f, "required property `{p}` is missing"),
+            BadPropertyLength { property, len, expected } => {
+                write!(f, "property `{property}` has length {len} bytes, expected {expected}")
+            }
+            BadString { property } => {
+                write!(f, "property `{property}` is not a NUL-terminated UTF-8 string")
+            }
+            BadPropertyValue { property, value } => {
+                write!(f, "property `{property}` has unsupported value {value:#x}")
+            }
+            UnsupportedCells { property, value } => {
+                write!(f, "`{property}` = {value} is not supported (at most 2 cells)")
+            }
+            DuplicatePhandle(p) => write!(f, "phandle {p:#x} is used by more than one node"),
+            NotCompatible { expected } => write!(f, "`compatible` must contain \"{expected}\""),
+            DanglingPhandle { property, phandle } => {
+                write!(f, "`{property}` refers to phandle {phandle:#x}, which no node has")
+            }
+            NotACpu { property, target } => {
+                write!(f, "`{property}` refers to {target}, which is not a CPU under /cpus")
+            }
+            NotADevice { property, target } => write!(
+                f,
+                "`{property}` refers to {target}, which is not a platform device (a node with `reg`)"
+            ),
+            UnknownLogLevel(l) => write!(
+                f,
+                "unknown log-level \"{l}\" (expected error, warn, info, debug or trace)"
+            ),
+            UnknownPsciMethod(m) => {
+                write!(f, "unknown PSCI method \"{m}\" (expected smc or hvc)")
+            }
+            UndecodableInterrupts { device } => write!(
+                f,
+                "device {device} has interrupts that are not 3-cell GIC SPI/PPI specifiers, \
+                 so it cannot be passed through"
+            ),
+            NoPartitions => f.write_str("no partition defined (no child with compatible \"bulkhead,partition\")"),
+            DuplicatePartitionName(n) => write!(f, "partition name {n} is used twice"),
+            NoCpus => f.write_str("partition has no CPU (`cpus` is empty)"),
+            NoMemory => f.write_str("partition has no memory (`memory` is empty)"),
+            MissingImage => f.write_str("partition has no image (`image` is missing or empty)"),
+            IndexOutOfRange { what, index } => write!(f, "{what} index {index} is out of range"),
+            ZeroSize { what } => write!(f, "{what} has size zero"),
+            Misaligned { what, value } => {
+                write!(f, "{what} {value:#x} is not a multiple of 4 KiB")
+            }
+            AddressOverflow { what, base, size } => {
+                write!(f, "{what} at {base:#x} with size {size:#x} wraps around the address space")
+            }
+            HypervisorMemoryOutsideRam { range } => {
+                write!(f, "hypervisor memory {} is not inside the platform's RAM", R(*range))
+            }
+            MemoryOutsideRam { range } => {
+                write!(f, "memory {} is outside the platform's RAM (host-physical)", R(*range))
+            }
+            MemoryOverlapsHypervisor { range, hypervisor } => write!(
+                f,
+                "memory {} overlaps the hypervisor's memory {} (host-physical)",
+                R(*range),
+                R(*hypervisor)
+            ),
+            MemoryOverlapsSelf { range, other, space } => write!(
+                f,
+                "memory {} overlaps {} of the same partition ({space})",
+                R(*range),
+                R(*other)
+            ),
+            MemoryOverlapsPartition { range, partition } => write!(
+                f,
+                "memory {} overlaps partition {partition} (host-physical)",
+                R(*range)
+            ),
+            DuplicateCpu { cpu } => write!(f, "cpu {cpu} is listed twice"),
+            CpuInTwoPartitions { cpu, partition } => {
+                write!(f, "cpu {cpu} is already given to partition {partition}")
+            }
+            DuplicateDevice { device } => write!(f, "device {device} is listed twice"),
+            DeviceInTwoPartitions { device, partition } => {
+                write!(f, "device {device} is already given to partition {partition}")
+            }
+            DeviceIsInterruptController { device } => write!(
+                f,
+                "device {device} is the interrupt controller, which the hypervisor keeps"
+            ),
+            DeviceIsCpu { device } => write!(f, "device {device} is a CPU, not a device"),
+            DeviceIsConsole { device } => {
+                write!(f, "device {device} is the hypervisor's console")
+            }
+            DevicePageShared { device, other } => write!(
+                f,
+                "device {device} shares a 4 KiB page with {other}, which the partition does not own"
+            ),
+            InterruptInTwoPartitions { intid, device, partition } => write!(
+                f,
+                "interrupt {intid} of device {device} is already given to partition {partition}"
+            ),
+            VirtualUartOverlapsMemory { uart, region } => write!(
+                f,
+                "virtual-uart {} overlaps memory {} (guest-physical)",
+                R(*uart),
+                R(*region)
+            ),
+            VirtualUartOverlapsDevice { uart, device } => {
+                write!(f, "virtual-uart {} overlaps device {device}", R(*uart))
+            }
+            AddressNotInMemory { what, addr } => {
+                write!(f, "{what} {addr:#x} is not inside the partition's memory (guest-physical)")
+            }
         }
     }
 }

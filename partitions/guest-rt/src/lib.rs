@@ -1,1 +1,69 @@
-//! TODO
+//! `bulkhead_guest_rt`: the minimal EL1 runtime of Bulkhead's bare-metal Rust guests.
+//!
+//! A guest binary is entered by the hypervisor at the first byte of its flat image, at EL1h with
+//! the MMU and caches off, DAIF masked and `x0` holding the guest-physical address of its device
+//! tree. This crate provides everything between that moment and the guest's `main`:
+//!
+//! - [`entry!`]: names the guest's `fn main(dt: GuestDt) -> !`. The runtime's `_start` (linked
+//!   first, see `guest.ld`) sets the stack, zeroes `.bss`, enables FP/SIMD, installs exception
+//!   vectors that report and power off, validates and parses the device tree, selects the console
+//!   and then calls the guest's main.
+//! - [`GuestDt`]: the device-tree queries a guest needs (partition name, memory regions, vCPU
+//!   count, `key=value` boot arguments, console UART).
+//! - [`Console`] with [`print!`]/[`println!`]: a polled PL011 driver using only `UARTDR` and
+//!   `UARTFR`, which is all the hypervisor's virtual UART emulates.
+//! - [`power_off`], [`delay_ms`], [`vcpu_id`]/[`mpidr`] and a panic handler that prints the panic
+//!   and powers off.
+//!
+//! On a host target the crate builds as an ordinary `std` library containing only the portable
+//! parts (device-tree helpers, console register layout), so `cargo build --workspace` and
+//! `cargo clippy --workspace` work; the guest binaries then compile to empty stubs.
+//!
+//! Guest binaries link with `guest.ld`, whose path this crate's build script publishes as
+//! `DEP_BULKHEAD_GUEST_RT_LINKER_SCRIPT`; see `partitions/hello/build.rs`.
+
+#![cfg_attr(target_os = "none", no_std)]
+
+pub mod console;
+pub mod dt;
+
+#[cfg(target_os = "none")]
+mod cpu;
+#[cfg(target_os = "none")]
+mod entry;
+#[cfg(target_os = "none")]
+mod exception;
+#[cfg(target_os = "none")]
+mod panic;
+
+pub use console::Console;
+#[cfg(target_os = "none")]
+pub use cpu::{counter_frequency, counter_ticks, delay_ms, mpidr, power_off, vcpu_id};
+pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
+pub use fdt;
+
+/// Names the guest's entry function, which the runtime calls once the device tree is parsed and
+/// the console is set up.
+///
+/// The function must have the signature `fn(GuestDt) -> !`. Use it once per guest binary:
+///
+/// ```ignore
+/// bulkhead_guest_rt::entry!(main);
+///
+/// fn main(dt: bulkhead_guest_rt::GuestDt) -> ! {
+///     bulkhead_guest_rt::println!("hello from {}", dt.partition_name());
+///     bulkhead_guest_rt::power_off()
+/// }
+/// ```
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        /// The symbol the runtime calls after initialisation; forwards to the named function.
+        #[doc(hidden)]
+        #[unsafe(export_name = "__bulkhead_guest_main")]
+        pub fn __bulkhead_guest_main(dt: $crate::GuestDt) -> ! {
+            let main: fn($crate::GuestDt) -> ! = $main;
+            main(dt)
+        }
+    };
+}

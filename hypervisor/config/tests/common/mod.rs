@@ -1,0 +1,297 @@
+//! Test helpers: a programmable QEMU-virt-like board written to a DTB with `vm-fdt`.
+//!
+//! [`Board::default()`] is a valid two-partition config; tests change one field and check the
+//! error. Properties are given as raw cells so tests can also write malformed ones.
+
+#![allow(dead_code)]
+
+use bulkhead_config::{BoardConfig, ConfigError};
+use vm_fdt::FdtWriter;
+
+pub const GIC: u32 = 0x1;
+pub const UART: u32 = 0x2;
+pub const CHOSEN: u32 = 0x3;
+pub const ODD: u32 = 0x4;
+pub const NESTED: u32 = 0x5;
+pub const ITS: u32 = 0x6;
+pub const CPU0: u32 = 0x10;
+pub const CPU1: u32 = 0x11;
+pub const CPU2: u32 = 0x12;
+/// Phandle of test device `n` (`/dev@...`).
+pub const fn dev(n: u32) -> u32 {
+    0x30 + n
+}
+
+pub const MIB: u64 = 1 << 20;
+
+/// A 64-bit value as two cells.
+pub fn c2(v: u64) -> [u32; 2] {
+    [(v >> 32) as u32, v as u32]
+}
+
+/// One `memory` triple of a partition: guest base, size, host base.
+pub fn region(ipa: u64, size: u64, pa: u64) -> Vec<u32> {
+    [c2(ipa), c2(size), c2(pa)].concat()
+}
+
+/// A simple MMIO test device at the root.
+#[derive(Clone)]
+pub struct Dev {
+    pub base: u64,
+    pub size: u64,
+    pub interrupts: Vec<u32>,
+}
+
+#[derive(Clone)]
+pub struct Part {
+    pub name: String,
+    pub compatible: Option<&'static str>,
+    pub cpus: Option<Vec<u32>>,
+    pub memory: Option<Vec<u32>>,
+    pub devices: Option<Vec<u32>>,
+    pub virtual_uart: Option<Vec<u32>>,
+    pub image: Option<String>,
+    pub load_address: Option<Vec<u32>>,
+    pub entry: Option<Vec<u32>>,
+    pub initrd: Option<String>,
+    pub bootargs: Option<String>,
+}
+
+impl Part {
+    /// A valid partition on `cpu` with 16 MiB at guest 0x4000_0000 backed by host `pa`.
+    pub fn new(name: &str, cpu: u32, pa: u64) -> Self {
+        Part {
+            name: name.into(),
+            compatible: Some("bulkhead,partition"),
+            cpus: Some(vec![cpu]),
+            memory: Some(region(0x4000_0000, 16 * MIB, pa)),
+            devices: None,
+            virtual_uart: Some(c2(0x0900_0000).to_vec()),
+            image: Some("hello".into()),
+            load_address: None,
+            entry: None,
+            initrd: None,
+            bootargs: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Board {
+    pub psci_method: &'static str,
+    pub devs: Vec<Dev>,
+    pub hypervisor: bool,
+    pub hv_compatible: &'static str,
+    pub hv_memory: Option<Vec<u32>>,
+    pub console: Option<Vec<u32>>,
+    pub log_level: Option<&'static str>,
+    pub parts: Vec<Part>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            psci_method: "smc",
+            devs: (0..4)
+                .map(|n| Dev {
+                    base: 0x0a00_0000 + u64::from(n) * 0x1000,
+                    size: 0x1000,
+                    interrupts: vec![0, 16 + n, 1],
+                })
+                .collect(),
+            hypervisor: true,
+            hv_compatible: "bulkhead,hypervisor",
+            hv_memory: Some([c2(0x4000_0000), c2(64 * MIB)].concat()),
+            console: Some(vec![UART]),
+            log_level: None,
+            parts: vec![
+                Part::new("a", CPU0, 0x4800_0000),
+                Part::new("b", CPU1, 0x4900_0000),
+            ],
+        }
+    }
+}
+
+type W = vm_fdt::FdtWriterResult<()>;
+
+fn leaf(fdt: &mut FdtWriter, name: &str, f: impl FnOnce(&mut FdtWriter) -> W) -> W {
+    let node = fdt.begin_node(name)?;
+    f(fdt)?;
+    fdt.end_node(node)
+}
+
+impl Board {
+    pub fn part(&mut self, name: &str) -> &mut Part {
+        self.parts
+            .iter_mut()
+            .find(|p| p.name == name)
+            .expect("test partition")
+    }
+
+    pub fn dtb(&self) -> Vec<u8> {
+        self.write().expect("vm-fdt writes the test board")
+    }
+
+    pub fn load(&self) -> Result<BoardConfig, ConfigError> {
+        bulkhead_config::load(&self.dtb())
+    }
+
+    pub fn parse(&self) -> Result<BoardConfig, ConfigError> {
+        bulkhead_config::parse::parse(&self.dtb())
+    }
+
+    fn write(&self) -> vm_fdt::FdtWriterResult<Vec<u8>> {
+        let mut fdt = FdtWriter::new()?;
+        let root = fdt.begin_node("")?;
+        fdt.property_u32("#address-cells", 2)?;
+        fdt.property_u32("#size-cells", 2)?;
+        fdt.property_u32("interrupt-parent", GIC)?;
+        fdt.property_string("compatible", "linux,dummy-virt")?;
+
+        leaf(&mut fdt, "psci", |f| {
+            f.property_string("compatible", "arm,psci-1.0")?;
+            f.property_string("method", self.psci_method)
+        })?;
+        leaf(&mut fdt, "memory@40000000", |f| {
+            f.property_string("device_type", "memory")?;
+            f.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
+        })?;
+
+        let cpus = fdt.begin_node("cpus")?;
+        fdt.property_u32("#address-cells", 1)?;
+        fdt.property_u32("#size-cells", 0)?;
+        for n in 0..4u32 {
+            leaf(&mut fdt, &format!("cpu@{n}"), |f| {
+                f.property_string("device_type", "cpu")?;
+                f.property_string("compatible", "arm,cortex-a72")?;
+                f.property_u32("reg", n)?;
+                f.property_phandle(CPU0 + n)
+            })?;
+        }
+        fdt.end_node(cpus)?;
+
+        let gic = fdt.begin_node("intc@8000000")?;
+        fdt.property_string("compatible", "arm,gic-v3")?;
+        fdt.property_null("interrupt-controller")?;
+        fdt.property_u32("#interrupt-cells", 3)?;
+        fdt.property_u32("#address-cells", 2)?;
+        fdt.property_u32("#size-cells", 2)?;
+        fdt.property_null("ranges")?;
+        fdt.property_array_u64("reg", &[0x0800_0000, 0x1_0000, 0x080a_0000, 0xf6_0000])?;
+        fdt.property_phandle(GIC)?;
+        leaf(&mut fdt, "its@8080000", |f| {
+            f.property_string("compatible", "arm,gic-v3-its")?;
+            f.property_array_u64("reg", &[0x0808_0000, 0x2_0000])?;
+            f.property_phandle(ITS)
+        })?;
+        fdt.end_node(gic)?;
+
+        leaf(&mut fdt, "timer", |f| {
+            f.property_string("compatible", "arm,armv8-timer")?;
+            f.property_array_u32("interrupts", &[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4])
+        })?;
+        leaf(&mut fdt, "pl011@9000000", |f| {
+            f.property_string_list(
+                "compatible",
+                vec!["arm,pl011".into(), "arm,primecell".into()],
+            )?;
+            f.property_array_u64("reg", &[0x0900_0000, 0x1000])?;
+            f.property_array_u32("interrupts", &[0, 1, 4])?;
+            f.property_phandle(UART)
+        })?;
+        for (n, d) in self.devs.iter().enumerate() {
+            leaf(&mut fdt, &format!("dev@{:x}", d.base), |f| {
+                f.property_string("compatible", "test,dev")?;
+                f.property_array_u64("reg", &[d.base, d.size])?;
+                f.property_array_u32("interrupts", &d.interrupts)?;
+                f.property_phandle(dev(n as u32))
+            })?;
+        }
+        leaf(&mut fdt, "odd@b000000", |f| {
+            f.property_string("compatible", "test,odd-irq")?;
+            f.property_array_u64("reg", &[0x0b00_0000, 0x1000])?;
+            // Extended SPI range: not decodable as a 3-cell GIC SPI/PPI.
+            f.property_array_u32("interrupts", &[2, 5, 4])?;
+            f.property_phandle(ODD)
+        })?;
+        let bus = fdt.begin_node("bus@c000000")?;
+        fdt.property_string("compatible", "simple-bus")?;
+        fdt.property_u32("#address-cells", 1)?;
+        fdt.property_u32("#size-cells", 1)?;
+        fdt.property_array_u32("ranges", &[0x0, 0x0, 0x0c00_0000, 0x10_0000])?;
+        leaf(&mut fdt, "nested@1000", |f| {
+            f.property_string("compatible", "test,nested")?;
+            f.property_array_u32("reg", &[0x1000, 0x1000])?;
+            f.property_array_u32("interrupts", &[0, 40, 4])?;
+            f.property_phandle(NESTED)
+        })?;
+        fdt.end_node(bus)?;
+        leaf(&mut fdt, "chosen", |f| f.property_phandle(CHOSEN))?;
+
+        if self.hypervisor {
+            let hv = fdt.begin_node("hypervisor")?;
+            fdt.property_string("compatible", self.hv_compatible)?;
+            if let Some(m) = &self.hv_memory {
+                fdt.property_array_u32("memory", m)?;
+            }
+            if let Some(c) = &self.console {
+                fdt.property_array_u32("console", c)?;
+            }
+            if let Some(l) = self.log_level {
+                fdt.property_string("log-level", l)?;
+            }
+            for p in &self.parts {
+                let node = fdt.begin_node(&p.name)?;
+                if let Some(c) = p.compatible {
+                    fdt.property_string("compatible", c)?;
+                }
+                let cells = [
+                    ("cpus", &p.cpus),
+                    ("memory", &p.memory),
+                    ("devices", &p.devices),
+                    ("virtual-uart", &p.virtual_uart),
+                    ("load-address", &p.load_address),
+                    ("entry", &p.entry),
+                ];
+                for (name, value) in cells {
+                    if let Some(v) = value {
+                        fdt.property_array_u32(name, v)?;
+                    }
+                }
+                let strings = [
+                    ("image", &p.image),
+                    ("initrd", &p.initrd),
+                    ("bootargs", &p.bootargs),
+                ];
+                for (name, value) in strings {
+                    if let Some(v) = value {
+                        fdt.property_string(name, v)?;
+                    }
+                }
+                fdt.end_node(node)?;
+            }
+            fdt.end_node(hv)?;
+        }
+        fdt.end_node(root)?;
+        fdt.finish()
+    }
+}
+
+/// Asserts that `result` is an error at `node` whose kind matches the pattern.
+#[macro_export]
+macro_rules! assert_err {
+    ($result:expr, $node:expr, $pattern:pat) => {{
+        match $result {
+            Ok(_) => panic!("expected an error at {}, got Ok", $node),
+            Err(e) => {
+                assert_eq!(e.node, $node, "wrong node in {e}");
+                assert!(
+                    matches!(e.kind, $pattern),
+                    "unexpected error: {e} ({:?})",
+                    e.kind
+                );
+                e
+            }
+        }
+    }};
+}

@@ -1,0 +1,91 @@
+//! The physical PL011 the hypervisor owns as its console: polled transmit, interrupt-driven
+//! receive. Registers are a `tock-registers` block.
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_bitfields;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+register_bitfields! {u32,
+    FR [
+        RXFE OFFSET(4) NUMBITS(1) [],
+        TXFF OFFSET(5) NUMBITS(1) [],
+    ],
+    CR [
+        UARTEN OFFSET(0) NUMBITS(1) [],
+        TXE OFFSET(8) NUMBITS(1) [],
+        RXE OFFSET(9) NUMBITS(1) [],
+    ],
+    IMSC [
+        RXIM OFFSET(4) NUMBITS(1) [],
+        RTIM OFFSET(6) NUMBITS(1) [],
+    ],
+}
+
+register_structs! {
+    Pl011Regs {
+        (0x000 => dr: ReadWrite<u32>),
+        (0x004 => _r0),
+        (0x018 => fr: ReadOnly<u32, FR::Register>),
+        (0x01c => _r1),
+        (0x030 => cr: ReadWrite<u32, CR::Register>),
+        (0x034 => _r2),
+        (0x038 => imsc: ReadWrite<u32, IMSC::Register>),
+        (0x03c => _r3),
+        (0x044 => icr: WriteOnly<u32>),
+        (0x048 => @END),
+    }
+}
+
+/// The hypervisor's console UART.
+pub struct Pl011 {
+    regs: &'static Pl011Regs,
+}
+
+// SAFETY: the registers are MMIO; the hypervisor serialises all use of its console UART through
+// one lock (`hypervisor::output`), so sharing the handle between CPUs is sound.
+unsafe impl Send for Pl011 {}
+unsafe impl Sync for Pl011 {}
+
+impl Pl011 {
+    /// # Safety
+    /// `base` must be a PL011 mapped as device memory for the hypervisor's lifetime, used through
+    /// this driver only.
+    pub const unsafe fn new(base: usize) -> Self {
+        // SAFETY: the caller guarantees `base` points to mapped PL011 registers.
+        Self {
+            regs: unsafe { &*(base as *const Pl011Regs) },
+        }
+    }
+
+    /// Enables transmit and receive and the receive interrupts (firmware may leave it off).
+    pub fn enable(&self) {
+        self.regs
+            .cr
+            .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        self.regs.icr.set(0x7ff);
+        self.regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
+    }
+
+    pub fn write_byte(&self, byte: u8) {
+        while self.regs.fr.is_set(FR::TXFF) {
+            core::hint::spin_loop();
+        }
+        self.regs.dr.set(byte as u32);
+    }
+
+    pub fn write_bytes(&self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_byte(b);
+        }
+    }
+
+    /// The next received byte, if any.
+    pub fn read_byte(&self) -> Option<u8> {
+        if self.regs.fr.is_set(FR::RXFE) {
+            None
+        } else {
+            Some(self.regs.dr.get() as u8)
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The hypervisor's own EL2 stage 1 translation tables: an identity map (VA = PA).
+//!
+//! This submodule of `stage2` owns the EL2 memory attributes: which `MAIR_EL2` index means what
+//! ([`MAIR_EL2`]), the descriptor attributes for hypervisor RAM and devices, and the matching
+//! `TCR_EL2` value ([`tcr_el2_value`]). The arch code builds a [`HypervisorMap`] early, programs
+//! `MAIR_EL2`, `TCR_EL2` and `TTBR0_EL2` (= [`HypervisorMap::root_address`]) and enables the MMU.
+//!
+//! Layout: 4 KiB granule, 39-bit VA (T0SZ = 25, 512 GiB), root table at level 1, so physical
+//! addresses up to 512 GiB can be identity-mapped. Normal memory is inner/outer write-back read/write-allocate, inner
+//! shareable, read/write/execute; devices are Device-nGnRE, read/write, execute-never.
+//!
+//! Requests are `(base, size)` and must be 4 KiB aligned. Mapping a range again with the same
+//! kind is allowed (a no-op for the already-mapped part); mapping over an existing mapping of the
+//! other kind is refused with [`MapError::Overlap`] and changes nothing.
+
+use super::{check_request, first_conflict, walk_one, HeapPages, MapError, MemKind};
+use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
+use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
+use aarch64_paging::paging::{Constraints, El2, MemoryRegion};
+use aarch64_paging::Mapping;
+
+/// `MAIR_EL2` attribute index for Device-nGnRE memory.
+pub const MAIR_INDEX_DEVICE: u8 = 0;
+/// `MAIR_EL2` attribute index for Normal write-back memory.
+pub const MAIR_INDEX_NORMAL: u8 = 1;
+
+/// The `MAIR_EL2` value matching the attribute indices used by [`HypervisorMap`]:
+/// index 0 = Device-nGnRE (0x04), index 1 = Normal inner/outer write-back non-transient
+/// read/write-allocate (0xff). That is `0xff04`.
+pub const MAIR_EL2: u64 = Mair::EMPTY
+    .with_attribute(MAIR_INDEX_DEVICE, MairAttribute::DEVICE_NGNRE)
+    .with_attribute(
+        MAIR_INDEX_NORMAL,
+        MairAttribute::normal(
+            NormalMemory::WriteBackNonTransientReadWriteAllocate,
+            NormalMemory::WriteBackNonTransientReadWriteAllocate,
+        ),
+    )
+    .0;
+
+/// Number of VA bits of the EL2 identity map.
+pub const EL2_VA_BITS: u32 = 39;
+
+/// Level of the EL2 root table (level 1 covers 39 bits with a 4 KiB granule).
+pub const EL2_ROOT_LEVEL: usize = 1;
+
+// TCR_EL2 (without E2H) fields.
+const TCR_T0SZ: u64 = 64 - EL2_VA_BITS as u64;
+const TCR_IRGN0_WBWA: u64 = 0b01 << 8;
+const TCR_ORGN0_WBWA: u64 = 0b01 << 10;
+const TCR_SH0_INNER: u64 = 0b11 << 12;
+const TCR_TG0_4K: u64 = 0b00 << 14;
+const TCR_PS_SHIFT: u32 = 16;
+const TCR_RES1: u64 = (1 << 31) | (1 << 23);
+
+/// The `TCR_EL2` value (for `HCR_EL2.E2H` = 0) matching [`HypervisorMap`]: T0SZ = 25, table
+/// walks inner/outer write-back write-allocate and inner shareable, 4 KiB granule, and PS from
+/// `parange` (the `ID_AA64MMFR0_EL1.PARange` field; only bits \[3:0\] are used, sizes above 48
+/// bits and undefined encodings are capped at 48).
+pub const fn tcr_el2_value(parange: u64) -> u64 {
+    let ps = match super::ps_field((parange & 0xf) as u8) {
+        Some(ps) => ps,
+        None => 5,
+    };
+    TCR_RES1
+        | (ps << TCR_PS_SHIFT)
+        | TCR_TG0_4K
+        | TCR_SH0_INNER
+        | TCR_ORGN0_WBWA
+        | TCR_IRGN0_WBWA
+        | TCR_T0SZ
+}
+
+const EL2_NORMAL: El23Attributes = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_1)
+    .union(El23Attributes::INNER_SHAREABLE)
+    .union(El23Attributes::ACCESSED)
+    // AP[1] is RES1 in the single-privilege EL2 regime.
+    .union(El23Attributes::USER_RES1);
+
+const EL2_DEVICE: El23Attributes = El23Attributes::VALID
+    .union(El23Attributes::ATTRIBUTE_INDEX_0)
+    .union(El23Attributes::ACCESSED)
+    .union(El23Attributes::USER_RES1)
+    .union(El23Attributes::XN);
+
+/// The hypervisor's EL2 identity map.
+///
+/// Once it is live (in `TTBR0_EL2`), call [`mark_active`](Self::mark_active) so later changes
+/// get the required TLB maintenance, and never drop it (keep it in a static).
+#[derive(Debug)]
+pub struct HypervisorMap {
+    mapping: Mapping<HeapPages<El23Attributes>, El2>,
+}
+
+impl Default for HypervisorMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HypervisorMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self {
+            mapping: Mapping::new(HeapPages::new(), EL2_ROOT_LEVEL, El2),
+        }
+    }
+
+    /// Identity-maps `size` bytes at `base` as Normal write-back RWX memory.
+    pub fn map_normal(&mut self, base: u64, size: u64) -> Result<(), MapError> {
+        self.map(base, size, EL2_NORMAL)
+    }
+
+    /// Identity-maps `size` bytes at `base` as Device-nGnRE, read/write, execute-never.
+    pub fn map_device(&mut self, base: u64, size: u64) -> Result<(), MapError> {
+        self.map(base, size, EL2_DEVICE)
+    }
+
+    fn map(&mut self, base: u64, size: u64, flags: El23Attributes) -> Result<(), MapError> {
+        check_request(base, base, size, 1 << EL2_VA_BITS)?;
+        let region = MemoryRegion::new(base as usize, (base + size) as usize);
+        if let Some(at) = first_conflict(&self.mapping, &region, base, flags)? {
+            return Err(MapError::Overlap { at });
+        }
+        self.mapping.map_range(
+            &region,
+            PhysicalAddress(base as usize),
+            flags,
+            Constraints::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Physical address of the root table, for `TTBR0_EL2`.
+    pub fn root_address(&self) -> u64 {
+        self.mapping.root_address().0 as u64
+    }
+
+    /// Records that the map is now live, so further changes do break-before-make checks and TLB
+    /// maintenance.
+    pub fn mark_active(&mut self) {
+        self.mapping.mark_active();
+    }
+
+    /// Translates `va` by walking the tables, or `None` if it is not mapped.
+    pub fn translate(&self, va: u64) -> Option<(u64, MemKind)> {
+        if va >= 1 << EL2_VA_BITS {
+            return None;
+        }
+        let (pa, flags, _) = walk_one(&self.mapping, va)?;
+        let kind =
+            if flags & El23Attributes::ATTRIBUTE_INDEX_MASK == El23Attributes::ATTRIBUTE_INDEX_0 {
+                MemKind::Device
+            } else {
+                MemKind::Normal
+            };
+        Some((pa, kind))
+    }
+
+    /// Whether `va` is mapped executable.
+    pub fn is_executable(&self, va: u64) -> bool {
+        if va >= 1 << EL2_VA_BITS {
+            return false;
+        }
+        walk_one(&self.mapping, va).is_some_and(|(_, flags, _)| !flags.contains(El23Attributes::XN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mair_and_tcr() {
+        assert_eq!(MAIR_EL2, 0xff04);
+        // RES1 (bits 31, 23) | PS=5 | TG0=4K | SH0 inner | ORGN0/IRGN0 WBWA | T0SZ=25.
+        assert_eq!(tcr_el2_value(5), 0x8085_3519);
+        assert_eq!(tcr_el2_value(2), 0x8082_3519);
+        assert_eq!(tcr_el2_value(6), 0x8085_3519);
+        assert_eq!(tcr_el2_value(9), 0x8085_3519);
+    }
+
+    #[test]
+    fn identity_map_with_kinds() {
+        let mut map = HypervisorMap::new();
+        map.map_normal(0x4000_0000, 0x200_0000).unwrap();
+        map.map_device(0x0900_0000, 0x1000).unwrap();
+        map.map_device(0x0800_0000, 0x2_0000).unwrap();
+        assert_eq!(
+            map.translate(0x4000_0000),
+            Some((0x4000_0000, MemKind::Normal))
+        );
+        assert_eq!(
+            map.translate(0x41ff_ffff),
+            Some((0x41ff_ffff, MemKind::Normal))
+        );
+        assert_eq!(
+            map.translate(0x0900_0018),
+            Some((0x0900_0018, MemKind::Device))
+        );
+        assert_eq!(
+            map.translate(0x0801_0000),
+            Some((0x0801_0000, MemKind::Device))
+        );
+        assert!(map.is_executable(0x4000_0000));
+        assert!(!map.is_executable(0x0900_0000));
+        // Neighbours stay unmapped.
+        assert_eq!(map.translate(0x3fff_ffff), None);
+        assert_eq!(map.translate(0x4200_0000), None);
+        assert_eq!(map.translate(0x0900_1000), None);
+        assert_eq!(map.translate(0x08ff_ffff), None);
+        assert_eq!(map.translate(0x0802_0000), None);
+        assert_eq!(map.translate(1 << 39), None);
+        assert_eq!(map.root_address() % 4096, 0);
+    }
+
+    #[test]
+    fn high_addresses() {
+        let mut map = HypervisorMap::new();
+        // QEMU virt's high RAM starts at 256 GiB.
+        map.map_normal(0x40_0000_0000, 0x20_0000).unwrap();
+        assert_eq!(
+            map.translate(0x40_0010_0000),
+            Some((0x40_0010_0000, MemKind::Normal))
+        );
+        assert!(matches!(
+            map.map_normal((1 << 39) - 0x1000, 0x2000),
+            Err(MapError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn overlaps() {
+        let mut map = HypervisorMap::new();
+        map.map_normal(0x4000_0000, 0x40_0000).unwrap();
+        // Same kind again, partially overlapping: fine.
+        map.map_normal(0x4030_0000, 0x20_0000).unwrap();
+        assert_eq!(
+            map.translate(0x404f_f000),
+            Some((0x404f_f000, MemKind::Normal))
+        );
+        // Device over normal: refused, nothing changes.
+        assert_eq!(
+            map.map_device(0x403f_f000, 0x20_1000),
+            Err(MapError::Overlap { at: 0x403f_f000 })
+        );
+        assert_eq!(map.translate(0x4055_0000), None);
+        assert_eq!(
+            map.translate(0x403f_f000),
+            Some((0x403f_f000, MemKind::Normal))
+        );
+    }
+
+    #[test]
+    fn bad_ranges() {
+        let mut map = HypervisorMap::new();
+        assert_eq!(map.map_normal(0x1000, 0), Err(MapError::Empty));
+        for (base, size) in [(0x1800, 0x800), (0x1000, 0x800)] {
+            assert!(matches!(
+                map.map_device(base, size),
+                Err(MapError::Misaligned { .. })
+            ));
+        }
+        assert!(matches!(
+            map.map_normal(!0xfff, 0x1000),
+            Err(MapError::OutOfRange { .. })
+        ));
+    }
+}

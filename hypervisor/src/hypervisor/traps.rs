@@ -1,0 +1,327 @@
+//! What each CPU does: run its vCPU, handle the vCPU's traps (PSCI calls, virtual UART accesses,
+//! faults), take physical interrupts, and idle when its vCPU is off or its partition stopped.
+//!
+//! Nothing a guest does may stop the hypervisor: every guest-caused exception either is served
+//! and the vCPU resumes, or stops that partition alone with a report.
+
+use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2};
+use alloc::format;
+use alloc::string::String;
+
+use super::boot::system;
+use super::output;
+use super::partition::{PartitionRt, State, VcpuPowerState};
+use crate::arch::aarch64::exceptions::TrapFrame;
+use crate::arch::aarch64::guest::{self, VcpuStart};
+use crate::arch::aarch64::{cpu, gic, mmu};
+use crate::esr::{DataAbort, ExceptionClass};
+use crate::psci::{self, PsciAction, VcpuPower};
+
+/// The partition and vCPU this physical CPU runs, if any.
+fn current() -> Option<(&'static PartitionRt, usize)> {
+    let sys = system();
+    let (p, v) = (*sys.assignment.get(cpu::id())?)?;
+    Some((&sys.partitions[p], v))
+}
+
+/// Runs this CPU's vCPU when it has something to run, otherwise waits for interrupts. Never
+/// returns; called at boot and whenever a vCPU stops running.
+pub fn run_this_cpu() -> ! {
+    loop {
+        if let Some((p, v)) = current() {
+            if p.state() == State::Running {
+                let start = {
+                    let mut power = p.vcpus[v].power.lock();
+                    match (power.power, power.start) {
+                        (VcpuPower::OnPending, Some(start)) => {
+                            power.power = VcpuPower::On;
+                            Some(start)
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some((entry, x0)) = start {
+                    enter_vcpu(p, v, entry, x0);
+                }
+            }
+        }
+        // Wait for a kick or console input with interrupts unmasked, then look again.
+        // SAFETY: unmasking IRQs at EL2 only while idle: handlers run on this stack and return here.
+        unsafe { core::arch::asm!("msr daifclr, #2", "wfi", "msr daifset, #2") };
+    }
+}
+
+fn enter_vcpu(p: &PartitionRt, vcpu: usize, entry: u64, x0: u64) -> ! {
+    log::debug!(
+        "partition {}: vCPU {vcpu} starts at {entry:#x} on CPU {}",
+        p.name,
+        cpu::id()
+    );
+    guest::start(&VcpuStart {
+        vmid: p.vmid,
+        stage2_root: p.stage2.root_address(),
+        vtcr: crate::stage2::vtcr_value(mmu::pa_range()),
+        vmpidr: vcpu as u64,
+        entry,
+        x0,
+        cntvoff: guest::physical_count(),
+    })
+}
+
+/// Stops partition `p` with `reason`, unless it already stopped; powers the machine off when it
+/// was the last one running. Other CPUs of the partition are kicked out of it.
+pub fn stop_partition(p: &PartitionRt, reason: &str) {
+    if !p.try_stop() {
+        return;
+    }
+    output::flush_partition(p.index);
+    log::error!("partition {} stopped: {reason}", p.name);
+    for v in &p.vcpus {
+        let mut power = v.power.lock();
+        *power = VcpuPowerState {
+            power: VcpuPower::Off,
+            start: None,
+        };
+        if v.pcpu != cpu::id() {
+            gic::kick(v.pcpu_mpidr);
+        }
+    }
+    let sys = system();
+    if sys.partitions.iter().all(|p| p.state() == State::Stopped) {
+        log::info!("all partitions have stopped: powering off");
+        sys.power_off();
+    }
+}
+
+/// Leaves the guest for good on this CPU (its vCPU is off or its partition stopped).
+fn leave_guest() -> ! {
+    run_this_cpu()
+}
+
+/// Synchronous exception from a guest.
+pub extern "C" fn lower_sync(frame: &mut TrapFrame) {
+    let Some((p, vcpu)) = current() else {
+        // A CPU without a vCPU cannot take exceptions from EL1.
+        leave_guest();
+    };
+    let esr = ESR_EL2.get();
+    let outcome = match ExceptionClass::from_esr(esr) {
+        ExceptionClass::Hvc64 => psci_call(p, vcpu, frame),
+        ExceptionClass::Smc64 => {
+            // A trapped SMC returns to the SMC itself; skip it.
+            frame.elr += 4;
+            psci_call(p, vcpu, frame)
+        }
+        ExceptionClass::DataAbortLower => data_abort(p, esr, frame),
+        class => Err(unexpected(class, esr, frame)),
+    };
+    match outcome {
+        Ok(Resume::Guest) => {}
+        Ok(Resume::Idle) => leave_guest(),
+        Err(reason) => {
+            stop_partition(p, &reason);
+            leave_guest();
+        }
+    }
+}
+
+/// What happens after a trap was served.
+enum Resume {
+    /// Back to the guest.
+    Guest,
+    /// This vCPU no longer runs (CPU_OFF, partition powered off).
+    Idle,
+}
+
+fn unexpected(class: ExceptionClass, esr: u64, frame: &TrapFrame) -> String {
+    format!(
+        "unhandled exception from the guest: {} (ESR {esr:#x}, FAR {:#x}, ELR {:#x}) on CPU {}",
+        class.name(),
+        FAR_EL2.get(),
+        frame.elr,
+        cpu::id()
+    )
+}
+
+fn psci_call(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Result<Resume, String> {
+    let regs = [frame.x[0], frame.x[1], frame.x[2], frame.x[3]];
+    match psci::dispatch(vcpu, regs, p) {
+        PsciAction::Return(value) => {
+            frame.x[0] = value;
+            Ok(Resume::Guest)
+        }
+        PsciAction::CpuOn {
+            vcpu: target,
+            entry,
+            context,
+        } => {
+            let Some(t) = p.vcpus.get(target) else {
+                frame.x[0] = smccc::psci::error::INVALID_PARAMETERS as u64;
+                return Ok(Resume::Guest);
+            };
+            *t.power.lock() = VcpuPowerState {
+                power: VcpuPower::OnPending,
+                start: Some((entry, context)),
+            };
+            gic::kick(t.pcpu_mpidr);
+            frame.x[0] = 0;
+            Ok(Resume::Guest)
+        }
+        PsciAction::CpuOff => {
+            *p.vcpus[vcpu].power.lock() = VcpuPowerState {
+                power: VcpuPower::Off,
+                start: None,
+            };
+            if p.vcpus
+                .iter()
+                .all(|v| v.power.lock().power == VcpuPower::Off)
+            {
+                stop_partition(p, "all its vCPUs are off");
+            }
+            Ok(Resume::Idle)
+        }
+        PsciAction::SystemOff => {
+            output::flush_partition(p.index);
+            if p.try_stop() {
+                log::info!("partition {} powered off", p.name);
+                for v in &p.vcpus {
+                    *v.power.lock() = VcpuPowerState {
+                        power: VcpuPower::Off,
+                        start: None,
+                    };
+                    if v.pcpu != cpu::id() {
+                        gic::kick(v.pcpu_mpidr);
+                    }
+                }
+                let sys = system();
+                if sys.partitions.iter().all(|p| p.state() == State::Stopped) {
+                    log::info!("all partitions have stopped: powering off");
+                    sys.power_off();
+                }
+            }
+            Ok(Resume::Idle)
+        }
+        PsciAction::SystemReset => Err(String::from(
+            "requested SYSTEM_RESET, which is not supported yet",
+        )),
+    }
+}
+
+/// The faulting guest-physical address of a stage-2 abort.
+fn fault_ipa() -> u64 {
+    (HPFAR_EL2.read(HPFAR_EL2::FIPA) << 12) | (FAR_EL2.get() & 0xfff)
+}
+
+fn data_abort(p: &PartitionRt, esr: u64, frame: &mut TrapFrame) -> Result<Resume, String> {
+    let abort = DataAbort::decode(esr);
+    let ipa = fault_ipa();
+    if let Some(base) = p.vuart_base() {
+        if abort.valid && ipa >= base && ipa < base + 0x1000 {
+            let offset = ipa - base;
+            let mut vuart = p.vuart.lock();
+            let result = if abort.write {
+                let value = frame.reg(abort.reg);
+                vuart.write(offset, abort.size, value, &mut |b| {
+                    output::partition_output(p.index, b)
+                })
+            } else {
+                vuart
+                    .read(offset, abort.size)
+                    .map(|v| frame.set_reg(abort.reg, sign_extend(v, &abort)))
+            };
+            drop(vuart);
+            return match result {
+                Ok(()) => {
+                    frame.elr += 4;
+                    Ok(Resume::Guest)
+                }
+                Err(e) => Err(format!(
+                    "bad access to its virtual UART: {}-byte {} at IPA {ipa:#x} ({e:?}) at PC {:#x}",
+                    abort.size,
+                    if abort.write { "write" } else { "read" },
+                    frame.elr
+                )),
+            };
+        }
+    }
+    Err(format!(
+        "stage-2 data abort: {}-byte {} at IPA {ipa:#x} ({}) at PC {:#x}, CPU {}",
+        abort.size,
+        if abort.write { "write" } else { "read" },
+        crate::esr::describe_fault_status(abort.fault_status),
+        frame.elr,
+        cpu::id()
+    ))
+}
+
+fn sign_extend(value: u64, abort: &DataAbort) -> u64 {
+    let bits = abort.size as u32 * 8;
+    let v = if abort.sign_extend && bits < 64 {
+        let shift = 64 - bits;
+        (((value << shift) as i64) >> shift) as u64
+    } else {
+        value
+    };
+    if abort.sixty_four {
+        v
+    } else {
+        v & 0xffff_ffff
+    }
+}
+
+/// Physical interrupt while a guest ran.
+pub extern "C" fn lower_irq(_frame: &mut TrapFrame) {
+    handle_irqs();
+    if let Some((p, v)) = current() {
+        if p.state() != State::Running || p.vcpus[v].power.lock().power != VcpuPower::On {
+            leave_guest();
+        }
+    }
+}
+
+/// Physical interrupt while this CPU idled at EL2.
+pub extern "C" fn el2_irq(_frame: &mut TrapFrame) {
+    handle_irqs();
+}
+
+fn handle_irqs() {
+    let sys = system();
+    while let Some(intid) = gic::acknowledge() {
+        if Some(intid) == sys.console_irq {
+            output::drain_input(&mut |partition, byte| {
+                if let Some(p) = sys.partitions.get(partition) {
+                    if !p.vuart.lock().push_input(byte) {
+                        log::warn!(
+                            "partition {}: console input buffer full, byte dropped",
+                            p.name
+                        );
+                    }
+                }
+            });
+        }
+        gic::end(intid);
+    }
+}
+
+/// SError, FIQ or an AArch32 exception from a guest: stop its partition.
+pub extern "C" fn lower_fault(frame: &mut TrapFrame) {
+    let esr = ESR_EL2.get();
+    if let Some((p, _)) = current() {
+        let reason = unexpected(ExceptionClass::from_esr(esr), esr, frame);
+        stop_partition(p, &reason);
+    }
+    leave_guest();
+}
+
+/// An exception taken from EL2 itself: a hypervisor bug. Report everything and stop this CPU.
+pub extern "C" fn el2_fault(frame: &mut TrapFrame) {
+    let esr = ESR_EL2.get();
+    let partition = current().map(|(p, _)| p.name.as_str()).unwrap_or("none");
+    panic!(
+        "exception in the hypervisor: {} (ESR {esr:#x}, FAR {:#x}, ELR {:#x}) on CPU {}, partition {partition}",
+        ExceptionClass::from_esr(esr).name(),
+        FAR_EL2.get(),
+        frame.elr,
+        cpu::id()
+    );
+}

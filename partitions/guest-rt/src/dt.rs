@@ -1,0 +1,322 @@
+//! Device-tree queries for guests: the hypervisor describes each partition with a small DTB whose
+//! address it passes in `x0`, and this is the only source of truth a guest has.
+//!
+//! The DT Bulkhead generates contains `/chosen` (`bulkhead,partition`, optional `bootargs` and
+//! `stdout-path`), `/memory@...` nodes, one `/cpus/cpu@N` per vCPU, `/psci` and the console's
+//! `arm,pl011` node. Every query here tolerates a missing node or property (so the same guest
+//! also runs on QEMU's own DT) and never panics on well-formed input.
+
+use core::fmt;
+
+use fdt::node::FdtNode;
+use fdt::Fdt;
+
+/// `/chosen` property naming the partition.
+const PARTITION_PROPERTY: &str = "bulkhead,partition";
+/// Name reported when the DT does not name the partition.
+const UNNAMED: &str = "unnamed";
+/// `compatible` string of the console UART.
+const PL011_COMPATIBLE: &str = "arm,pl011";
+/// Magic number at the start of every flattened device tree (big-endian).
+const FDT_MAGIC: u32 = 0xd00d_feed;
+/// Largest DTB accepted; anything bigger means `x0` does not point at a real DTB.
+const MAX_FDT_SIZE: usize = 2 << 20;
+
+/// A contiguous range of guest-physical memory, from a `reg` entry of a `/memory` node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRange {
+    /// First address of the range.
+    pub base: u64,
+    /// Size in bytes (never 0).
+    pub size: u64,
+}
+
+impl MemoryRange {
+    /// First address past the end of the range (saturating).
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+
+    /// Whether `addr` lies inside the range.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.base && addr < self.end()
+    }
+}
+
+impl fmt::Display for MemoryRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.base, self.end())
+    }
+}
+
+/// The partition's device tree, as handed over by the hypervisor.
+#[derive(Clone, Copy)]
+pub struct GuestDt {
+    fdt: Fdt<'static>,
+}
+
+impl GuestDt {
+    /// Parses the DTB at `addr`, returning `None` unless it starts with a valid FDT header.
+    ///
+    /// # Safety
+    ///
+    /// `addr` must be 0 or point to readable memory that stays valid and unmodified for the rest
+    /// of the program: at least 8 bytes, and the whole DTB if the magic number matches.
+    pub unsafe fn from_addr(addr: usize) -> Option<Self> {
+        if addr == 0 {
+            return None;
+        }
+        let ptr = addr as *const u8;
+        // SAFETY: the caller guarantees at least 8 readable bytes at `addr`; byte reads need no
+        // alignment.
+        let header = unsafe { core::slice::from_raw_parts(ptr, 8) };
+        let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        // `Fdt::from_ptr` panics on a bad magic number, so check it (and the size) first.
+        if magic != FDT_MAGIC || !(8..=MAX_FDT_SIZE).contains(&size) {
+            return None;
+        }
+        // SAFETY: the header is valid, and the caller guarantees the whole DTB (`size` bytes) is
+        // readable and stays valid for the rest of the program.
+        let fdt = unsafe { Fdt::from_ptr(ptr) }.ok()?;
+        Some(Self { fdt })
+    }
+
+    /// Wraps an already parsed device tree.
+    pub fn new(fdt: Fdt<'static>) -> Self {
+        Self { fdt }
+    }
+
+    /// The underlying parsed device tree, for queries not covered here.
+    pub fn fdt(&self) -> &Fdt<'static> {
+        &self.fdt
+    }
+
+    fn chosen_str(&self, property: &str) -> Option<&'static str> {
+        self.fdt.find_node("/chosen")?.property(property)?.as_str()
+    }
+
+    /// The partition's name (`/chosen/bulkhead,partition`), or `"unnamed"`.
+    pub fn partition_name(&self) -> &'static str {
+        self.chosen_str(PARTITION_PROPERTY)
+            .filter(|name| !name.is_empty())
+            .unwrap_or(UNNAMED)
+    }
+
+    /// The whole `/chosen/bootargs` string, if any.
+    pub fn bootargs(&self) -> Option<&'static str> {
+        self.chosen_str("bootargs")
+    }
+
+    /// The value of the first whitespace-separated `key=value` boot argument named `key`.
+    pub fn bootarg(&self, key: &str) -> Option<&'static str> {
+        find_bootarg(self.bootargs()?, key)
+    }
+
+    /// The guest-physical memory ranges of all `/memory` nodes, in DT order.
+    pub fn memory_regions(&self) -> impl Iterator<Item = MemoryRange> + '_ {
+        self.fdt
+            .find_node("/")
+            .into_iter()
+            .flat_map(|root| root.children())
+            .filter(|node| {
+                node_base_name(node) == "memory"
+                    || node.property("device_type").and_then(|p| p.as_str()) == Some("memory")
+            })
+            .flat_map(|node| node.reg().into_iter().flatten())
+            .filter_map(|region| {
+                let size = region.size? as u64;
+                (size != 0).then_some(MemoryRange {
+                    base: region.starting_address as u64,
+                    size,
+                })
+            })
+    }
+
+    /// The number of vCPUs (`/cpus/cpu@N` nodes); 0 if `/cpus` is missing.
+    pub fn cpu_count(&self) -> usize {
+        self.fdt.find_node("/cpus").map_or(0, |cpus| {
+            cpus.children()
+                .filter(|node| node_base_name(node) == "cpu")
+                .count()
+        })
+    }
+
+    /// Base address of the console UART: the node `stdout-path` names if it is an enabled PL011,
+    /// otherwise the first enabled `arm,pl011` node. The first `reg` address is used as-is (no
+    /// `ranges` translation: the UART is expected directly under the root node).
+    pub fn console_base(&self) -> Option<usize> {
+        let from_stdout = self
+            .chosen_str("stdout-path")
+            // `stdout-path` may carry options after a colon, e.g. "serial0:115200n8".
+            .and_then(|path| path.split(':').next())
+            .and_then(|path| self.fdt.find_node(path))
+            .filter(is_usable_pl011);
+        let node = match from_stdout {
+            Some(node) => node,
+            None => self.fdt.all_nodes().find(is_usable_pl011)?,
+        };
+        let base = node.reg()?.next()?.starting_address as usize;
+        (base != 0).then_some(base)
+    }
+}
+
+/// The part of a node's name before the unit address.
+fn node_base_name<'a>(node: &FdtNode<'_, 'a>) -> &'a str {
+    node.name.split('@').next().unwrap_or(node.name)
+}
+
+/// Whether `node` is a PL011 that is not disabled.
+fn is_usable_pl011(node: &FdtNode<'_, '_>) -> bool {
+    let compatible = node
+        .compatible()
+        .is_some_and(|c| c.all().any(|c| c == PL011_COMPATIBLE));
+    let status = node.property("status").and_then(|p| p.as_str());
+    compatible && matches!(status, None | Some("okay" | "ok"))
+}
+
+/// Looks up `key` in a whitespace-separated `key=value` argument string.
+pub fn find_bootarg<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split_ascii_whitespace()
+        .filter_map(|arg| arg.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| value)
+}
+
+/// Parses an unsigned integer written in decimal or with a `0x`/`0b`/`0o` prefix; `_` separators
+/// are allowed. Returns `None` on anything else or on overflow.
+pub fn parse_u64(text: &str) -> Option<u64> {
+    let (digits, radix) = match text.get(..2) {
+        Some("0x" | "0X") => (&text[2..], 16),
+        Some("0b" | "0B") => (&text[2..], 2),
+        Some("0o" | "0O") => (&text[2..], 8),
+        _ => (text, 10),
+    };
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in digits.chars().filter(|&c| c != '_') {
+        let digit = c.to_digit(radix)?;
+        value = value.checked_mul(radix.into())?.checked_add(digit.into())?;
+        any = true;
+    }
+    any.then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_fdt::FdtWriter;
+
+    /// Builds a DT shaped like the ones Bulkhead generates and leaks it, as a guest's DT lives
+    /// for the whole program.
+    fn bulkhead_like_dt(chosen: &[(&str, &str)], memory: &[(u64, u64)], cpus: u32) -> GuestDt {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+
+        let node = w.begin_node("chosen").unwrap();
+        for (name, value) in chosen {
+            w.property_string(name, value).unwrap();
+        }
+        w.end_node(node).unwrap();
+
+        for &(base, size) in memory {
+            let node = w.begin_node(&format!("memory@{base:x}")).unwrap();
+            w.property_string("device_type", "memory").unwrap();
+            w.property_array_u64("reg", &[base, size]).unwrap();
+            w.end_node(node).unwrap();
+        }
+
+        let node = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        for n in 0..cpus {
+            let cpu = w.begin_node(&format!("cpu@{n}")).unwrap();
+            w.property_string("device_type", "cpu").unwrap();
+            w.property_u32("reg", n).unwrap();
+            w.end_node(cpu).unwrap();
+        }
+        w.end_node(node).unwrap();
+
+        let node = w.begin_node("pl011@9000000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["arm,pl011".into(), "arm,primecell".into()],
+        )
+        .unwrap();
+        w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.end_node(node).unwrap();
+
+        w.end_node(root).unwrap();
+        let blob: &'static [u8] = Box::leak(w.finish().unwrap().into_boxed_slice());
+        // SAFETY: `blob` is a leaked, hence permanently valid, DTB.
+        unsafe { GuestDt::from_addr(blob.as_ptr() as usize) }.expect("valid DTB")
+    }
+
+    #[test]
+    fn reads_partition_description() {
+        let dt = bulkhead_like_dt(
+            &[
+                ("bulkhead,partition", "hello-a"),
+                ("bootargs", "count=3 target=0x41001000"),
+                ("stdout-path", "/pl011@9000000"),
+            ],
+            &[(0x4000_0000, 0x100_0000), (0x5000_0000, 0x20_0000)],
+            2,
+        );
+        assert_eq!(dt.partition_name(), "hello-a");
+        assert_eq!(dt.cpu_count(), 2);
+        assert_eq!(dt.console_base(), Some(0x900_0000));
+        assert_eq!(dt.bootarg("count"), Some("3"));
+        assert_eq!(dt.bootarg("target").and_then(parse_u64), Some(0x4100_1000));
+        assert_eq!(dt.bootarg("missing"), None);
+        let memory: Vec<_> = dt.memory_regions().collect();
+        assert_eq!(
+            memory,
+            [
+                MemoryRange {
+                    base: 0x4000_0000,
+                    size: 0x100_0000
+                },
+                MemoryRange {
+                    base: 0x5000_0000,
+                    size: 0x20_0000
+                },
+            ]
+        );
+        assert_eq!(memory[0].to_string(), "0x40000000..0x41000000");
+    }
+
+    #[test]
+    fn tolerates_missing_properties() {
+        let dt = bulkhead_like_dt(&[], &[(0x4000_0000, 0x100_0000)], 1);
+        assert_eq!(dt.partition_name(), "unnamed");
+        assert_eq!(dt.bootargs(), None);
+        assert_eq!(dt.bootarg("count"), None);
+        // No stdout-path: the first PL011 is used.
+        assert_eq!(dt.console_base(), Some(0x900_0000));
+    }
+
+    #[test]
+    fn rejects_non_dtb() {
+        let junk: &'static [u8; 16] = &[0; 16];
+        // SAFETY: `junk` is 16 readable bytes that live forever.
+        assert!(unsafe { GuestDt::from_addr(junk.as_ptr() as usize) }.is_none());
+        // SAFETY: 0 is explicitly allowed.
+        assert!(unsafe { GuestDt::from_addr(0) }.is_none());
+    }
+
+    #[test]
+    fn bootarg_lookup_and_numbers() {
+        assert_eq!(find_bootarg("a=1  count=10 x", "count"), Some("10"));
+        assert_eq!(find_bootarg("counter=1", "count"), None);
+        assert_eq!(parse_u64("10"), Some(10));
+        assert_eq!(parse_u64("0x4100_1000"), Some(0x4100_1000));
+        assert_eq!(parse_u64("0b101"), Some(5));
+        assert_eq!(parse_u64(""), None);
+        assert_eq!(parse_u64("0x"), None);
+        assert_eq!(parse_u64("12a"), None);
+        assert_eq!(parse_u64("0x1_0000_0000_0000_0000"), None);
+    }
+}

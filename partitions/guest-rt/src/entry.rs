@@ -1,0 +1,82 @@
+//! The guest entry point `_start` and the transition to the guest's Rust `main`.
+//!
+//! The hypervisor enters the image's first byte at EL1h, MMU and caches off, DAIF masked, with
+//! `x0` = guest-physical address of the DTB. `_start` is placed in `.text.boot`, which `guest.ld`
+//! puts first at the link (and load) address. It:
+//!
+//! 1. keeps `x0` in a callee-saved register,
+//! 2. enables FP/SIMD at EL1 (`CPACR_EL1.FPEN = 0b11`): the target lets the compiler use NEON
+//!    registers, e.g. for copies and formatting,
+//! 3. points `SP` (`SP_EL1`) at the top of the 64 KiB boot stack reserved by `guest.ld`,
+//! 4. zeroes `.bss` (16-byte aligned at both ends by the linker script),
+//! 5. calls [`rt_start`] with the DTB address.
+//!
+//! [`rt_start`] installs the exception vectors, parses the DT, selects the console and calls the
+//! function the binary named with [`entry!`](crate::entry).
+
+use crate::console::{self, Console};
+use crate::dt::GuestDt;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .global _start
+    .type _start, %function
+_start:
+    mov     x19, x0
+
+    mov     x1, #(0x3 << 20)
+    msr     cpacr_el1, x1
+    isb
+
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+0:
+    cmp     x1, x2
+    b.hs    1f
+    stp     xzr, xzr, [x1], #16
+    b       0b
+1:
+    mov     x0, x19
+    bl      {rt_start}
+2:
+    wfi
+    b       2b
+    .size _start, . - _start
+    "#,
+    rt_start = sym rt_start,
+);
+
+unsafe extern "Rust" {
+    /// Defined by the guest binary through [`entry!`](crate::entry).
+    fn __bulkhead_guest_main(dt: GuestDt) -> !;
+}
+
+/// First Rust code to run: called by `_start` once the stack and `.bss` are ready.
+///
+/// Without a usable device tree the guest cannot even find its console, so it powers off.
+extern "C" fn rt_start(dtb_addr: usize) -> ! {
+    crate::exception::install_vectors();
+
+    // SAFETY: the boot contract puts the DTB address in x0, inside the partition's memory, and
+    // the hypervisor never changes the DTB afterwards; 0 or garbage is rejected by the header
+    // check before anything beyond 8 bytes is read.
+    let Some(dt) = (unsafe { GuestDt::from_addr(dtb_addr) }) else {
+        crate::power_off()
+    };
+    if let Some(base) = dt.console_base() {
+        // SAFETY: the DT names this PL011 as the partition's console; with the MMU off its
+        // guest-physical address is directly accessible, and nothing else uses it as memory.
+        console::set_global(unsafe { Console::new(base) });
+    }
+
+    // SAFETY: `entry!` defines this symbol with exactly this signature; a binary without it
+    // fails to link rather than calling something else.
+    unsafe { __bulkhead_guest_main(dt) }
+}

@@ -1,0 +1,535 @@
+//! Generating the device tree a partition boots with, and placing it (and the initrd) in the
+//! partition's memory.
+//!
+//! The guest device tree describes only what the partition sees: its memory regions (at their
+//! guest-physical addresses), one CPU per vCPU, PSCI through `hvc` (the hypervisor implements
+//! it), the virtual PL011 if it has one, and `/chosen`. Each node kind has its own function so
+//! more (GIC, timer, passthrough devices) can be added alongside.
+//!
+//! Placement ([`layout`]): the DTB goes 2 MiB below the end of the partition's first memory
+//! region (64 KiB below if the region is smaller than 8 MiB), so it stays clear of a Linux
+//! kernel at the start of RAM; the initrd goes right below the DTB, 4 KiB aligned.
+
+use anyhow::{anyhow, bail, Context, Result};
+use bulkhead_config::{BoardConfig, MemRange, Partition};
+use vm_fdt::FdtWriter;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+
+/// Space reserved for the DTB at the end of a first memory region of at least
+/// [`SMALL_REGION`] bytes.
+pub const DTB_SPACE: u64 = 2 * MIB;
+/// Space reserved for the DTB at the end of a smaller first memory region.
+pub const DTB_SPACE_SMALL: u64 = 64 * KIB;
+/// First memory regions smaller than this get [`DTB_SPACE_SMALL`].
+pub const SMALL_REGION: u64 = 8 * MIB;
+/// Alignment of the initrd's start.
+pub const INITRD_ALIGN: u64 = 4 * KIB;
+
+/// Frequency of the fixed clock the virtual PL011 refers to (the one QEMU virt describes).
+pub const APB_PCLK_HZ: u32 = 24_000_000;
+/// Size of the virtual PL011's register frame.
+pub const UART_SIZE: u64 = 0x1000;
+
+/// Phandles used in guest device trees.
+pub mod phandle {
+    /// The `apb-pclk` fixed clock.
+    pub const APB_PCLK: u32 = 1;
+}
+
+/// Where a partition's guest device tree and initrd go, guest-physical.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestLayout {
+    /// Load address of the DTB (passed to the guest in x0).
+    pub dtb: u64,
+    /// `(start, end)` of the initrd, if the partition has one.
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// Places the DTB and initrd in `partition`'s first memory region, refusing if they do not fit
+/// or would overlap the image (`image_len` bytes at `partition.load_address`).
+pub fn layout(
+    partition: &Partition,
+    image_len: u64,
+    initrd_len: Option<u64>,
+) -> Result<GuestLayout> {
+    let name = &partition.name;
+    let (dtb, dtb_end) = dtb_slot(partition)?;
+    let region = partition.memory[0].guest();
+    let image_end = partition
+        .load_address
+        .checked_add(image_len)
+        .ok_or_else(|| {
+            anyhow!("partition {name}: image of {image_len:#x} bytes wraps the address space")
+        })?;
+    let image = MemRange::new(partition.load_address, image_end - partition.load_address);
+    if image.overlaps(&MemRange::new(dtb, dtb_end - dtb)) {
+        bail!(
+            "partition {name}: image at {:#x}..{:#x} overlaps the device tree at {dtb:#x}..{dtb_end:#x} \
+             (the image must end before the last {} of the first memory region)",
+            image.base,
+            image.end(),
+            size_str(dtb_end - dtb)
+        );
+    }
+    let initrd = match initrd_len {
+        None => None,
+        Some(len) => {
+            let start = dtb
+                .checked_sub(len)
+                .map(|s| s & !(INITRD_ALIGN - 1))
+                .filter(|&s| s >= region.base)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "partition {name}: initrd of {} does not fit in the first memory region \
+                         {:#x}..{:#x} below the device tree at {dtb:#x}",
+                        size_str(len),
+                        region.base,
+                        region.end()
+                    )
+                })?;
+            let end = start + len;
+            if image.overlaps(&MemRange::new(start, len)) {
+                bail!(
+                    "partition {name}: initrd at {start:#x}..{end:#x} overlaps the image at {:#x}..{:#x}",
+                    image.base,
+                    image.end()
+                );
+            }
+            Some((start, end))
+        }
+    };
+    Ok(GuestLayout { dtb, initrd })
+}
+
+/// The `(start, end)` guest-physical range reserved for `partition`'s DTB: the largest DTB
+/// [`guest_dtb`] may produce is `end - start` bytes.
+pub fn dtb_slot(partition: &Partition) -> Result<(u64, u64)> {
+    let region = partition
+        .memory
+        .first()
+        .with_context(|| format!("partition {}: no memory regions", partition.name))?
+        .guest();
+    let space = if region.size < SMALL_REGION {
+        DTB_SPACE_SMALL
+    } else {
+        DTB_SPACE
+    };
+    if region.size < space {
+        bail!(
+            "partition {}: first memory region ({}) is too small to hold the device tree ({})",
+            partition.name,
+            size_str(region.size),
+            size_str(space)
+        );
+    }
+    let end = region.end();
+    Ok((end - space, end))
+}
+
+/// Generates the device tree of partition number `partition` of `config`.
+pub fn guest_dtb(config: &BoardConfig, partition: usize, layout: &GuestLayout) -> Result<Vec<u8>> {
+    let part = config
+        .partitions
+        .get(partition)
+        .with_context(|| format!("no partition number {partition} in the board config"))?;
+    let ctx = Ctx {
+        config,
+        partition: part,
+        layout,
+    };
+    build(&ctx).with_context(|| format!("partition {}: cannot generate its device tree", part.name))
+}
+
+/// Everything a node generator may need.
+struct Ctx<'a> {
+    #[allow(dead_code)] // for the GIC and passthrough device nodes
+    config: &'a BoardConfig,
+    partition: &'a Partition,
+    layout: &'a GuestLayout,
+}
+
+fn build(ctx: &Ctx) -> Result<Vec<u8>> {
+    let mut fdt = FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    root_properties(&mut fdt, ctx)?;
+    chosen_node(&mut fdt, ctx)?;
+    memory_nodes(&mut fdt, ctx)?;
+    cpus_node(&mut fdt, ctx)?;
+    psci_node(&mut fdt, ctx)?;
+    if ctx.partition.virtual_uart.is_some() {
+        clock_node(&mut fdt, ctx)?;
+    }
+    if let Some(base) = ctx.partition.virtual_uart {
+        uart_node(&mut fdt, base)?;
+    }
+    fdt.end_node(root)?;
+    Ok(fdt.finish()?)
+}
+
+fn root_properties(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    fdt.property_u32("#address-cells", 2)?;
+    fdt.property_u32("#size-cells", 2)?;
+    fdt.property_string("compatible", "bulkhead,partition")?;
+    fdt.property_string(
+        "model",
+        &format!("Bulkhead partition {}", ctx.partition.name),
+    )?;
+    Ok(())
+}
+
+fn chosen_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    let p = ctx.partition;
+    let node = fdt.begin_node("chosen")?;
+    fdt.property_string("bulkhead,partition", &p.name)?;
+    if let Some(args) = &p.bootargs {
+        fdt.property_string("bootargs", args)?;
+    }
+    if let Some(base) = p.virtual_uart {
+        fdt.property_string("stdout-path", &format!("/{}", uart_node_name(base)))?;
+    }
+    if let Some((start, end)) = ctx.layout.initrd {
+        fdt.property_u64("linux,initrd-start", start)?;
+        fdt.property_u64("linux,initrd-end", end)?;
+    }
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+fn memory_nodes(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    for region in &ctx.partition.memory {
+        let node = fdt.begin_node(&format!("memory@{:x}", region.ipa))?;
+        fdt.property_string("device_type", "memory")?;
+        fdt.property_array_u64("reg", &[region.ipa, region.size])?;
+        fdt.end_node(node)?;
+    }
+    Ok(())
+}
+
+fn cpus_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    let cpus = fdt.begin_node("cpus")?;
+    fdt.property_u32("#address-cells", 1)?;
+    fdt.property_u32("#size-cells", 0)?;
+    for vcpu in 0..ctx.partition.cpus.len() {
+        let id = u32::try_from(vcpu).context("too many vCPUs")?;
+        let node = fdt.begin_node(&format!("cpu@{id:x}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_string("compatible", "arm,armv8")?;
+        fdt.property_u32("reg", id)?;
+        fdt.property_string("enable-method", "psci")?;
+        fdt.end_node(node)?;
+    }
+    fdt.end_node(cpus)?;
+    Ok(())
+}
+
+fn psci_node(fdt: &mut FdtWriter, _ctx: &Ctx) -> Result<()> {
+    let node = fdt.begin_node("psci")?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,psci-1.0".into(), "arm,psci-0.2".into()],
+    )?;
+    fdt.property_string("method", "hvc")?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// The fixed clock that AMBA devices (the PL011) name as `apb_pclk`.
+fn clock_node(fdt: &mut FdtWriter, _ctx: &Ctx) -> Result<()> {
+    let node = fdt.begin_node("apb-pclk")?;
+    fdt.property_string("compatible", "fixed-clock")?;
+    fdt.property_u32("#clock-cells", 0)?;
+    fdt.property_u32("clock-frequency", APB_PCLK_HZ)?;
+    fdt.property_string("clock-output-names", "clk24mhz")?;
+    fdt.property_phandle(phandle::APB_PCLK)?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// Name of the virtual PL011's node (a child of the root).
+pub fn uart_node_name(base: u64) -> String {
+    format!("pl011@{base:x}")
+}
+
+fn uart_node(fdt: &mut FdtWriter, base: u64) -> Result<()> {
+    let node = fdt.begin_node(&uart_node_name(base))?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,pl011".into(), "arm,primecell".into()],
+    )?;
+    fdt.property_array_u64("reg", &[base, UART_SIZE])?;
+    fdt.property_string_list("clock-names", vec!["uartclk".into(), "apb_pclk".into()])?;
+    fdt.property_array_u32("clocks", &[phandle::APB_PCLK, phandle::APB_PCLK])?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// `16 MiB`, `64 KiB`, or a byte count.
+pub(crate) fn size_str(bytes: u64) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{sample_config, MIB};
+    use bulkhead_config::MemoryRegion;
+
+    fn be_u32s(bytes: &[u8]) -> Vec<u32> {
+        bytes
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+    fn be_u64(bytes: &[u8]) -> u64 {
+        u64::from_be_bytes(bytes.try_into().unwrap())
+    }
+    fn strings(bytes: &[u8]) -> Vec<&str> {
+        bytes
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| std::str::from_utf8(s).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn layout_places_dtb_and_initrd() {
+        let config = sample_config();
+        let hello = &config.partitions[0];
+        // 16 MiB at 0x4000_0000: DTB 2 MiB below the end.
+        let l = layout(hello, 0x1000, None).unwrap();
+        assert_eq!(
+            l,
+            GuestLayout {
+                dtb: 0x4000_0000 + 14 * MIB,
+                initrd: None
+            }
+        );
+        let l = layout(hello, 0x1000, Some(0x1_2345)).unwrap();
+        let start = (0x40e0_0000 - 0x1_2345) & !0xfff;
+        assert_eq!(l.initrd, Some((start, start + 0x1_2345)));
+        assert_eq!(start % 4096, 0);
+        assert!(start + 0x1_2345 <= l.dtb);
+
+        // A small region: 64 KiB below the end.
+        let mut small = hello.clone();
+        small.memory[0].size = 4 * MIB;
+        assert_eq!(
+            layout(&small, 0x1000, None).unwrap().dtb,
+            0x4000_0000 + 4 * MIB - 0x1_0000
+        );
+        // Only the first region counts.
+        let linux = &config.partitions[1];
+        assert_eq!(layout(linux, 0, None).unwrap().dtb, 0x4000_0000 + 126 * MIB);
+        assert_eq!(
+            dtb_slot(linux).unwrap(),
+            (0x4000_0000 + 126 * MIB, 0x4800_0000)
+        );
+    }
+
+    #[test]
+    fn layout_refuses_overlaps_and_misfits() {
+        let config = sample_config();
+        let hello = &config.partitions[0];
+        let err = layout(hello, 15 * MIB, None).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "partition hello: image at 0x40000000..0x40f00000 overlaps the device tree"
+            ),
+            "{err}"
+        );
+        let err = layout(hello, MIB, Some(14 * MIB)).unwrap_err().to_string();
+        assert!(
+            err.contains("initrd at") && err.contains("overlaps the image"),
+            "{err}"
+        );
+        let err = layout(hello, 0, Some(15 * MIB)).unwrap_err().to_string();
+        assert!(err.contains("initrd of 15 MiB does not fit"), "{err}");
+        let err = layout(hello, 0, Some(u64::MAX)).unwrap_err().to_string();
+        assert!(err.contains("does not fit"), "{err}");
+
+        let mut tiny = hello.clone();
+        tiny.memory[0].size = 32 * 1024;
+        let err = layout(&tiny, 0, None).unwrap_err().to_string();
+        assert!(err.contains("too small"), "{err}");
+        tiny.memory.clear();
+        assert!(layout(&tiny, 0, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no memory regions"));
+    }
+
+    #[test]
+    fn guest_dtb_describes_the_partition() {
+        let config = sample_config();
+        let hello = &config.partitions[0];
+        let l = layout(hello, 0x1000, None).unwrap();
+        let dtb = guest_dtb(&config, 0, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+
+        let root = fdt.find_node("/").unwrap();
+        assert_eq!(root.property("#address-cells").unwrap().as_usize(), Some(2));
+        assert_eq!(root.property("#size-cells").unwrap().as_usize(), Some(2));
+        assert_eq!(fdt.root().compatible().first(), "bulkhead,partition");
+        assert_eq!(fdt.root().model(), "Bulkhead partition hello");
+
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(
+            chosen.property("bulkhead,partition").unwrap().as_str(),
+            Some("hello")
+        );
+        assert_eq!(
+            chosen.property("stdout-path").unwrap().as_str(),
+            Some("/pl011@9000000")
+        );
+        assert!(chosen.property("bootargs").is_none());
+        assert!(chosen.property("linux,initrd-start").is_none());
+
+        let mem = fdt.find_node("/memory@40000000").unwrap();
+        assert_eq!(
+            mem.property("device_type").unwrap().as_str(),
+            Some("memory")
+        );
+        let reg: Vec<_> = mem
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as u64, r.size))
+            .collect();
+        assert_eq!(reg, vec![(0x4000_0000, Some(16 * MIB as usize))]);
+
+        let cpus: Vec<_> = fdt.find_node("/cpus").unwrap().children().collect();
+        assert_eq!(cpus.len(), 1);
+        assert_eq!(cpus[0].name, "cpu@0");
+        assert_eq!(cpus[0].property("reg").unwrap().as_usize(), Some(0));
+        assert_eq!(
+            cpus[0].property("device_type").unwrap().as_str(),
+            Some("cpu")
+        );
+        assert_eq!(
+            cpus[0].property("enable-method").unwrap().as_str(),
+            Some("psci")
+        );
+        assert_eq!(cpus[0].compatible().unwrap().first(), "arm,armv8");
+
+        let psci = fdt.find_node("/psci").unwrap();
+        let compat: Vec<_> = psci.compatible().unwrap().all().collect();
+        assert_eq!(compat, vec!["arm,psci-1.0", "arm,psci-0.2"]);
+        assert_eq!(psci.property("method").unwrap().as_str(), Some("hvc"));
+
+        let uart = fdt.find_node("/pl011@9000000").unwrap();
+        let compat: Vec<_> = uart.compatible().unwrap().all().collect();
+        assert_eq!(compat, vec!["arm,pl011", "arm,primecell"]);
+        let reg: Vec<_> = uart
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as u64, r.size))
+            .collect();
+        assert_eq!(reg, vec![(0x0900_0000, Some(0x1000))]);
+        assert_eq!(
+            strings(uart.property("clock-names").unwrap().value),
+            vec!["uartclk", "apb_pclk"]
+        );
+        let clocks = be_u32s(uart.property("clocks").unwrap().value);
+        let clk = fdt.find_phandle(clocks[0]).unwrap();
+        assert_eq!(clk.name, "apb-pclk");
+        assert_eq!(clk.compatible().unwrap().first(), "fixed-clock");
+        assert_eq!(
+            clk.property("clock-frequency").unwrap().as_usize(),
+            Some(24_000_000)
+        );
+        assert_eq!(clk.property("#clock-cells").unwrap().as_usize(), Some(0));
+    }
+
+    #[test]
+    fn guest_dtb_with_initrd_bootargs_and_no_uart() {
+        let mut config = sample_config();
+        config.partitions[1].memory.push(MemoryRegion {
+            ipa: 0x1_0000_0000,
+            size: MIB,
+            pa: 0x6000_0000,
+        });
+        let linux = &config.partitions[1];
+        let l = layout(linux, 32 * MIB, Some(5000)).unwrap();
+        let dtb = guest_dtb(&config, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+
+        let chosen = fdt.find_node("/chosen").unwrap();
+        assert_eq!(
+            chosen.property("bulkhead,partition").unwrap().as_str(),
+            Some("linux")
+        );
+        assert_eq!(
+            chosen.property("bootargs").unwrap().as_str(),
+            Some("console=hvc0 earlycon")
+        );
+        assert!(chosen.property("stdout-path").is_none());
+        let (start, end) = l.initrd.unwrap();
+        assert_eq!(
+            be_u64(chosen.property("linux,initrd-start").unwrap().value),
+            start
+        );
+        assert_eq!(
+            be_u64(chosen.property("linux,initrd-end").unwrap().value),
+            end
+        );
+        assert_eq!(end - start, 5000);
+
+        let mems: Vec<_> = fdt
+            .all_nodes()
+            .filter(|n| n.name.starts_with("memory@"))
+            .map(|n| (n.name, n.reg().unwrap().next().unwrap().size))
+            .collect();
+        assert_eq!(
+            mems,
+            vec![
+                ("memory@40000000", Some(128 * MIB as usize)),
+                ("memory@80000000", Some(64 * MIB as usize)),
+                ("memory@100000000", Some(MIB as usize)),
+            ]
+        );
+        let cpus: Vec<_> = fdt
+            .find_node("/cpus")
+            .unwrap()
+            .children()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(cpus, vec!["cpu@0", "cpu@1"]);
+        let regs: Vec<_> = fdt
+            .find_node("/cpus")
+            .unwrap()
+            .children()
+            .map(|c| c.property("reg").unwrap().as_usize())
+            .collect();
+        assert_eq!(regs, vec![Some(0), Some(1)]);
+        assert!(fdt
+            .all_nodes()
+            .all(|n| !n.name.starts_with("pl011") && n.name != "apb-pclk"));
+    }
+
+    #[test]
+    fn guest_dtb_refuses_bad_index() {
+        let config = sample_config();
+        let l = GuestLayout {
+            dtb: 0,
+            initrd: None,
+        };
+        assert!(guest_dtb(&config, 7, &l)
+            .unwrap_err()
+            .to_string()
+            .contains("no partition number 7"));
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size_str(16 * MIB), "16 MiB");
+        assert_eq!(size_str(64 * 1024), "64 KiB");
+        assert_eq!(size_str(5000), "5000 bytes");
+    }
+}

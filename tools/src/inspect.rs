@@ -1,0 +1,191 @@
+//! Rendering a board config as a readable table: what the hypervisor keeps and, per partition,
+//! which physical CPUs, memory and devices it gets.
+
+use std::fmt::Write as _;
+
+use bulkhead_config::{BoardConfig, Device, IrqKind, LogLevel, PsciConduit};
+
+const MIB: u64 = 1 << 20;
+
+/// Renders `config` for people.
+pub fn render(config: &BoardConfig) -> String {
+    let mut s = String::new();
+    platform(&mut s, config);
+    hypervisor(&mut s, config);
+    for p in 0..config.partitions.len() {
+        partition(&mut s, config, p);
+    }
+    s
+}
+
+/// `16 MiB`, or with decimals for sizes that are not whole MiB.
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        let v = format!("{:.4}", bytes as f64 / MIB as f64);
+        format!("{} MiB", v.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+fn platform(s: &mut String, config: &BoardConfig) {
+    let pl = &config.platform;
+    let ram: u64 = pl.ram.iter().map(|r| r.size).sum();
+    let psci = match pl.psci {
+        PsciConduit::Smc => "smc",
+        PsciConduit::Hvc => "hvc",
+    };
+    let _ = writeln!(
+        s,
+        "platform: {} CPUs, {} RAM, {} devices, PSCI via {psci}",
+        pl.cpus.len(),
+        mib(ram),
+        pl.devices.len()
+    );
+    let _ = writeln!(s);
+}
+
+fn hypervisor(s: &mut String, config: &BoardConfig) {
+    let hv = &config.hypervisor;
+    let level = match hv.log_level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let _ = writeln!(s, "hypervisor");
+    let _ = writeln!(
+        s,
+        "  memory    {:#x}..{:#x} ({})",
+        hv.memory.base,
+        hv.memory.end(),
+        mib(hv.memory.size)
+    );
+    let console = match config.platform.devices.get(hv.console) {
+        Some(d) => format!("{}{}", d.path, regs(d)),
+        None => format!("<device #{}>", hv.console),
+    };
+    let _ = writeln!(s, "  console   {console}");
+    let _ = writeln!(s, "  log-level {level}");
+}
+
+fn regs(d: &Device) -> String {
+    d.regs
+        .iter()
+        .map(|r| format!(" {:#x}+{:#x}", r.base, r.size))
+        .collect()
+}
+
+fn partition(s: &mut String, config: &BoardConfig, index: usize) {
+    let p = &config.partitions[index];
+    let _ = writeln!(s);
+    let _ = writeln!(s, "partition {} ({})", p.name, p.path);
+    for (vcpu, &cpu) in p.cpus.iter().enumerate() {
+        match config.platform.cpus.get(cpu) {
+            Some(c) => {
+                let _ = writeln!(s, "  vcpu {vcpu:<4} -> {} (mpidr {:#x})", c.path, c.mpidr);
+            }
+            None => {
+                let _ = writeln!(s, "  vcpu {vcpu:<4} -> <cpu #{cpu}>");
+            }
+        }
+    }
+    for r in &p.memory {
+        let _ = writeln!(
+            s,
+            "  memory    ipa {:#x} -> pa {:#x}  {}",
+            r.ipa,
+            r.pa,
+            mib(r.size)
+        );
+    }
+    for &d in &p.devices {
+        let Some(dev) = config.platform.devices.get(d) else {
+            let _ = writeln!(s, "  device    <device #{d}>");
+            continue;
+        };
+        let intids: Vec<String> = dev
+            .irqs
+            .iter()
+            .map(|i| {
+                let kind = match i.kind {
+                    IrqKind::Spi => "spi",
+                    IrqKind::Ppi => "ppi",
+                };
+                format!("{} ({kind} {})", i.intid(), i.number)
+            })
+            .collect();
+        let irqs = if intids.is_empty() {
+            String::new()
+        } else {
+            format!("  intid {}", intids.join(", "))
+        };
+        let _ = writeln!(s, "  device    {}{}{irqs}", dev.path, regs(dev));
+    }
+    match p.virtual_uart {
+        Some(base) => {
+            let _ = writeln!(s, "  vuart     pl011 at ipa {base:#x}");
+        }
+        None => {
+            let _ = writeln!(s, "  vuart     none");
+        }
+    }
+    let _ = writeln!(s, "  image     {} (load {:#x})", p.image, p.load_address);
+    let _ = writeln!(s, "  entry     {:#x}", p.entry);
+    if let Some(initrd) = &p.initrd {
+        let _ = writeln!(s, "  initrd    {initrd}");
+    }
+    if let Some(args) = &p.bootargs {
+        let _ = writeln!(s, "  bootargs  {args}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::sample_config;
+
+    #[test]
+    fn renders_every_row() {
+        let text = render(&sample_config());
+        let expected = [
+            "platform: 4 CPUs, 1024 MiB RAM, 2 devices, PSCI via smc",
+            "hypervisor",
+            "  memory    0x40000000..0x44000000 (64 MiB)",
+            "  console   /pl011@9000000 0x9000000+0x1000",
+            "  log-level info",
+            "partition hello (/hypervisor/hello)",
+            "  vcpu 0    -> /cpus/cpu@1 (mpidr 0x1)",
+            "  memory    ipa 0x40000000 -> pa 0x48000000  16 MiB",
+            "  vuart     pl011 at ipa 0x9000000",
+            "  image     hello (load 0x40000000)",
+            "  entry     0x40000000",
+            "partition linux (/hypervisor/linux)",
+            "  vcpu 0    -> /cpus/cpu@2 (mpidr 0x2)",
+            "  vcpu 1    -> /cpus/cpu@3 (mpidr 0x3)",
+            "  memory    ipa 0x80000000 -> pa 0x58000000  64 MiB",
+            "  device    /virtio_mmio@a000000 0xa000000+0x200  intid 48 (spi 16)",
+            "  vuart     none",
+            "  image     Image (load 0x40200000)",
+            "  initrd    rootfs.cpio",
+            "  bootargs  console=hvc0 earlycon",
+        ];
+        let lines: Vec<&str> = text.lines().collect();
+        for row in expected {
+            assert!(lines.contains(&row), "missing row {row:?} in\n{text}");
+        }
+        // Partitions in order, hello's rows before linux's.
+        let hello = text.find("partition hello").unwrap();
+        let linux = text.find("partition linux").unwrap();
+        assert!(hello < linux);
+        assert!(!text[hello..linux].contains("initrd"));
+    }
+
+    #[test]
+    fn sizes_in_mib() {
+        assert_eq!(mib(16 << 20), "16 MiB");
+        assert_eq!(mib(64 << 10), "0.0625 MiB");
+        assert_eq!(mib(3 << 19), "1.5 MiB");
+    }
+}
