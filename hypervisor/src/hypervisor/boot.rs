@@ -19,7 +19,9 @@ use super::traps;
 use crate::arch::aarch64::{boot, cpu, exceptions, firmware, gic, mmu};
 use crate::stage2::HypervisorMap;
 
-const HEAP_SIZE: usize = 8 * 1024 * 1024;
+/// The heap the boot starts with, enough to parse the board config. Once the config is known,
+/// the rest of the hypervisor's memory after the bundle is added to the heap.
+const HEAP_SIZE: usize = 1024 * 1024;
 
 #[repr(C, align(4096))]
 struct HeapSpace([u8; HEAP_SIZE]);
@@ -182,6 +184,8 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         ));
     }
 
+    grow_heap(image.end(), config.hypervisor.memory.end());
+
     let Some(primary) = config
         .platform
         .cpus
@@ -271,6 +275,17 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         sys.power_off();
     }
     traps::run_this_cpu()
+}
+
+/// Gives the hypervisor memory after the image and bundle to the heap.
+fn grow_heap(free_start: u64, memory_end: u64) {
+    let start = free_start.div_ceil(4096) * 4096;
+    if start < memory_end {
+        // SAFETY: validated above: this range lies in the hypervisor's own memory, after the
+        // image and bundle, and no partition memory overlaps it; nothing else uses it.
+        unsafe { HEAP.lock().add_to_heap(start as usize, memory_end as usize) };
+        log::debug!("heap grows by {start:#x}..{memory_end:#x}");
+    }
 }
 
 fn bundle_len(bundle: &Bundle) -> u64 {

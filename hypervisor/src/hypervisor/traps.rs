@@ -7,6 +7,7 @@
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2, HPFAR_EL2};
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::boot::system;
 use super::output;
@@ -68,17 +69,29 @@ fn enter_vcpu(p: &PartitionRt, vcpu: usize, entry: u64, x0: u64) -> ! {
     })
 }
 
-/// Stops partition `p` with `reason`, unless it already stopped; powers the machine off when it
-/// was the last one running. Other CPUs of the partition are kicked out of it.
-pub fn stop_partition(p: &PartitionRt, reason: &str) {
+/// How a partition came to stop.
+pub enum Stop<'a> {
+    /// The guest asked for it (PSCI SYSTEM_OFF, or its last vCPU called CPU_OFF).
+    PoweredOff,
+    /// The guest did something the hypervisor cannot serve.
+    Fault(&'a str),
+}
+
+static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Stops partition `p`, unless it already stopped, and reports why; powers the machine off when
+/// it was the last one running. Other CPUs of the partition are kicked out of it.
+pub fn stop_partition(p: &PartitionRt, stop: Stop) {
+    output::flush_partition(p.index);
     if !p.try_stop() {
         return;
     }
-    output::flush_partition(p.index);
-    log::error!("partition {} stopped: {reason}", p.name);
+    match stop {
+        Stop::PoweredOff => log::info!("partition {} powered off", p.name),
+        Stop::Fault(reason) => log::error!("partition {} stopped: {reason}", p.name),
+    }
     for v in &p.vcpus {
-        let mut power = v.power.lock();
-        *power = VcpuPowerState {
+        *v.power.lock() = VcpuPowerState {
             power: VcpuPower::Off,
             start: None,
         };
@@ -87,7 +100,9 @@ pub fn stop_partition(p: &PartitionRt, reason: &str) {
         }
     }
     let sys = system();
-    if sys.partitions.iter().all(|p| p.state() == State::Stopped) {
+    if sys.partitions.iter().all(|p| p.state() == State::Stopped)
+        && !POWERING_OFF.swap(true, Ordering::AcqRel)
+    {
         log::info!("all partitions have stopped: powering off");
         sys.power_off();
     }
@@ -119,7 +134,7 @@ pub extern "C" fn lower_sync(frame: &mut TrapFrame) {
         Ok(Resume::Guest) => {}
         Ok(Resume::Idle) => leave_guest(),
         Err(reason) => {
-            stop_partition(p, &reason);
+            stop_partition(p, Stop::Fault(&reason));
             leave_guest();
         }
     }
@@ -176,29 +191,12 @@ fn psci_call(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Result<Resu
                 .iter()
                 .all(|v| v.power.lock().power == VcpuPower::Off)
             {
-                stop_partition(p, "all its vCPUs are off");
+                stop_partition(p, Stop::PoweredOff);
             }
             Ok(Resume::Idle)
         }
         PsciAction::SystemOff => {
-            output::flush_partition(p.index);
-            if p.try_stop() {
-                log::info!("partition {} powered off", p.name);
-                for v in &p.vcpus {
-                    *v.power.lock() = VcpuPowerState {
-                        power: VcpuPower::Off,
-                        start: None,
-                    };
-                    if v.pcpu != cpu::id() {
-                        gic::kick(v.pcpu_mpidr);
-                    }
-                }
-                let sys = system();
-                if sys.partitions.iter().all(|p| p.state() == State::Stopped) {
-                    log::info!("all partitions have stopped: powering off");
-                    sys.power_off();
-                }
-            }
+            stop_partition(p, Stop::PoweredOff);
             Ok(Resume::Idle)
         }
         PsciAction::SystemReset => Err(String::from(
@@ -308,7 +306,7 @@ pub extern "C" fn lower_fault(frame: &mut TrapFrame) {
     let esr = ESR_EL2.get();
     if let Some((p, _)) = current() {
         let reason = unexpected(ExceptionClass::from_esr(esr), esr, frame);
-        stop_partition(p, &reason);
+        stop_partition(p, Stop::Fault(&reason));
     }
     leave_guest();
 }

@@ -44,7 +44,7 @@ impl TrapFrame {
 }
 
 const FRAME_SIZE: usize = size_of::<TrapFrame>();
-const _: () = assert!(FRAME_SIZE % 16 == 0);
+const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
 
 global_asm!(
     r#"

@@ -1,0 +1,224 @@
+//! `cargo xtask build` and `cargo xtask check`: compile and check a board config, build the
+//! hypervisor and every guest crate the board uses (one cargo invocation), and pack everything
+//! into `build/<board>/bulkhead.img` with the host tools of `bulkhead_tools`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bulkhead_config::BoardConfig;
+use bulkhead_tools::pack::{PackInput, PartitionBlobs};
+
+use crate::board::{
+    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource,
+    HYPERVISOR_TARGET, TARGET,
+};
+
+/// The hypervisor's package and binary name.
+pub const HYPERVISOR: &str = "bulkhead-hypervisor";
+
+/// A packed board, ready to boot.
+pub struct Built {
+    pub board: Board,
+    pub config: BoardConfig,
+    /// `build/<board>/bulkhead.img`.
+    pub image: PathBuf,
+    /// The hypervisor ELF (with symbols).
+    pub hypervisor_elf: PathBuf,
+    /// The ELF of each guest crate the board runs, once each, in partition order.
+    pub guest_elfs: Vec<PathBuf>,
+}
+
+/// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
+/// config is only parsed, not validated, and packed as it is.
+pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
+    let board = Board::resolve(board_arg)?;
+    let (config, board_dtb) = load_config(&board, unchecked)?;
+
+    let sources: Vec<ImageSource> = config
+        .partitions
+        .iter()
+        .map(|p| ImageSource::classify(&p.image, board.dir()))
+        .collect();
+    let mut guest_crates: Vec<String> = Vec::new();
+    for source in &sources {
+        if let ImageSource::Crate(name) = source {
+            if !guest_crates.contains(name) {
+                guest_crates.push(name.clone());
+            }
+        }
+    }
+
+    // Missing image files are reported before the (slower) target build.
+    let resolve = |image: &str| ImageSource::classify(image, board.dir()).resolve();
+    if unchecked {
+        check_images_exist(&board, &config, &resolve)?;
+    } else {
+        bulkhead_tools::check::check_images(&config, resolve, &board.dts)?;
+    }
+    cargo_build_target(&guest_crates)?;
+
+    let hypervisor_elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
+    let hypervisor_bytes = read(&hypervisor_elf)?;
+    let mut partitions = Vec::with_capacity(config.partitions.len());
+    for (partition, source) in config.partitions.iter().zip(&sources) {
+        let image = read(&source.path())?;
+        let initrd = match &partition.initrd {
+            Some(initrd) => Some(read(&board.dir().join(initrd))?),
+            None => None,
+        };
+        partitions.push(PartitionBlobs { image, initrd });
+    }
+    let packed = bulkhead_tools::pack::pack(&PackInput {
+        hypervisor_elf: &hypervisor_bytes,
+        board_dtb: &board_dtb,
+        config: &config,
+        partitions,
+    })
+    .with_context(|| format!("cannot pack board {}", board.name))?;
+
+    let out_dir = board.out_dir();
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let image = out_dir.join("bulkhead.img");
+    std::fs::write(&image, &packed).with_context(|| format!("cannot write {}", image.display()))?;
+    println!(
+        "xtask: built {} ({} bytes, {:.1} MiB; board {}, {}{})",
+        display_path(&image),
+        packed.len(),
+        packed.len() as f64 / (1024.0 * 1024.0),
+        board.name,
+        partitions_text(&config),
+        if unchecked {
+            ", config NOT checked"
+        } else {
+            ""
+        },
+    );
+
+    let guest_elfs = guest_crates
+        .iter()
+        .map(|name| target_release_dir().join(name))
+        .collect();
+    Ok(Built {
+        board,
+        config,
+        image,
+        hypervisor_elf,
+        guest_elfs,
+    })
+}
+
+/// Compiles the board's DTS and checks it (or, with `unchecked`, only parses it).
+fn load_config(board: &Board, unchecked: bool) -> Result<(BoardConfig, Vec<u8>)> {
+    if !unchecked {
+        return bulkhead_tools::check::check_file(&board.dts);
+    }
+    let dtb = bulkhead_tools::dts::compile(&board.dts)?;
+    let config = bulkhead_config::parse::parse(&dtb).map_err(|err| {
+        anyhow!(
+            "{}: {err} (even --unchecked needs a config that parses)",
+            board.dts.display()
+        )
+    })?;
+    Ok((config, dtb))
+}
+
+/// Without the tools' check, at least say which partition's image or initrd is missing.
+fn check_images_exist(
+    board: &Board,
+    config: &BoardConfig,
+    resolve: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<()> {
+    for partition in &config.partitions {
+        let files = std::iter::once(("image", &partition.image))
+            .chain(partition.initrd.as_ref().map(|i| ("initrd", i)));
+        for (what, name) in files {
+            if resolve(name).is_none() {
+                bail!(
+                    "{}: node {}: {what} {name:?} not found (looked for {})",
+                    board.dts.display(),
+                    partition.path,
+                    display_path(&ImageSource::classify(name, board.dir()).path()),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cargo build --release` of the hypervisor (for `HYPERVISOR_TARGET`) and of `guests` (for
+/// `TARGET`).
+fn cargo_build_target(guests: &[String]) -> Result<()> {
+    let mut builds = vec![(HYPERVISOR_TARGET, vec![HYPERVISOR.to_owned()])];
+    if !guests.is_empty() {
+        builds.push((TARGET, guests.to_vec()));
+    }
+    for (target, packages) in builds {
+        let mut cmd = cargo();
+        cmd.args(["build", "--release", "--target", target]);
+        for package in &packages {
+            cmd.args(["-p", package, "--bin", package]);
+        }
+        let status = cmd
+            .status()
+            .context("cannot run cargo to build the target binaries")?;
+        if !status.success() {
+            bail!(
+                "building {} for {target} failed ({status})",
+                packages.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A `cargo` command (the one running us, if known) in the repository root.
+pub fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+/// "1 partition", "2 partitions".
+fn partitions_text(config: &BoardConfig) -> String {
+    match config.partitions.len() {
+        1 => "1 partition".to_owned(),
+        n => format!("{n} partitions"),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", display_path(path)))
+}
+
+/// `cargo xtask check`: checks each board config, prints the verdict for each and fails if any
+/// is refused.
+pub fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = 0;
+    for file in files {
+        match bulkhead_tools::check::check_file(file) {
+            Ok((config, _)) => println!("{}: ok ({})", file.display(), partitions_text(&config)),
+            Err(err) => {
+                failed += 1;
+                let message = format!("{err:#}");
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if message.contains(&name) {
+                    eprintln!("{message}");
+                } else {
+                    eprintln!("{}: {message}", file.display());
+                }
+            }
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("xtask: {failed} of {} board configs refused", files.len());
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,262 @@
+//! `cargo xtask run`: the QEMU command line for a built board and running QEMU with its output
+//! streamed through, its stdin piped in when ours is not a terminal, and an optional timeout.
+//!
+//! The machine is always QEMU `virt` with virtualization (EL2) and a GICv3; the number of CPUs
+//! and the RAM size come from the board config's `/cpus` and `/memory` nodes, so every board is
+//! run the same way.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bulkhead_config::{BoardConfig, MemRange};
+
+use crate::board::display_path;
+use crate::build::Built;
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-aarch64";
+/// The exit status `run` ends with when `--timeout` stopped QEMU (as coreutils' `timeout`).
+pub const TIMEOUT_EXIT: u8 = 124;
+
+/// How long to wait, once QEMU has exited, for the rest of its output.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to run QEMU.
+pub struct RunOptions {
+    pub timeout: Option<Duration>,
+    pub gdb: bool,
+    pub extra_args: Vec<String>,
+}
+
+/// QEMU's `-smp` and `-m` (MiB) for a board: its CPU count and total RAM.
+pub fn machine_size(config: &BoardConfig) -> (usize, u64) {
+    (config.platform.cpus.len(), ram_mib(&config.platform.ram))
+}
+
+/// Total size of `ram` in MiB, rounded up.
+fn ram_mib(ram: &[MemRange]) -> u64 {
+    ram.iter()
+        .map(|r| r.size)
+        .sum::<u64>()
+        .div_ceil(1024 * 1024)
+}
+
+/// The full QEMU argument list (without the program name).
+pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
+    let (cpus, ram_mib) = machine_size(&built.config);
+    let mut args: Vec<String> = [
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        "cortex-a72",
+        "-smp",
+        &cpus.to_string(),
+        "-m",
+        &ram_mib.to_string(),
+        "-nographic",
+        "-kernel",
+        &built.image.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if options.gdb {
+        args.push("-s".into());
+        args.push("-S".into());
+    }
+    args.extend(options.extra_args.iter().cloned());
+    args
+}
+
+/// How to attach gdb to a QEMU started with `--gdb`.
+fn gdb_instructions(built: &Built) -> String {
+    let mut command = format!(
+        "gdb-multiarch -q {} -ex 'target remote :1234'",
+        display_path(&built.hypervisor_elf)
+    );
+    for guest in &built.guest_elfs {
+        command.push_str(&format!(" -ex 'add-symbol-file {}'", display_path(guest)));
+    }
+    format!(
+        "xtask: QEMU is halted and waits for gdb on localhost:1234. Attach from the repository \
+         root with:\n\n    {command}\n\n\
+         (gdb-multiarch is in Debian's package of that name: apt-get install gdb-multiarch.)\n\
+         Partitions start with their MMU off, so a guest's link addresses are its guest-physical \
+         addresses and its symbols line up once it runs.\n"
+    )
+}
+
+/// Builds the command line, runs QEMU and turns how it ended into our exit code.
+pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
+    let args = qemu_args(built, options);
+    if options.gdb {
+        eprint!("{}", gdb_instructions(built));
+    }
+    eprintln!(
+        "xtask: booting board {}: {QEMU} {}",
+        built.board.name,
+        args.join(" ")
+    );
+
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    let mut cmd = Command::new(QEMU);
+    cmd.args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(if stdin_is_terminal {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {QEMU}"))?;
+
+    if let Some(mut qemu_stdin) = child.stdin.take() {
+        // Nobody joins this thread: it may sit in a read of our stdin after QEMU is gone, and
+        // ends with the process.
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if qemu_stdin.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        let _ = qemu_stdin.flush();
+                    }
+                }
+            }
+            // Dropping `qemu_stdin` closes QEMU's stdin: it sees end of file, as we did.
+        });
+    }
+    let (copied_tx, copied_rx) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            copy_out(out);
+            let _ = copied_tx.send(());
+        });
+    }
+
+    let outcome = wait(&mut child, options.timeout);
+    // QEMU has exited (or was killed): drain whatever it wrote last before reporting. Only a
+    // process QEMU started could keep the pipe open longer; do not wait for that forever.
+    let _ = copied_rx.recv_timeout(DRAIN_TIMEOUT);
+    let _ = std::io::stdout().flush();
+    match outcome? {
+        Outcome::Exited(status) => Ok(exit_code(status)),
+        Outcome::TimedOut(timeout) => {
+            eprintln!("xtask: timeout after {} s, QEMU stopped", timeout.as_secs());
+            Ok(ExitCode::from(TIMEOUT_EXIT))
+        }
+    }
+}
+
+/// Copies QEMU's stdout to ours chunk by chunk, flushing each, until QEMU closes it.
+fn copy_out(mut from: impl Read) {
+    let stdout = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut out = stdout.lock();
+                if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    TimedOut(Duration),
+}
+
+/// Waits for QEMU, killing it when `timeout` passes first.
+fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Outcome> {
+    let Some(timeout) = timeout else {
+        return Ok(Outcome::Exited(child.wait().context("waiting for QEMU")?));
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU")? {
+            return Ok(Outcome::Exited(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // It may have exited just now; either way, make sure it is gone.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Outcome::TimedOut(timeout));
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    }
+}
+
+/// QEMU's exit status as ours; death by signal N becomes 128 + N, as in a shell.
+fn exit_code(status: ExitStatus) -> ExitCode {
+    if let Some(code) = status.code() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            eprintln!("xtask: QEMU was killed by signal {signal}");
+            return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+        }
+    }
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_pass_through() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), ExitCode::from(0u8));
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), ExitCode::from(3u8));
+        // SIGKILL
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), ExitCode::from(137u8));
+    }
+
+    #[test]
+    fn wait_times_out_and_kills() {
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let start = Instant::now();
+        let outcome = wait(&mut child, Some(Duration::from_millis(200))).unwrap();
+        assert!(matches!(outcome, Outcome::TimedOut(_)));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(child.try_wait().unwrap().is_some());
+    }
+
+    #[test]
+    fn wait_returns_the_status() {
+        let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+        match wait(&mut child, Some(Duration::from_secs(10))).unwrap() {
+            Outcome::Exited(status) => assert_eq!(status.code(), Some(7)),
+            Outcome::TimedOut(_) => panic!("timed out"),
+        }
+    }
+
+    #[test]
+    fn ram_is_summed_in_mib() {
+        let ram = [
+            MemRange::new(0x4000_0000, 0x4000_0000),
+            MemRange::new(0x1_0000_0000, 0x1000_0000),
+        ];
+        assert_eq!(ram_mib(&ram), 1024 + 256);
+        assert_eq!(ram_mib(&[MemRange::new(0, 1)]), 1);
+    }
+}
