@@ -13,6 +13,7 @@ pub mod console;
 pub mod esr;
 pub mod psci;
 pub mod stage2;
+pub mod vgic;
 pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

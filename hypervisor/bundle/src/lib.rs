@@ -81,7 +81,9 @@ impl core::fmt::Display for BundleError {
             BundleError::BadVersion(v) => write!(f, "bundle version {v}, expected {VERSION}"),
             BundleError::Truncated => write!(f, "bundle is truncated"),
             BundleError::BadKind(k) => write!(f, "bundle entry of unknown kind {k}"),
-            BundleError::EntryOutOfBounds(i) => write!(f, "bundle entry {i} lies outside the bundle"),
+            BundleError::EntryOutOfBounds(i) => {
+                write!(f, "bundle entry {i} lies outside the bundle")
+            }
         }
     }
 }
@@ -126,7 +128,10 @@ impl<'a> Bundle<'a> {
         if total > bytes.len() || HEADER_SIZE + count.saturating_mul(ENTRY_SIZE) > total {
             return Err(BundleError::Truncated);
         }
-        let bundle = Bundle { bytes: &bytes[..total], count };
+        let bundle = Bundle {
+            bytes: &bytes[..total],
+            count,
+        };
         for i in 0..count {
             bundle.entry(i)?;
         }
@@ -151,13 +156,19 @@ impl<'a> Bundle<'a> {
         let kind = Kind::from_code(code).ok_or(BundleError::BadKind(code))?;
         let partition = u32_at(b, base + 4).ok_or(BundleError::Truncated)?;
         let load = field(8)?;
-        let offset = usize::try_from(field(16)?).map_err(|_| BundleError::EntryOutOfBounds(index))?;
+        let offset =
+            usize::try_from(field(16)?).map_err(|_| BundleError::EntryOutOfBounds(index))?;
         let size = usize::try_from(field(24)?).map_err(|_| BundleError::EntryOutOfBounds(index))?;
         let data = offset
             .checked_add(size)
             .and_then(|end| b.get(offset..end))
             .ok_or(BundleError::EntryOutOfBounds(index))?;
-        Ok(Entry { kind, partition, load, data })
+        Ok(Entry {
+            kind,
+            partition,
+            load,
+            data,
+        })
     }
 
     /// All entries, in order.
@@ -167,7 +178,8 @@ impl<'a> Bundle<'a> {
 
     /// The first entry of `kind` for `partition`.
     pub fn find(&self, kind: Kind, partition: u32) -> Option<Entry<'a>> {
-        self.entries().find(|e| e.kind == kind && e.partition == partition)
+        self.entries()
+            .find(|e| e.kind == kind && e.partition == partition)
     }
 }
 
@@ -209,8 +221,18 @@ mod tests {
         let img = [1u8, 2, 3];
         let dtb = [9u8; 5000];
         let bytes = write(&[
-            Entry { kind: Kind::BoardDtb, partition: 0, load: 0, data: &dtb },
-            Entry { kind: Kind::Image, partition: 1, load: 0x4000_0000, data: &img },
+            Entry {
+                kind: Kind::BoardDtb,
+                partition: 0,
+                load: 0,
+                data: &dtb,
+            },
+            Entry {
+                kind: Kind::Image,
+                partition: 1,
+                load: 0x4000_0000,
+                data: &img,
+            },
         ]);
         assert_eq!(bytes.len() % BLOB_ALIGN, 0);
         let b = Bundle::parse(&bytes).unwrap();
@@ -227,12 +249,28 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert_eq!(Bundle::parse(b"short").unwrap_err(), BundleError::Truncated);
-        assert_eq!(Bundle::parse(&[0u8; 64]).unwrap_err(), BundleError::BadMagic);
-        let mut bytes = write(&[Entry { kind: Kind::Image, partition: 0, load: 0, data: &[1; 10] }]);
+        assert_eq!(
+            Bundle::parse(&[0u8; 64]).unwrap_err(),
+            BundleError::BadMagic
+        );
+        let mut bytes = write(&[Entry {
+            kind: Kind::Image,
+            partition: 0,
+            load: 0,
+            data: &[1; 10],
+        }]);
         // Point the blob past the end.
         bytes[HEADER_SIZE + 16..HEADER_SIZE + 24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::EntryOutOfBounds(0));
-        let mut bytes = write(&[Entry { kind: Kind::Image, partition: 0, load: 0, data: &[1; 10] }]);
+        assert_eq!(
+            Bundle::parse(&bytes).unwrap_err(),
+            BundleError::EntryOutOfBounds(0)
+        );
+        let mut bytes = write(&[Entry {
+            kind: Kind::Image,
+            partition: 0,
+            load: 0,
+            data: &[1; 10],
+        }]);
         bytes[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&77u32.to_le_bytes());
         assert_eq!(Bundle::parse(&bytes).unwrap_err(), BundleError::BadKind(77));
     }

@@ -179,3 +179,41 @@ pub struct BoardConfig {
     pub hypervisor: HypervisorConfig,
     pub partitions: Vec<Partition>,
 }
+
+/// INTID a partition's virtual UART interrupts on when the console UART has no interrupt in the
+/// platform description (SPI 1, as on QEMU virt).
+pub const DEFAULT_VIRTUAL_UART_INTID: u32 = 33;
+
+impl BoardConfig {
+    /// The INTID of every partition's virtual UART interrupt: the console UART's first SPI, so a
+    /// guest sees its UART wired as the real one is.
+    pub fn virtual_uart_intid(&self) -> u32 {
+        self.platform
+            .devices
+            .get(self.hypervisor.console)
+            .and_then(|d| d.irqs.iter().find(|i| i.kind == IrqKind::Spi))
+            .map_or(DEFAULT_VIRTUAL_UART_INTID, Irq::intid)
+    }
+
+    /// INTIDs of the SPIs partition `index` owns: its passthrough devices' SPIs and, if it has a
+    /// virtual UART, that UART's interrupt. Sorted, without duplicates.
+    pub fn partition_spis(&self, index: usize) -> Vec<u32> {
+        let Some(p) = self.partitions.get(index) else {
+            return Vec::new();
+        };
+        let mut spis: Vec<u32> = p
+            .devices
+            .iter()
+            .filter_map(|&d| self.platform.devices.get(d))
+            .flat_map(|d| d.irqs.iter())
+            .filter(|i| i.kind == IrqKind::Spi)
+            .map(Irq::intid)
+            .collect();
+        if p.virtual_uart.is_some() {
+            spis.push(self.virtual_uart_intid());
+        }
+        spis.sort_unstable();
+        spis.dedup();
+        spis
+    }
+}

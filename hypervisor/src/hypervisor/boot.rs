@@ -40,6 +40,8 @@ pub struct System {
     pub bundle: Bundle<'static>,
     /// The console UART's receive interrupt.
     pub console_irq: Option<u32>,
+    /// For each SPI INTID: the partition it is passed through to, if any.
+    pub spi_owner: Vec<Option<usize>>,
 }
 
 static SYSTEM: Once<System> = Once::new();
@@ -240,12 +242,24 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         );
     }
     let console_irq = console.irqs.first().map(|i| i.intid());
+    let mut spi_owner = alloc::vec![None; 1020];
+    for p in &partitions {
+        for spi in config.partition_spis(p.index) {
+            if Some(spi) != p.vgic.vuart_intid {
+                if let Some(slot) = spi_owner.get_mut(spi as usize) {
+                    *slot = Some(p.index);
+                }
+            }
+        }
+        super::interrupts::reset_passthrough(&config, p);
+    }
     SYSTEM.call_once(|| System {
         config,
         partitions,
         assignment,
         bundle,
         console_irq,
+        spi_owner,
     });
     let sys = system();
     for p in &sys.partitions {

@@ -3,6 +3,7 @@
 //! `arch::aarch64` mechanisms.
 
 pub mod boot;
+pub mod interrupts;
 pub mod output;
 pub mod partition;
 pub mod traps;

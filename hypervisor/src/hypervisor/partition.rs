@@ -4,7 +4,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 use bulkhead_bundle::{Bundle, Kind};
@@ -12,7 +12,10 @@ use bulkhead_config::{BoardConfig, Partition};
 
 use crate::psci::{PartitionView, VcpuPower};
 use crate::stage2::Stage2Tables;
+use crate::vgic::PendingQueue;
 use crate::vuart::VirtualPl011;
+
+use super::interrupts::Vgic;
 
 /// Lifecycle of a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,10 @@ pub struct Vcpu {
     /// Physical MPIDR of that CPU.
     pub pcpu_mpidr: u64,
     pub power: Mutex<VcpuPowerState>,
+    /// Whether the physical CPU is currently running this vCPU (false while it idles at EL2).
+    pub in_guest: AtomicBool,
+    /// Virtual interrupts waiting for one of this vCPU's list registers.
+    pub pending: Mutex<PendingQueue>,
 }
 
 /// A partition at run time.
@@ -48,9 +55,13 @@ pub struct PartitionRt {
     pub config: Partition,
     pub vcpus: Vec<Vcpu>,
     pub vuart: Mutex<VirtualPl011>,
+    pub vgic: Vgic,
     /// Guest-physical address of the partition's device tree (x0 at entry), if it has one.
     pub dtb: Option<u64>,
     state: AtomicU8,
+    /// CNTVOFF_EL2 of all the partition's vCPUs: the physical count when it was (re)loaded, so
+    /// its virtual counter starts near zero and is the same on every vCPU.
+    cntvoff: AtomicU64,
 }
 
 /// Why a partition could not be set up at boot.
@@ -64,7 +75,7 @@ pub enum SetupError {
 impl core::fmt::Display for SetupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            SetupError::Map(e) => write!(f, "cannot build stage-2 tables: {e}"),
+            SetupError::Map(e) => write!(f, "cannot set it up: {e}"),
             SetupError::MissingImage => write!(f, "its image is missing from the boot bundle"),
             SetupError::BlobOutside { kind, load, len } => write!(
                 f,
@@ -82,7 +93,7 @@ impl PartitionRt {
         for region in &p.memory {
             stage2
                 .map_ram(region.ipa, region.pa, region.size)
-                .map_err(|e| SetupError::Map(alloc::format!("{e:?}")))?;
+                .map_err(|e| SetupError::Map(alloc::format!("stage-2 tables: {e:?}")))?;
         }
         for &d in &p.devices {
             for reg in &config.platform.devices[d].regs {
@@ -90,7 +101,7 @@ impl PartitionRt {
                 let size = (reg.end() - base).div_ceil(0x1000) * 0x1000;
                 stage2
                     .map_device(base, base, size)
-                    .map_err(|e| SetupError::Map(alloc::format!("{e:?}")))?;
+                    .map_err(|e| SetupError::Map(alloc::format!("stage-2 tables: {e:?}")))?;
             }
         }
         let vcpus = p
@@ -108,6 +119,8 @@ impl PartitionRt {
                     },
                     start: None,
                 }),
+                in_guest: AtomicBool::new(false),
+                pending: Mutex::new(PendingQueue::new()),
             })
             .collect();
         if bundle.find(Kind::Image, index as u32).is_none() {
@@ -121,8 +134,10 @@ impl PartitionRt {
             config: p.clone(),
             vcpus,
             vuart: Mutex::new(VirtualPl011::new()),
+            vgic: Vgic::new(config, index).map_err(SetupError::Map)?,
             dtb: bundle.find(Kind::GuestDtb, index as u32).map(|e| e.load),
             state: AtomicU8::new(State::Stopped as u8),
+            cntvoff: AtomicU64::new(0),
         })
     }
 
@@ -158,6 +173,10 @@ impl PartitionRt {
             let dst = unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) };
             dst.copy_from_slice(entry.data);
         }
+        self.cntvoff.store(
+            crate::arch::aarch64::guest::physical_count(),
+            Ordering::Release,
+        );
         for (n, vcpu) in self.vcpus.iter().enumerate() {
             let mut power = vcpu.power.lock();
             *power = if n == 0 {
@@ -175,6 +194,11 @@ impl PartitionRt {
         Ok(())
     }
 
+    /// CNTVOFF_EL2 for the partition's vCPUs.
+    pub fn cntvoff(&self) -> u64 {
+        self.cntvoff.load(Ordering::Acquire)
+    }
+
     pub fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {
             0 => State::Running,
@@ -184,6 +208,14 @@ impl PartitionRt {
 
     pub fn set_running(&self) {
         self.state.store(State::Running as u8, Ordering::Release);
+    }
+
+    /// Puts the partition back to its boot state: fresh virtual devices, images and device tree
+    /// reloaded, vCPU 0 ready to start. Every vCPU must be out of the guest.
+    pub fn reset(&self, config: &BoardConfig, bundle: &Bundle) -> Result<(), SetupError> {
+        *self.vuart.lock() = VirtualPl011::new();
+        super::interrupts::reset_partition(config, self);
+        self.load(bundle)
     }
 
     /// Marks the partition stopped. Returns false if it already was (so only one CPU reports).

@@ -10,12 +10,13 @@ use alloc::string::String;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::boot::system;
+use super::interrupts;
 use super::output;
 use super::partition::{PartitionRt, State, VcpuPowerState};
 use crate::arch::aarch64::exceptions::TrapFrame;
 use crate::arch::aarch64::guest::{self, VcpuStart};
 use crate::arch::aarch64::{cpu, gic, mmu};
-use crate::esr::{DataAbort, ExceptionClass};
+use crate::esr::{DataAbort, ExceptionClass, SysRegAccess};
 use crate::psci::{self, PsciAction, VcpuPower};
 
 /// The partition and vCPU this physical CPU runs, if any.
@@ -28,6 +29,9 @@ fn current() -> Option<(&'static PartitionRt, usize)> {
 /// Runs this CPU's vCPU when it has something to run, otherwise waits for interrupts. Never
 /// returns; called at boot and whenever a vCPU stops running.
 pub fn run_this_cpu() -> ! {
+    if let Some((p, v)) = current() {
+        p.vcpus[v].in_guest.store(false, Ordering::Release);
+    }
     loop {
         if let Some((p, v)) = current() {
             if p.state() == State::Running {
@@ -53,6 +57,8 @@ pub fn run_this_cpu() -> ! {
 }
 
 fn enter_vcpu(p: &PartitionRt, vcpu: usize, entry: u64, x0: u64) -> ! {
+    p.vcpus[vcpu].in_guest.store(true, Ordering::Release);
+    interrupts::reset_this_cpu();
     log::debug!(
         "partition {}: vCPU {vcpu} starts at {entry:#x} on CPU {}",
         p.name,
@@ -65,7 +71,7 @@ fn enter_vcpu(p: &PartitionRt, vcpu: usize, entry: u64, x0: u64) -> ! {
         vmpidr: vcpu as u64,
         entry,
         x0,
-        cntvoff: guest::physical_count(),
+        cntvoff: p.cntvoff(),
     })
 }
 
@@ -86,6 +92,7 @@ pub fn stop_partition(p: &PartitionRt, stop: Stop) {
     if !p.try_stop() {
         return;
     }
+    interrupts::disable_passthrough(&system().config, p);
     match stop {
         Stop::PoweredOff => log::info!("partition {} powered off", p.name),
         Stop::Fault(reason) => log::error!("partition {} stopped: {reason}", p.name),
@@ -99,6 +106,52 @@ pub fn stop_partition(p: &PartitionRt, stop: Stop) {
             gic::kick(v.pcpu_mpidr);
         }
     }
+    all_stopped_power_off();
+}
+
+/// Restarts partition `p` (its PSCI SYSTEM_RESET): every vCPU leaves the guest, the partition's
+/// memory image and virtual devices are reloaded, and vCPU 0 starts again at the entry point.
+/// Other partitions are not touched. Called on one of `p`'s CPUs, which then goes idle.
+fn restart_partition(p: &PartitionRt) {
+    output::flush_partition(p.index);
+    if !p.try_stop() {
+        return;
+    }
+    log::info!("partition {} requested a reset: restarting it", p.name);
+    let me = cpu::id();
+    for v in &p.vcpus {
+        *v.power.lock() = VcpuPowerState {
+            power: VcpuPower::Off,
+            start: None,
+        };
+        if v.pcpu != me {
+            gic::kick(v.pcpu_mpidr);
+        }
+    }
+    // The kick is a physical interrupt, which always leaves the guest (HCR_EL2.IMO): wait for
+    // every other vCPU to be back at EL2 before touching the partition's memory.
+    for v in p.vcpus.iter().filter(|v| v.pcpu != me) {
+        while v.in_guest.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+    }
+    match p.reset(&system().config, &system().bundle) {
+        Ok(()) => {
+            p.set_running();
+            let boot = &p.vcpus[0];
+            if boot.pcpu != me {
+                gic::kick(boot.pcpu_mpidr);
+            }
+        }
+        Err(e) => {
+            log::error!("partition {} cannot restart: {e}", p.name);
+            all_stopped_power_off();
+        }
+    }
+}
+
+/// Powers the machine off if every partition has stopped (once, whichever CPU sees it first).
+fn all_stopped_power_off() {
     let sys = system();
     if sys.partitions.iter().all(|p| p.state() == State::Stopped)
         && !POWERING_OFF.swap(true, Ordering::AcqRel)
@@ -128,16 +181,45 @@ pub extern "C" fn lower_sync(frame: &mut TrapFrame) {
             psci_call(p, vcpu, frame)
         }
         ExceptionClass::DataAbortLower => data_abort(p, esr, frame),
+        ExceptionClass::SysReg64 => system_register(p, vcpu, esr, frame),
         class => Err(unexpected(class, esr, frame)),
     };
     match outcome {
-        Ok(Resume::Guest) => {}
+        Ok(Resume::Guest) => interrupts::flush(p, vcpu),
         Ok(Resume::Idle) => leave_guest(),
         Err(reason) => {
             stop_partition(p, Stop::Fault(&reason));
             leave_guest();
         }
     }
+}
+
+/// A trapped system register access. With HCR_EL2.IMO set, the guest's SGI generation
+/// registers trap here; nothing else is configured to trap.
+fn system_register(
+    p: &PartitionRt,
+    vcpu: usize,
+    esr: u64,
+    frame: &mut TrapFrame,
+) -> Result<Resume, String> {
+    let access = SysRegAccess::decode(esr);
+    let (op0, op1, crn, crm, op2) = (access.op0, access.op1, access.crn, access.crm, access.op2);
+    match (op0, op1, crn, crm, op2, access.read) {
+        // ICC_SGI1R_EL1 and ICC_ASGI1R_EL1 (Group 1 SGIs).
+        (3, 0, 12, 11, 5, false) | (3, 1, 12, 11, 6, false) => {
+            interrupts::send_sgi(p, vcpu, frame.reg(access.reg));
+        }
+        // ICC_SGI0R_EL1: Group 0 SGIs do not exist for a Non-secure guest; ignored.
+        (3, 2, 12, 11, 7, false) => {}
+        _ => {
+            return Err(format!(
+                "trapped system register access `{access}` at PC {:#x}",
+                frame.elr
+            ))
+        }
+    }
+    frame.elr += 4;
+    Ok(Resume::Guest)
 }
 
 /// What happens after a trap was served.
@@ -199,9 +281,10 @@ fn psci_call(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Result<Resu
             stop_partition(p, Stop::PoweredOff);
             Ok(Resume::Idle)
         }
-        PsciAction::SystemReset => Err(String::from(
-            "requested SYSTEM_RESET, which is not supported yet",
-        )),
+        PsciAction::SystemReset => {
+            restart_partition(p);
+            Ok(Resume::Idle)
+        }
     }
 }
 
@@ -213,43 +296,58 @@ fn fault_ipa() -> u64 {
 fn data_abort(p: &PartitionRt, esr: u64, frame: &mut TrapFrame) -> Result<Resume, String> {
     let abort = DataAbort::decode(esr);
     let ipa = fault_ipa();
-    if let Some(base) = p.vuart_base() {
-        if abort.valid && ipa >= base && ipa < base + 0x1000 {
-            let offset = ipa - base;
-            let mut vuart = p.vuart.lock();
-            let result = if abort.write {
-                let value = frame.reg(abort.reg);
-                vuart.write(offset, abort.size, value, &mut |b| {
-                    output::partition_output(p.index, b)
-                })
-            } else {
-                vuart
-                    .read(offset, abort.size)
-                    .map(|v| frame.set_reg(abort.reg, sign_extend(v, &abort)))
-            };
-            drop(vuart);
-            return match result {
-                Ok(()) => {
-                    frame.elr += 4;
-                    Ok(Resume::Guest)
-                }
-                Err(e) => Err(format!(
-                    "bad access to its virtual UART: {}-byte {} at IPA {ipa:#x} ({e:?}) at PC {:#x}",
-                    abort.size,
-                    if abort.write { "write" } else { "read" },
-                    frame.elr
-                )),
-            };
+    let access = || {
+        format!(
+            "{}-byte {} at IPA {ipa:#x}",
+            abort.size,
+            if abort.write { "write" } else { "read" }
+        )
+    };
+    let write = abort.write.then(|| frame.reg(abort.reg));
+    let emulated = if !abort.valid {
+        None
+    } else if let Some(offset) = p
+        .vuart_base()
+        .and_then(|base| ipa.checked_sub(base))
+        .filter(|&o| o < 0x1000)
+    {
+        Some(vuart_access(p, offset, abort.size, write))
+    } else {
+        interrupts::mmio(p, ipa, abort.size, write)
+    };
+    match emulated {
+        Some(Ok(value)) => {
+            if let Some(value) = value {
+                frame.set_reg(abort.reg, sign_extend(value, &abort));
+            }
+            frame.elr += 4;
+            Ok(Resume::Guest)
         }
+        Some(Err(e)) => Err(format!("{e}: {} at PC {:#x}", access(), frame.elr)),
+        None => Err(format!(
+            "stage-2 data abort: {} ({}) at PC {:#x}, CPU {}",
+            access(),
+            crate::esr::describe_fault_status(abort.fault_status),
+            frame.elr,
+            cpu::id()
+        )),
     }
-    Err(format!(
-        "stage-2 data abort: {}-byte {} at IPA {ipa:#x} ({}) at PC {:#x}, CPU {}",
-        abort.size,
-        if abort.write { "write" } else { "read" },
-        crate::esr::describe_fault_status(abort.fault_status),
-        frame.elr,
-        cpu::id()
-    ))
+}
+
+/// An access to partition `p`'s virtual UART at `offset`.
+fn vuart_access(p: &PartitionRt, offset: u64, size: u8, write: Option<u64>) -> interrupts::Access {
+    let mut vuart = p.vuart.lock();
+    let result = match write {
+        Some(value) => vuart
+            .write(offset, size, value, &mut |b| {
+                output::partition_output(p.index, b)
+            })
+            .map(|()| None),
+        None => vuart.read(offset, size).map(Some),
+    };
+    drop(vuart);
+    interrupts::vuart_level_changed(p, false);
+    result.map_err(|e| format!("bad access to its virtual UART ({e:?})"))
 }
 
 fn sign_extend(value: u64, abort: &DataAbort) -> u64 {
@@ -274,6 +372,7 @@ pub extern "C" fn lower_irq(_frame: &mut TrapFrame) {
         if p.state() != State::Running || p.vcpus[v].power.lock().power != VcpuPower::On {
             leave_guest();
         }
+        interrupts::flush(p, v);
     }
 }
 
@@ -285,10 +384,15 @@ pub extern "C" fn el2_irq(_frame: &mut TrapFrame) {
 fn handle_irqs() {
     let sys = system();
     while let Some(intid) = gic::acknowledge() {
+        if interrupts::forward_physical(intid) {
+            continue;
+        }
         if Some(intid) == sys.console_irq {
             output::drain_input(&mut |partition, byte| {
                 if let Some(p) = sys.partitions.get(partition) {
-                    if !p.vuart.lock().push_input(byte) {
+                    if p.vuart.lock().push_input(byte) {
+                        interrupts::vuart_level_changed(p, true);
+                    } else {
                         log::warn!(
                             "partition {}: console input buffer full, byte dropped",
                             p.name
@@ -296,8 +400,13 @@ fn handle_irqs() {
                     }
                 }
             });
+        } else if intid == interrupts::MAINTENANCE_PPI {
+            // List-register underflow: the refill happens on the way back to the guest.
+            crate::arch::aarch64::gich::set_underflow_irq(false);
+        } else if intid != gic::KICK_SGI_ID {
+            log::warn!("unexpected physical interrupt {intid} on CPU {}", cpu::id());
         }
-        gic::end(intid);
+        gic::complete(intid);
     }
 }
 

@@ -9,7 +9,9 @@ use core::ptr::NonNull;
 use spin::{Mutex, Once};
 
 /// SGI one CPU sends another to make it re-examine its vCPU's state (stop, CPU_ON).
-pub const KICK_SGI: IntId = IntId::sgi(0);
+pub const KICK_SGI: IntId = IntId::sgi(KICK_SGI_ID);
+/// INTID of `KICK_SGI`.
+pub const KICK_SGI_ID: u32 = 0;
 
 struct Gic(GicV3<'static>);
 
@@ -43,6 +45,7 @@ pub unsafe fn init(gicd: usize, gicr: usize, cpu_count: usize, cpu: usize) {
     };
     gic.setup(cpu);
     GicCpuInterface::set_priority_mask(0xff);
+    super::gich::split_eoi();
     let _ = gic.enable_interrupt(KICK_SGI, Some(cpu), true);
     GIC.call_once(|| Mutex::new(Gic(gic)));
 }
@@ -57,13 +60,50 @@ pub fn init_cpu(cpu: usize) {
     }
     GicCpuInterface::enable_group1(true);
     GicCpuInterface::set_priority_mask(0xff);
+    super::gich::split_eoi();
+}
+
+fn int_id(intid: u32) -> IntId {
+    if intid < 16 {
+        IntId::sgi(intid)
+    } else if intid < 32 {
+        IntId::ppi(intid - 16)
+    } else {
+        IntId::spi(intid - 32)
+    }
+}
+
+/// Enables or disables interrupt `intid`; SGIs and PPIs on the redistributor of CPU `cpu`.
+pub fn set_enabled(intid: u32, cpu: usize, enable: bool) {
+    let Some(gic) = GIC.get() else { return };
+    let _ = gic
+        .lock()
+        .0
+        .enable_interrupt(int_id(intid), Some(cpu), enable);
+}
+
+/// Sets an interrupt's trigger; SGIs and PPIs on the redistributor of CPU `cpu`.
+pub fn set_trigger(intid: u32, cpu: usize, edge: bool) {
+    let Some(gic) = GIC.get() else { return };
+    let trigger = if edge { Trigger::Edge } else { Trigger::Level };
+    let _ = gic.lock().0.set_trigger(int_id(intid), Some(cpu), trigger);
+}
+
+/// Routes SPI `intid` to the CPU with affinity `mpidr`.
+pub fn route_spi(intid: u32, mpidr: u64) {
+    let Some(gic) = GIC.get() else { return };
+    let _ = gic
+        .lock()
+        .0
+        .distributor()
+        .set_routing(int_id(intid), Some(mpidr));
 }
 
 /// Enables a level-triggered SPI and routes it to the CPU with affinity `mpidr`.
 pub fn enable_spi(intid: u32, mpidr: u64) {
     let Some(gic) = GIC.get() else { return };
     let mut gic = gic.lock();
-    let id = IntId::spi(intid - 32);
+    let id = int_id(intid);
     let _ = gic.0.set_trigger(id, None, Trigger::Level);
     let _ = gic.0.distributor().set_routing(id, Some(mpidr));
     let _ = gic.0.enable_interrupt(id, None, true);
@@ -74,16 +114,16 @@ pub fn acknowledge() -> Option<u32> {
     GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(u32::from)
 }
 
-/// Ends (and deactivates) an interrupt taken with `acknowledge`.
-pub fn end(intid: u32) {
-    let id = if intid < 16 {
-        IntId::sgi(intid)
-    } else if intid < 32 {
-        IntId::ppi(intid - 16)
-    } else {
-        IntId::spi(intid - 32)
-    };
-    GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
+/// Drops the running priority of an acknowledged interrupt without deactivating it (EOImode 1):
+/// for an interrupt forwarded to a guest, whose EOI deactivates it.
+pub fn priority_drop(intid: u32) {
+    GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
+}
+
+/// Finishes an interrupt EL2 handled itself: priority drop and deactivation.
+pub fn complete(intid: u32) {
+    priority_drop(intid);
+    super::gich::deactivate(intid);
 }
 
 /// Sends the kick SGI to the CPU with affinity `mpidr`.

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod exceptions;
 pub mod firmware;
 pub mod gic;
+pub mod gich;
 pub mod guest;
 pub mod mmu;
 pub mod uart;

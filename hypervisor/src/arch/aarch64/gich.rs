@@ -1,0 +1,115 @@
+//! The GICv3 virtual CPU interface control registers (`ICH_*_EL2`) and the physical CPU
+//! interface operations the virtual GIC needs beyond `arm-gic`: split priority drop and
+//! deactivation, so an interrupt forwarded to a guest with the list register's HW bit is
+//! deactivated by the guest's own EOI.
+
+use aarch64_cpu::registers::{
+    Readable, Writeable, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR10_EL2,
+    ICH_LR11_EL2, ICH_LR12_EL2, ICH_LR13_EL2, ICH_LR14_EL2, ICH_LR15_EL2, ICH_LR1_EL2, ICH_LR2_EL2,
+    ICH_LR3_EL2, ICH_LR4_EL2, ICH_LR5_EL2, ICH_LR6_EL2, ICH_LR7_EL2, ICH_LR8_EL2, ICH_LR9_EL2,
+    ICH_VMCR_EL2, ICH_VTR_EL2,
+};
+use core::arch::asm;
+
+/// Most list registers the architecture has.
+pub const MAX_LRS: usize = 16;
+
+/// `ICH_HCR_EL2.En`: virtual CPU interface enabled.
+const HCR_EN: u64 = 1 << 0;
+/// `ICH_HCR_EL2.UIE`: maintenance interrupt when at most one list register is valid.
+const HCR_UIE: u64 = 1 << 1;
+
+/// Number of list registers this CPU implements.
+pub fn lr_count() -> usize {
+    ((ICH_VTR_EL2.get() & 0x1f) as usize + 1).min(MAX_LRS)
+}
+
+/// Reads list register `n` (0 for a register the CPU does not have).
+pub fn read_lr(n: usize) -> u64 {
+    match n {
+        0 => ICH_LR0_EL2.get(),
+        1 => ICH_LR1_EL2.get(),
+        2 => ICH_LR2_EL2.get(),
+        3 => ICH_LR3_EL2.get(),
+        4 => ICH_LR4_EL2.get(),
+        5 => ICH_LR5_EL2.get(),
+        6 => ICH_LR6_EL2.get(),
+        7 => ICH_LR7_EL2.get(),
+        8 => ICH_LR8_EL2.get(),
+        9 => ICH_LR9_EL2.get(),
+        10 => ICH_LR10_EL2.get(),
+        11 => ICH_LR11_EL2.get(),
+        12 => ICH_LR12_EL2.get(),
+        13 => ICH_LR13_EL2.get(),
+        14 => ICH_LR14_EL2.get(),
+        15 => ICH_LR15_EL2.get(),
+        _ => 0,
+    }
+}
+
+/// Writes list register `n` (ignored for a register the CPU does not have).
+pub fn write_lr(n: usize, value: u64) {
+    match n {
+        0 => ICH_LR0_EL2.set(value),
+        1 => ICH_LR1_EL2.set(value),
+        2 => ICH_LR2_EL2.set(value),
+        3 => ICH_LR3_EL2.set(value),
+        4 => ICH_LR4_EL2.set(value),
+        5 => ICH_LR5_EL2.set(value),
+        6 => ICH_LR6_EL2.set(value),
+        7 => ICH_LR7_EL2.set(value),
+        8 => ICH_LR8_EL2.set(value),
+        9 => ICH_LR9_EL2.set(value),
+        10 => ICH_LR10_EL2.set(value),
+        11 => ICH_LR11_EL2.set(value),
+        12 => ICH_LR12_EL2.set(value),
+        13 => ICH_LR13_EL2.set(value),
+        14 => ICH_LR14_EL2.set(value),
+        15 => ICH_LR15_EL2.set(value),
+        _ => {}
+    }
+}
+
+/// Resets the virtual CPU interface for a vCPU that starts from scratch: no list register in
+/// use, no active priorities, guest's virtual PMR and enables cleared, interface enabled.
+pub fn reset() {
+    for n in 0..lr_count() {
+        write_lr(n, 0);
+    }
+    ICH_AP0R0_EL2.set(0);
+    ICH_AP1R0_EL2.set(0);
+    ICH_VMCR_EL2.set(0);
+    ICH_HCR_EL2.set(HCR_EN);
+}
+
+/// Turns the underflow maintenance interrupt on or off.
+pub fn set_underflow_irq(on: bool) {
+    let hcr = ICH_HCR_EL2.get();
+    ICH_HCR_EL2.set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+}
+
+/// Makes EL2's end-of-interrupt a priority drop only (`ICC_CTLR_EL1.EOImode` = 1), so that
+/// deactivation is separate: `deactivate` for interrupts EL2 handles itself, the guest's EOI for
+/// interrupts forwarded with the HW bit.
+pub fn split_eoi() {
+    let mut ctlr: u64;
+    // SAFETY: ICC_CTLR_EL1 (S3_0_C12_C12_4) only configures this CPU's physical interface.
+    unsafe {
+        asm!("mrs {0}, s3_0_c12_c12_4", out(reg) ctlr);
+        ctlr |= 1 << 1;
+        asm!("msr s3_0_c12_c12_4, {0}", "isb", in(reg) ctlr);
+    }
+}
+
+/// Deactivates physical interrupt `intid` (`ICC_DIR_EL1`).
+pub fn deactivate(intid: u32) {
+    // SAFETY: ICC_DIR_EL1 (S3_0_C12_C11_1) only deactivates the given interrupt.
+    unsafe { asm!("msr s3_0_c12_c11_1, {0}", "isb", in(reg) intid as u64) };
+}
+
+/// Disables this CPU's guest timers (EL1 virtual and physical), so a restarted vCPU cannot
+/// inherit a pending timer interrupt.
+pub fn stop_guest_timers() {
+    // SAFETY: CNTV_CTL_EL0 and CNTP_CTL_EL0 only control the timers EL1 uses.
+    unsafe { asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", "isb") };
+}
