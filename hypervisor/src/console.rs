@@ -2,11 +2,18 @@
 //!
 //! This module owns how partitions' console output is merged onto the single host UART and how
 //! input typed on it is routed back to exactly one partition. Every byte a partition transmits
-//! goes through [`ConsoleMux::write`], which buffers it per partition and emits only whole lines,
-//! each as `[<name>] <line>\r\n`, so lines from different partitions never interleave mid-line.
+//! goes through [`ConsoleMux::write`], which buffers it per partition and emits whole lines, each
+//! as `[<name>] <line>\r\n`, so lines from different partitions never interleave mid-line.
 //! Carriage returns from guests are dropped (the mux supplies its own `\r\n`); all other bytes,
 //! including escape sequences, pass through untouched. A line longer than [`MAX_LINE`] bytes is
 //! emitted in pieces, each with its own prefix.
+//!
+//! The one exception is the partition that has the input focus: its unfinished line (a shell
+//! prompt, the echo of what is being typed) is shown as it is written, prefixed like any line.
+//! When another partition's line (or a hypervisor message, [`ConsoleMux::line`]) must be printed
+//! meanwhile, the mux ends the shown partial line, prints the other line, and shows the partial
+//! line again on a fresh line, the way a shell redraws its prompt. So every physical line still
+//! belongs to exactly one partition.
 //!
 //! Input goes to the partition that has the focus. The switch sequence is:
 //!
@@ -46,6 +53,8 @@ pub enum Input {
 pub struct ConsoleMux {
     names: Vec<String>,
     pending: Vec<Vec<u8>>,
+    /// The partition whose partial line is on screen (after its prefix, without line end).
+    shown: Option<usize>,
     focus: usize,
     escape: bool,
     /// Reused buffer for assembling one output line.
@@ -60,6 +69,7 @@ impl ConsoleMux {
         Self {
             names,
             pending,
+            shown: None,
             focus: 0,
             escape: false,
             scratch: Vec::new(),
@@ -76,8 +86,9 @@ impl ConsoleMux {
         self.names.get(partition).map(String::as_str)
     }
 
-    /// Takes one byte of output from `partition`. Complete lines are passed to `out`, one call
-    /// per line. Bytes for unknown partitions are dropped.
+    /// Takes one byte of output from `partition`. Complete lines (and the focused partition's
+    /// partial line) are passed to `out`; each call is one chunk to write without interleaving.
+    /// Bytes for unknown partitions are dropped.
     pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) {
         let Some(buf) = self.pending.get_mut(partition) else {
             return;
@@ -89,9 +100,27 @@ impl ConsoleMux {
                 buf.push(byte);
                 if buf.len() >= MAX_LINE {
                     self.emit(partition, out);
+                } else if partition == self.focus {
+                    if self.shown == Some(partition) {
+                        out(&[byte]);
+                    } else {
+                        self.break_shown(out);
+                        self.show_focus(out);
+                    }
                 }
             }
         }
+    }
+
+    /// Prints a whole line that belongs to no partition (a hypervisor message), keeping the
+    /// focused partition's partial line intact.
+    pub fn line(&mut self, text: &[u8], out: &mut dyn FnMut(&[u8])) {
+        self.break_shown(out);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(text);
+        self.scratch.extend_from_slice(b"\r\n");
+        out(&self.scratch);
+        self.show_focus(out);
     }
 
     /// Emits `partition`'s pending partial line, if any, terminated like a whole line. Used when a
@@ -113,18 +142,61 @@ impl ConsoleMux {
         }
     }
 
+    /// Ends `partition`'s current line and passes it to `out`.
     fn emit(&mut self, partition: usize, out: &mut dyn FnMut(&[u8])) {
-        let (Some(name), Some(buf)) = (self.names.get(partition), self.pending.get_mut(partition))
-        else {
+        if self.shown == Some(partition) {
+            // The start of the line is already on screen.
+            self.shown = None;
+            if let Some(buf) = self.pending.get_mut(partition) {
+                buf.clear();
+            }
+            out(b"\r\n");
+        } else {
+            self.break_shown(out);
+            let (Some(name), Some(buf)) =
+                (self.names.get(partition), self.pending.get_mut(partition))
+            else {
+                return;
+            };
+            self.scratch.clear();
+            self.scratch.push(b'[');
+            self.scratch.extend_from_slice(name.as_bytes());
+            self.scratch.extend_from_slice(b"] ");
+            self.scratch.append(buf);
+            self.scratch.extend_from_slice(b"\r\n");
+            out(&self.scratch);
+        }
+        if partition != self.focus {
+            self.show_focus(out);
+        }
+    }
+
+    /// Ends the partial line on screen (it stays buffered, to be shown again).
+    fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if self.shown.take().is_some() {
+            out(b"\r\n");
+        }
+    }
+
+    /// Shows the focused partition's partial line, if it has one and nothing is shown.
+    fn show_focus(&mut self, out: &mut dyn FnMut(&[u8])) {
+        let focus = self.focus;
+        if self.shown.is_some() {
+            return;
+        }
+        let (Some(name), Some(buf)) = (self.names.get(focus), self.pending.get(focus)) else {
             return;
         };
+        if buf.is_empty() {
+            return;
+        }
         self.scratch.clear();
         self.scratch.push(b'[');
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b"] ");
-        self.scratch.append(buf);
-        self.scratch.extend_from_slice(b"\r\n");
+        self.scratch.extend_from_slice(buf);
         out(&self.scratch);
+        self.shown = Some(focus);
     }
 
     /// Routes one byte typed on the physical console.
@@ -227,7 +299,8 @@ mod tests {
     fn interleaved_output_stays_in_whole_lines() {
         let mut mux = mux();
         let mut sink = Sink::default();
-        // Byte-by-byte interleaving of two partitions.
+        // Byte-by-byte interleaving of two partitions without the input focus.
+        mux.set_focus(2);
         let a = b"hello from linux\r\n";
         let b = b"rtos tick 1\nrtos tick 2\n";
         for i in 0..a.len().max(b.len()) {
@@ -249,6 +322,47 @@ mod tests {
     }
 
     #[test]
+    fn focused_partial_line_is_shown_and_redrawn() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        // A prompt from the focused partition appears at once, byte by byte.
+        write_str(&mut mux, 0, "# ", &mut sink);
+        assert_eq!(sink.0.concat(), "[linux] # ");
+        // Another partition's line ends it and redraws it below.
+        write_str(&mut mux, 1, "tick\n", &mut sink);
+        assert_eq!(sink.0.concat(), "[linux] # \r\n[rtos] tick\r\n[linux] # ");
+        // Typed characters echo onto the redrawn prompt; the newline ends it.
+        write_str(&mut mux, 0, "ls\n", &mut sink);
+        assert_eq!(
+            sink.0.concat(),
+            "[linux] # \r\n[rtos] tick\r\n[linux] # ls\r\n"
+        );
+        // A hypervisor line is treated the same way.
+        let mut sink = Sink::default();
+        write_str(&mut mux, 0, "$ ", &mut sink);
+        mux.line(b"[bulkhead] note", &mut sink.f());
+        assert_eq!(
+            sink.0.concat(),
+            "[linux] $ \r\n[bulkhead] note\r\n[linux] $ "
+        );
+        // Every physical line belongs to one partition.
+        for line in sink.0.concat().split("\r\n") {
+            assert!(line.is_empty() || line.starts_with('['), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn switching_focus_shows_the_new_partial_line() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 1, "login: ", &mut sink);
+        assert!(sink.0.is_empty(), "a partial line without focus waits");
+        mux.set_focus(1);
+        mux.line(b"--- focus ---", &mut sink.f());
+        assert_eq!(sink.0.concat(), "--- focus ---\r\n[rtos] login: ");
+    }
+
+    #[test]
     fn carriage_returns_are_stripped_and_empty_lines_kept() {
         let mut mux = mux();
         let mut sink = Sink::default();
@@ -261,14 +375,14 @@ mod tests {
         let mut mux = mux();
         let mut sink = Sink::default();
         let long = "x".repeat(MAX_LINE * 2 + 10);
-        write_str(&mut mux, 0, &long, &mut sink);
+        write_str(&mut mux, 2, &long, &mut sink);
         assert_eq!(sink.0.len(), 2);
-        write_str(&mut mux, 0, "\n", &mut sink);
+        write_str(&mut mux, 2, "\n", &mut sink);
         assert_eq!(sink.0.len(), 3);
-        let piece = format!("[linux] {}\r\n", "x".repeat(MAX_LINE));
+        let piece = format!("[hello] {}\r\n", "x".repeat(MAX_LINE));
         assert_eq!(sink.0[0], piece);
         assert_eq!(sink.0[1], piece);
-        assert_eq!(sink.0[2], format!("[linux] {}\r\n", "x".repeat(10)));
+        assert_eq!(sink.0[2], format!("[hello] {}\r\n", "x".repeat(10)));
     }
 
     #[test]

@@ -131,6 +131,9 @@ fn check_access(offset: u64, size: u8) -> Result<(u64, u32), MmioError> {
 #[derive(Debug)]
 pub struct VirtualPl011 {
     rx: VecDeque<u8>,
+    /// Input that arrived while the receiver was closed (see [`VirtualPl011::open_rx`]).
+    held: VecDeque<u8>,
+    rx_open: bool,
     ilpr: u32,
     ibrd: u32,
     fbrd: u32,
@@ -154,6 +157,8 @@ impl VirtualPl011 {
     pub fn new() -> Self {
         Self {
             rx: VecDeque::new(),
+            held: VecDeque::new(),
+            rx_open: false,
             ilpr: 0,
             ibrd: 0,
             fbrd: 0,
@@ -249,9 +254,42 @@ impl VirtualPl011 {
     /// Queues a received byte for the guest. Returns `false` (and changes nothing) if the receive
     /// FIFO is full; the caller keeps the byte and retries after the guest has read some.
     pub fn push_input(&mut self, byte: u8) -> bool {
-        if self.rx.len() >= RX_FIFO_CAPACITY {
+        if self.rx.len() + self.held.len() >= RX_FIFO_CAPACITY {
             return false;
         }
+        if !self.rx_open {
+            self.held.push_back(byte);
+            return true;
+        }
+        self.receive(byte);
+        true
+    }
+
+    /// Whether the receiver is open: input is visible in the FIFO.
+    pub fn rx_is_open(&self) -> bool {
+        self.rx_open
+    }
+
+    /// Opens the receiver: input held back so far enters the FIFO, and later input goes there
+    /// directly.
+    ///
+    /// Input that arrives before the guest is ready is held back rather than put in the FIFO,
+    /// because drivers drain the FIFO when they start (Linux's `amba-pl011` discards up to twice
+    /// the FIFO depth when its tty is opened) and would lose what was typed ahead. The hypervisor
+    /// opens the receiver once the guest shows it reads input: it took the UART's interrupt, or
+    /// it does not use interrupts at all (polled).
+    pub fn open_rx(&mut self) {
+        if self.rx_open {
+            return;
+        }
+        self.rx_open = true;
+        while let Some(byte) = self.held.pop_front() {
+            self.receive(byte);
+        }
+    }
+
+    /// Puts `byte` in the guest-visible FIFO (there is room: checked by the caller).
+    fn receive(&mut self, byte: u8) {
         if self.rx.capacity() == 0 {
             // Allocate the ring once, on first use, so idle UARTs cost nothing.
             self.rx.reserve_exact(RX_FIFO_CAPACITY);
@@ -263,22 +301,23 @@ impl VirtualPl011 {
         if self.rx.len() >= self.rx_trigger_level() {
             self.ris |= int::RX;
         }
-        true
     }
 
     /// Number of received bytes the guest has not read yet.
     pub fn rx_len(&self) -> usize {
-        self.rx.len()
+        self.rx.len() + self.held.len()
     }
 
     /// Whether [`push_input`](Self::push_input) would accept another byte.
     pub fn can_accept_input(&self) -> bool {
-        self.rx.len() < RX_FIFO_CAPACITY
+        self.rx_len() < RX_FIFO_CAPACITY
     }
 
-    /// Whether the UART's interrupt line is asserted (`UARTMIS` != 0).
+    /// Whether the UART's interrupt line is asserted (`UARTMIS` != 0), or input is held back
+    /// while the guest has receive interrupts unmasked (the interrupt is what opens the
+    /// receiver, see [`open_rx`](Self::open_rx)).
     pub fn interrupt_pending(&self) -> bool {
-        self.ris & self.imsc != 0
+        self.ris & self.imsc != 0 || (!self.held.is_empty() && self.imsc & (int::RX | int::RT) != 0)
     }
 
     fn flags(&self) -> u32 {
@@ -342,9 +381,57 @@ mod tests {
         uart.read(offset, 4).unwrap()
     }
 
+    /// A UART whose guest is ready for input.
+    fn open_uart() -> VirtualPl011 {
+        let mut uart = VirtualPl011::new();
+        uart.open_rx();
+        uart
+    }
+
+    #[test]
+    fn input_is_held_until_the_receiver_opens() {
+        let mut uart = VirtualPl011::new();
+        assert!(uart.push_input(b'l'));
+        assert!(uart.push_input(b's'));
+        // A driver draining the FIFO at start-up finds it empty and loses nothing.
+        assert_eq!(read(&mut uart, FR) & u64::from(FR_RXFE), u64::from(FR_RXFE));
+        assert_eq!(read(&mut uart, DR), 0);
+        assert_eq!(uart.rx_len(), 2);
+        // Without receive interrupts unmasked, held input raises nothing.
+        assert!(!uart.interrupt_pending());
+        write(&mut uart, IMSC, u64::from(int::RX | int::RT));
+        assert!(
+            uart.interrupt_pending(),
+            "held input must raise the interrupt that opens it"
+        );
+        uart.open_rx();
+        assert_eq!(read(&mut uart, FR) & u64::from(FR_RXFE), 0);
+        assert_eq!(read(&mut uart, DR), u64::from(b'l'));
+        assert_eq!(read(&mut uart, DR), u64::from(b's'));
+        assert!(uart.push_input(b'!'));
+        assert_eq!(
+            read(&mut uart, DR),
+            u64::from(b'!'),
+            "once open, input goes straight in"
+        );
+    }
+
+    #[test]
+    fn held_input_counts_against_the_capacity() {
+        let mut uart = VirtualPl011::new();
+        for i in 0..RX_FIFO_CAPACITY {
+            assert!(uart.push_input(i as u8));
+        }
+        assert!(!uart.push_input(0));
+        uart.open_rx();
+        assert_eq!(uart.rx_len(), RX_FIFO_CAPACITY);
+        assert_eq!(read(&mut uart, DR), 0);
+        assert_eq!(read(&mut uart, DR), 1);
+    }
+
     #[test]
     fn reset_state() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         assert_eq!(read(&mut uart, FR), u64::from(FR_TXFE | FR_RXFE));
         assert_eq!(read(&mut uart, CR), 0x300);
         assert_eq!(read(&mut uart, IFLS), 0x12);
@@ -355,7 +442,7 @@ mod tests {
 
     #[test]
     fn id_registers_match_real_pl011() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         let ids: Vec<u64> = (0..8).map(|i| read(&mut uart, 0xfe0 + 4 * i)).collect();
         assert_eq!(ids, [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1]);
         // Read-only.
@@ -365,7 +452,7 @@ mod tests {
 
     #[test]
     fn transmit_goes_to_sink() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         assert_eq!(write(&mut uart, DR, 0x41), b"A");
         // Upper bits of DR are ignored; byte-wide access to DR also transmits.
         assert_eq!(write(&mut uart, DR, 0xf42), b"B");
@@ -379,7 +466,7 @@ mod tests {
 
     #[test]
     fn receive_and_flags() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         assert!(uart.push_input(b'x'));
         assert!(uart.push_input(b'y'));
         assert_eq!(read(&mut uart, FR) & u64::from(FR_RXFE), 0);
@@ -392,7 +479,7 @@ mod tests {
 
     #[test]
     fn rx_fifo_is_bounded_and_never_drops() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         for i in 0..RX_FIFO_CAPACITY {
             assert!(uart.push_input(i as u8));
         }
@@ -410,7 +497,7 @@ mod tests {
 
     #[test]
     fn rx_and_timeout_interrupts() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         write(&mut uart, IMSC, u64::from(int::RX | int::RT));
         assert!(!uart.interrupt_pending());
         uart.push_input(b'a');
@@ -441,7 +528,7 @@ mod tests {
 
     #[test]
     fn tx_interrupt_after_transmit_cleared_by_icr() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         write(&mut uart, IMSC, u64::from(int::TX));
         // Like the real PL011, an empty FIFO alone does not raise TX.
         assert!(!uart.interrupt_pending());
@@ -459,7 +546,7 @@ mod tests {
 
     #[test]
     fn config_registers_read_back() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         write(&mut uart, IBRD, 0x1_0027);
         write(&mut uart, FBRD, 0xff);
         write(&mut uart, LCR_H, 0x70);
@@ -480,7 +567,7 @@ mod tests {
 
     #[test]
     fn access_checks() {
-        let mut uart = VirtualPl011::new();
+        let mut uart = open_uart();
         let mut sink = |_| panic!("nothing should be transmitted");
         assert_eq!(uart.read(DR, 8), Err(MmioError::UnsupportedSize(8)));
         assert_eq!(

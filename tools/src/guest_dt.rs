@@ -11,7 +11,7 @@
 //! kernel at the start of RAM; the initrd goes right below the DTB, 4 KiB aligned.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bulkhead_config::{BoardConfig, MemRange, Partition};
+use bulkhead_config::{BoardConfig, Irq, IrqKind, MemRange, Partition};
 use vm_fdt::FdtWriter;
 
 const KIB: u64 = 1 << 10;
@@ -36,7 +36,36 @@ pub const UART_SIZE: u64 = 0x1000;
 pub mod phandle {
     /// The `apb-pclk` fixed clock.
     pub const APB_PCLK: u32 = 1;
+    /// The (virtual) GICv3, the interrupt parent of every node.
+    pub const GIC: u32 = 2;
 }
+
+/// Size of the GICD frame the guest sees.
+pub const GICD_SIZE: u64 = 0x1_0000;
+/// Size of one vCPU's GICR frames (RD_base + SGI_base).
+pub const GICR_STRIDE: u64 = 0x2_0000;
+/// `interrupts` specifier type cells.
+const GIC_SPI: u32 = 0;
+const GIC_PPI: u32 = 1;
+/// Level-high trigger flag of a GIC specifier.
+const IRQ_LEVEL_HIGH: u32 = 4;
+
+/// Properties of a platform device node that are not copied into a guest's device tree: they
+/// are regenerated from the board-config model (`reg`, `interrupts`, the clock links) or refer to
+/// nodes the guest does not have (phandles).
+const NOT_COPIED: &[&str] = &[
+    "reg",
+    "interrupts",
+    "interrupts-extended",
+    "interrupt-parent",
+    "interrupt-map",
+    "interrupt-map-mask",
+    "phandle",
+    "linux,phandle",
+    "clocks",
+    "gpios",
+    "status",
+];
 
 /// Where a partition's guest device tree and initrd go, guest-physical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,25 +158,41 @@ pub fn dtb_slot(partition: &Partition) -> Result<(u64, u64)> {
 }
 
 /// Generates the device tree of partition number `partition` of `config`.
-pub fn guest_dtb(config: &BoardConfig, partition: usize, layout: &GuestLayout) -> Result<Vec<u8>> {
+///
+/// `board_dtb` is the compiled board config, from which passthrough devices' nodes are copied
+/// (properties such as `compatible` and `dma-coherent`; `reg` and `interrupts` always come from
+/// the model). Without it, device nodes hold only what the model knows.
+pub fn guest_dtb(
+    config: &BoardConfig,
+    board_dtb: Option<&[u8]>,
+    partition: usize,
+    layout: &GuestLayout,
+) -> Result<Vec<u8>> {
     let part = config
         .partitions
         .get(partition)
         .with_context(|| format!("no partition number {partition} in the board config"))?;
+    let platform = match board_dtb {
+        Some(bytes) => {
+            Some(fdt::Fdt::new(bytes).map_err(|e| anyhow!("the board DTB is invalid: {e:?}"))?)
+        }
+        None => None,
+    };
     let ctx = Ctx {
         config,
         partition: part,
         layout,
+        platform,
     };
     build(&ctx).with_context(|| format!("partition {}: cannot generate its device tree", part.name))
 }
 
 /// Everything a node generator may need.
 struct Ctx<'a> {
-    #[allow(dead_code)] // for the GIC and passthrough device nodes
     config: &'a BoardConfig,
     partition: &'a Partition,
     layout: &'a GuestLayout,
+    platform: Option<fdt::Fdt<'a>>,
 }
 
 fn build(ctx: &Ctx) -> Result<Vec<u8>> {
@@ -158,11 +203,21 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
     memory_nodes(&mut fdt, ctx)?;
     cpus_node(&mut fdt, ctx)?;
     psci_node(&mut fdt, ctx)?;
-    if ctx.partition.virtual_uart.is_some() {
+    gic_node(&mut fdt, ctx)?;
+    timer_node(&mut fdt, ctx)?;
+    let device_clocks = ctx
+        .partition
+        .devices
+        .iter()
+        .any(|&d| platform_clocks(ctx, d) > 0);
+    if ctx.partition.virtual_uart.is_some() || device_clocks {
         clock_node(&mut fdt, ctx)?;
     }
     if let Some(base) = ctx.partition.virtual_uart {
-        uart_node(&mut fdt, base)?;
+        uart_node(&mut fdt, base, ctx.config.virtual_uart_intid())?;
+    }
+    for &device in &ctx.partition.devices {
+        device_node(&mut fdt, ctx, device)?;
     }
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
@@ -171,6 +226,7 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
 fn root_properties(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("interrupt-parent", phandle::GIC)?;
     fdt.property_string("compatible", "bulkhead,partition")?;
     fdt.property_string(
         "model",
@@ -252,15 +308,134 @@ pub fn uart_node_name(base: u64) -> String {
     format!("pl011@{base:x}")
 }
 
-fn uart_node(fdt: &mut FdtWriter, base: u64) -> Result<()> {
+fn uart_node(fdt: &mut FdtWriter, base: u64, intid: u32) -> Result<()> {
     let node = fdt.begin_node(&uart_node_name(base))?;
     fdt.property_string_list(
         "compatible",
         vec!["arm,pl011".into(), "arm,primecell".into()],
     )?;
     fdt.property_array_u64("reg", &[base, UART_SIZE])?;
+    fdt.property_array_u32(
+        "interrupts",
+        &irq_cells(&Irq {
+            kind: IrqKind::Spi,
+            number: intid.saturating_sub(32),
+            flags: IRQ_LEVEL_HIGH,
+        }),
+    )?;
     fdt.property_string_list("clock-names", vec!["uartclk".into(), "apb_pclk".into()])?;
     fdt.property_array_u32("clocks", &[phandle::APB_PCLK, phandle::APB_PCLK])?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// The three cells of a GIC interrupt specifier.
+fn irq_cells(irq: &Irq) -> [u32; 3] {
+    let kind = match irq.kind {
+        IrqKind::Spi => GIC_SPI,
+        IrqKind::Ppi => GIC_PPI,
+    };
+    [kind, irq.number, irq.flags]
+}
+
+/// The GICv3 as the partition sees it: the platform's distributor address and one
+/// redistributor frame pair per vCPU from the platform's first redistributor address. The
+/// hypervisor emulates both.
+fn gic_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    let gic = &ctx.config.platform.gic;
+    let gicd = gic.distributor.base;
+    let gicr = gic
+        .redistributors
+        .first()
+        .context("the platform has no GIC redistributor region")?
+        .base;
+    let vcpus = ctx.partition.cpus.len() as u64;
+    let node = fdt.begin_node(&format!("intc@{gicd:x}"))?;
+    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_u32("#redistributor-regions", 1)?;
+    fdt.property_array_u64("reg", &[gicd, GICD_SIZE, gicr, vcpus * GICR_STRIDE])?;
+    fdt.property_phandle(phandle::GIC)?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// The architected timer with the platform's PPIs (QEMU virt's when the platform names none).
+fn timer_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
+    let default = [13, 14, 11, 10].map(|number| Irq {
+        kind: IrqKind::Ppi,
+        number,
+        flags: 0x104,
+    });
+    let irqs: &[Irq] = if ctx.config.platform.timer_irqs.is_empty() {
+        &default
+    } else {
+        &ctx.config.platform.timer_irqs
+    };
+    let node = fdt.begin_node("timer")?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,armv8-timer".into(), "arm,armv7-timer".into()],
+    )?;
+    let cells: Vec<u32> = irqs.iter().flat_map(irq_cells).collect();
+    fdt.property_array_u32("interrupts", &cells)?;
+    fdt.property_null("always-on")?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// How many clocks platform device `index`'s node names (cells of its `clocks`, assuming
+/// `#clock-cells` = 0 as for fixed clocks).
+fn platform_clocks(ctx: &Ctx, index: usize) -> usize {
+    let Some(device) = ctx.config.platform.devices.get(index) else {
+        return 0;
+    };
+    ctx.platform
+        .as_ref()
+        .and_then(|p| p.find_node(&device.path))
+        .and_then(|n| n.property("clocks"))
+        .map_or(0, |clocks| clocks.value.len() / 4)
+}
+
+/// A passthrough device: its platform node's own properties, `reg` and `interrupts` from the
+/// model (the same addresses and INTIDs as on the platform), and clocks (if it had any) linked to
+/// the fixed `apb-pclk`.
+fn device_node(fdt: &mut FdtWriter, ctx: &Ctx, index: usize) -> Result<()> {
+    let device = ctx
+        .config
+        .platform
+        .devices
+        .get(index)
+        .with_context(|| format!("no platform device number {index}"))?;
+    let name = device.path.rsplit('/').next().unwrap_or(&device.path);
+    let node = fdt.begin_node(name)?;
+    let mut clocks = 0;
+    if let Some(platform_node) = ctx
+        .platform
+        .as_ref()
+        .and_then(|p| p.find_node(&device.path))
+    {
+        for prop in platform_node.properties() {
+            if prop.name == "clocks" {
+                clocks = prop.value.len() / 4;
+            }
+            if !NOT_COPIED.contains(&prop.name) {
+                fdt.property(prop.name, prop.value)?;
+            }
+        }
+    } else {
+        fdt.property_string_list("compatible", device.compatible.clone())?;
+    }
+    let reg: Vec<u64> = device.regs.iter().flat_map(|r| [r.base, r.size]).collect();
+    fdt.property_array_u64("reg", &reg)?;
+    if !device.irqs.is_empty() {
+        let cells: Vec<u32> = device.irqs.iter().flat_map(irq_cells).collect();
+        fdt.property_array_u32("interrupts", &cells)?;
+    }
+    if clocks > 0 {
+        fdt.property_array_u32("clocks", &vec![phandle::APB_PCLK; clocks])?;
+    }
     fdt.end_node(node)?;
     Ok(())
 }
@@ -371,7 +546,7 @@ mod tests {
         let config = sample_config();
         let hello = &config.partitions[0];
         let l = layout(hello, 0x1000, None).unwrap();
-        let dtb = guest_dtb(&config, 0, &l).unwrap();
+        let dtb = guest_dtb(&config, None, 0, &l).unwrap();
         let fdt = fdt::Fdt::new(&dtb).unwrap();
 
         let root = fdt.find_node("/").unwrap();
@@ -457,7 +632,7 @@ mod tests {
         });
         let linux = &config.partitions[1];
         let l = layout(linux, 32 * MIB, Some(5000)).unwrap();
-        let dtb = guest_dtb(&config, 1, &l).unwrap();
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
         let fdt = fdt::Fdt::new(&dtb).unwrap();
 
         let chosen = fdt.find_node("/chosen").unwrap();
@@ -520,7 +695,7 @@ mod tests {
             dtb: 0,
             initrd: None,
         };
-        assert!(guest_dtb(&config, 7, &l)
+        assert!(guest_dtb(&config, None, 7, &l)
             .unwrap_err()
             .to_string()
             .contains("no partition number 7"));

@@ -192,7 +192,7 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
             _ => {}
         }
         let layout = guest_dt::layout(p, footprint, blobs.initrd.as_ref().map(|d| d.len() as u64))?;
-        let dtb = guest_dt::guest_dtb(config, i, &layout)?;
+        let dtb = guest_dt::guest_dtb(config, Some(input.board_dtb), i, &layout)?;
         let (slot_start, slot_end) = guest_dt::dtb_slot(p)?;
         if dtb.len() as u64 > slot_end - slot_start {
             bail!(
@@ -332,6 +332,14 @@ pub fn image_header(bytes: &[u8]) -> Result<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    /// A valid device tree with only a root node, standing in for a board DTB.
+    fn empty_dtb() -> Vec<u8> {
+        let mut fdt = vm_fdt::FdtWriter::new().unwrap();
+        let root = fdt.begin_node("").unwrap();
+        fdt.end_node(root).unwrap();
+        fdt.finish().unwrap()
+    }
+
     use super::*;
     use crate::testutil::{build_elf, sample_config, Seg, MIB};
     use bulkhead_bundle::Bundle;
@@ -387,7 +395,7 @@ mod tests {
     fn packs_hypervisor_and_bundle() {
         let config = sample_config();
         let hv = hypervisor(0x1800, 0x5000);
-        let board_dtb = vec![0xd0; 300];
+        let board_dtb = empty_dtb();
         let input = PackInput {
             hypervisor_elf: &hv,
             board_dtb: &board_dtb,
@@ -464,7 +472,7 @@ mod tests {
     fn pack_err(hv: &[u8], config: &BoardConfig, partitions: Vec<PartitionBlobs>) -> String {
         let input = PackInput {
             hypervisor_elf: hv,
-            board_dtb: &[1, 2, 3],
+            board_dtb: &empty_dtb(),
             config,
             partitions,
         };

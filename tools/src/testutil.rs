@@ -25,6 +25,7 @@ pub fn sample_config() -> BoardConfig {
                 number: 1,
                 flags: 4,
             }],
+            dma: false,
         },
         Device {
             path: "/virtio_mmio@a000000".into(),
@@ -36,6 +37,7 @@ pub fn sample_config() -> BoardConfig {
                 number: 16,
                 flags: 1,
             }],
+            dma: true,
         },
     ];
     BoardConfig {

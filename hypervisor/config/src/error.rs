@@ -159,6 +159,16 @@ pub enum ErrorKind {
         device: String,
         partition: String,
     },
+    /// A partition with a DMA-capable passthrough device has memory that is not mapped 1:1.
+    PassthroughNeedsIdentityMemory {
+        region: MemRange,
+        pa: u64,
+        device: String,
+    },
+    /// A memory region (guest-physical) overlaps the virtual GIC the partition sees.
+    MemoryOverlapsGic { region: MemRange, gic: MemRange },
+    /// A memory region (guest-physical) overlaps a passthrough device's pages.
+    MemoryOverlapsDevice { region: MemRange, device: String },
     /// The virtual UART's page overlaps a memory region of the partition (guest-physical).
     VirtualUartOverlapsMemory { uart: MemRange, region: MemRange },
     /// The virtual UART's page overlaps a passthrough device of the partition.
@@ -284,6 +294,24 @@ impl fmt::Display for ErrorKind {
             InterruptInTwoPartitions { intid, device, partition } => write!(
                 f,
                 "interrupt {intid} of device {device} is already given to partition {partition}"
+            ),
+            PassthroughNeedsIdentityMemory { region, pa, device } => write!(
+                f,
+                "memory {} is mapped from host-physical {pa:#x}, but DMA-capable device {device} \
+                 is passed through: it DMAs to host-physical addresses and there is no IOMMU, so \
+                 the partition needs memory with guest-physical = host-physical addresses",
+                R(*region)
+            ),
+            MemoryOverlapsGic { region, gic } => write!(
+                f,
+                "memory {} (guest-physical) overlaps the partition's virtual GIC at {}",
+                R(*region),
+                R(*gic)
+            ),
+            MemoryOverlapsDevice { region, device } => write!(
+                f,
+                "memory {} (guest-physical) overlaps passthrough device {device}",
+                R(*region)
             ),
             VirtualUartOverlapsMemory { uart, region } => write!(
                 f,

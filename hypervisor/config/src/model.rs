@@ -96,6 +96,8 @@ pub struct Device {
     /// MMIO ranges, translated to CPU physical addresses.
     pub regs: Vec<MemRange>,
     pub irqs: Vec<Irq>,
+    /// Whether the device masters DMA (its node says `dma-coherent` or has `iommus`).
+    pub dma: bool,
 }
 
 /// The GICv3 of the platform.

@@ -666,6 +666,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
                 compatible: t.compatible(i)?,
                 regs,
                 irqs,
+                dma: t.prop(i, "dma-coherent").is_some() || t.prop(i, "iommus").is_some(),
             });
         }
 

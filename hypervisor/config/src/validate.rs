@@ -134,8 +134,49 @@ impl Check<'_> {
         self.cpus()?;
         self.memory()?;
         self.devices()?;
+        self.guest_layout()?;
         self.virtual_uart()?;
         self.addresses()
+    }
+
+    /// Guest-physical memory must leave room for what else the partition sees at fixed
+    /// addresses (the virtual GIC, passthrough devices, mapped 1:1), and DMA-capable
+    /// passthrough devices, which DMA to host-physical addresses, need memory mapped 1:1.
+    fn guest_layout(&self) -> Result {
+        let p = self.p;
+        let gic = &self.c.platform.gic;
+        let vcpus = p.cpus.len() as u64;
+        let gic_windows = core::iter::once(MemRange::new(gic.distributor.base, 0x1_0000)).chain(
+            gic.redistributors
+                .first()
+                .map(|r| MemRange::new(r.base, vcpus * 0x2_0000)),
+        );
+        for window in gic_windows {
+            if let Some(m) = p.memory.iter().find(|m| m.guest().overlaps(&window)) {
+                return self.fail(ErrorKind::MemoryOverlapsGic {
+                    region: m.guest(),
+                    gic: window,
+                });
+            }
+        }
+        for dev in p.devices.iter().filter_map(|&d| self.device(d)) {
+            for m in &p.memory {
+                if dev.regs.iter().any(|r| pages(r).overlaps(&m.guest())) {
+                    return self.fail(ErrorKind::MemoryOverlapsDevice {
+                        region: m.guest(),
+                        device: dev.path.clone(),
+                    });
+                }
+            }
+            if let Some(m) = p.memory.iter().find(|m| dev.dma && m.ipa != m.pa) {
+                return self.fail(ErrorKind::PassthroughNeedsIdentityMemory {
+                    region: m.guest(),
+                    pa: m.pa,
+                    device: dev.path.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn cpus(&self) -> Result {

@@ -355,3 +355,42 @@ fn bad_indices_in_a_hand_built_model() {
         ErrorKind::IndexOutOfRange { .. }
     );
 }
+
+#[test]
+fn dma_device_needs_identity_mapped_memory() {
+    let mut b = Board::default();
+    b.devs[0].dma = true;
+    b.part("a").devices = Some(vec![dev(0)]);
+    let e = assert_err!(
+        b.load(),
+        A,
+        ErrorKind::PassthroughNeedsIdentityMemory { .. }
+    );
+    assert!(e.to_string().contains("no IOMMU"), "{e}");
+    // The same device with memory mapped 1:1 is fine...
+    b.part("a").memory = Some(region(0x4800_0000, 16 * MIB, 0x4800_0000));
+    b.part("a").load_address = Some(c2(0x4800_0000).to_vec());
+    b.load().unwrap_or_else(|e| panic!("{e}"));
+    // ...and so is a device that does no DMA, with any mapping.
+    let mut b = Board::default();
+    b.part("a").devices = Some(vec![dev(1)]);
+    b.load().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn memory_must_not_cover_the_virtual_gic() {
+    let mut b = Board::default();
+    // The GIC distributor is at 0x08000000.
+    b.part("a").memory = Some(region(0x0800_0000, MIB, 0x4800_0000));
+    b.part("a").load_address = Some(c2(0x0800_0000).to_vec());
+    assert_err!(b.load(), A, ErrorKind::MemoryOverlapsGic { .. });
+}
+
+#[test]
+fn memory_must_not_cover_a_passthrough_device() {
+    let mut b = Board::default();
+    b.part("a").devices = Some(vec![dev(0)]);
+    b.part("a").memory = Some(region(0x0a00_0000, MIB, 0x4800_0000));
+    b.part("a").load_address = Some(c2(0x0a00_0000).to_vec());
+    assert_err!(b.load(), A, ErrorKind::MemoryOverlapsDevice { .. });
+}

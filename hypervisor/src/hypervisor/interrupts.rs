@@ -163,6 +163,7 @@ fn access_result(result: Result<Option<u64>, AccessError>, what: &str, offset: u
 
 /// Applies a distributor action (about an SPI the partition owns) to the physical GIC.
 fn apply_spi_action(p: &PartitionRt, action: VgicAction) {
+    log::trace!("partition {}: GICD action {action:?}", p.name);
     let is_vuart = |intid| Some(intid) == p.vgic.vuart_intid;
     match action {
         VgicAction::Enable { intid, enable } if !is_vuart(intid) => {
@@ -278,6 +279,31 @@ fn in_flight(p: &PartitionRt, vcpu: usize, intid: u32) -> bool {
             let lr = crate::vgic::decode_lr(gich::read_lr(i));
             lr.state != crate::vgic::LrState::Invalid && lr.vintid == intid
         })
+}
+
+/// Opens the virtual UART's receiver once the guest shows it reads input (see
+/// `VirtualPl011::open_rx`): it does not use interrupts (its distributor is off), or it is
+/// handling the UART's interrupt on this core right now.
+pub fn open_vuart_receiver(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl011) {
+    if vuart.rx_is_open() {
+        return;
+    }
+    let Some(intid) = p.vgic.vuart_intid else {
+        vuart.open_rx();
+        return;
+    };
+    let polled = !p.vgic.dist.lock().group1_enabled();
+    let handling = (0..gich::lr_count()).any(|i| {
+        let lr = crate::vgic::decode_lr(gich::read_lr(i));
+        lr.vintid == intid
+            && matches!(
+                lr.state,
+                crate::vgic::LrState::Active | crate::vgic::LrState::PendingActive
+            )
+    });
+    if polled || handling {
+        vuart.open_rx();
+    }
 }
 
 /// Re-evaluates the virtual UART's interrupt line. `new_data` is set when input just arrived:

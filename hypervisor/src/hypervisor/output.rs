@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 use crate::arch::aarch64::uart::Pl011;
@@ -14,6 +15,8 @@ struct Console {
 }
 
 static CONSOLE: Once<Mutex<Console>> = Once::new();
+/// The console UART's address, for the panic path, which must not take locks or allocate.
+static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 
 struct UartWriter<'a>(&'a Pl011);
 
@@ -37,6 +40,7 @@ pub unsafe fn init(base: usize, partition_names: Vec<alloc::string::String>) {
     // SAFETY: guaranteed by the caller.
     let uart = unsafe { Pl011::new(base) };
     uart.enable();
+    UART_BASE.store(base, Ordering::Release);
     CONSOLE.call_once(|| {
         Mutex::new(Console {
             uart,
@@ -45,11 +49,22 @@ pub unsafe fn init(base: usize, partition_names: Vec<alloc::string::String>) {
     });
 }
 
-/// Prints a hypervisor message line (used by the logger and for reports).
+/// Prints a hypervisor message (one or more whole lines) without breaking a partition's line.
 pub fn print(args: core::fmt::Arguments) {
-    if let Some(c) = CONSOLE.get() {
-        let c = c.lock();
-        let _ = UartWriter(&c.uart).write_fmt(args);
+    let Some(c) = CONSOLE.get() else { return };
+    let text = alloc::format!("{args}");
+    let mut c = c.lock();
+    let Console { uart, mux } = &mut *c;
+    for line in text.trim_end_matches('\n').split('\n') {
+        mux.line(line.as_bytes(), &mut |chunk: &[u8]| uart.write_bytes(chunk));
+    }
+}
+
+/// Prints from the panic handler: straight to the UART, no lock, no allocation.
+pub fn panic_print(args: core::fmt::Arguments) {
+    let base = UART_BASE.load(Ordering::Acquire);
+    if base != 0 {
+        emergency_print(base, args);
     }
 }
 
@@ -94,7 +109,10 @@ pub fn drain_input(deliver: &mut dyn FnMut(usize, u8)) {
             }
             Input::Switched { .. } => {
                 let banner = c.mux.focus_banner();
-                let _ = UartWriter(&c.uart).write_fmt(format_args!("\n{banner}\n"));
+                let Console { uart, mux } = &mut *c;
+                mux.line(banner.as_bytes(), &mut |chunk: &[u8]| {
+                    uart.write_bytes(chunk)
+                });
             }
             Input::Consumed => {}
         }

@@ -337,6 +337,7 @@ fn data_abort(p: &PartitionRt, esr: u64, frame: &mut TrapFrame) -> Result<Resume
 /// An access to partition `p`'s virtual UART at `offset`.
 fn vuart_access(p: &PartitionRt, offset: u64, size: u8, write: Option<u64>) -> interrupts::Access {
     let mut vuart = p.vuart.lock();
+    interrupts::open_vuart_receiver(p, &mut vuart);
     let result = match write {
         Some(value) => vuart
             .write(offset, size, value, &mut |b| {
@@ -384,6 +385,9 @@ pub extern "C" fn el2_irq(_frame: &mut TrapFrame) {
 fn handle_irqs() {
     let sys = system();
     while let Some(intid) = gic::acknowledge() {
+        if intid > 25 && intid != 27 {
+            log::trace!("CPU {}: physical interrupt {intid}", cpu::id());
+        }
         if interrupts::forward_physical(intid) {
             continue;
         }

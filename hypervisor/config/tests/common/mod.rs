@@ -40,6 +40,8 @@ pub struct Dev {
     pub base: u64,
     pub size: u64,
     pub interrupts: Vec<u32>,
+    /// Emit `dma-coherent` (a DMA-capable device).
+    pub dma: bool,
 }
 
 #[derive(Clone)]
@@ -97,6 +99,7 @@ impl Default for Board {
                     base: 0x0a00_0000 + u64::from(n) * 0x1000,
                     size: 0x1000,
                     interrupts: vec![0, 16 + n, 1],
+                    dma: false,
                 })
                 .collect(),
             hypervisor: true,
@@ -204,6 +207,9 @@ impl Board {
                 f.property_string("compatible", "test,dev")?;
                 f.property_array_u64("reg", &[d.base, d.size])?;
                 f.property_array_u32("interrupts", &d.interrupts)?;
+                if d.dma {
+                    f.property_null("dma-coherent")?;
+                }
                 f.property_phandle(dev(n as u32))
             })?;
         }
