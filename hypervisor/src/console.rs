@@ -9,7 +9,9 @@
 //! emitted in pieces, each with its own prefix.
 //!
 //! The one exception is the partition that has the input focus: its unfinished line (a shell
-//! prompt, the echo of what is being typed) is shown as it is written, prefixed like any line.
+//! prompt) is shown when the caller says so with [`ConsoleMux::show_partial`] (the hypervisor
+//! does once the partition has been quiet for a moment, so lines being written are not shown in
+//! pieces), and from then on what it writes (the echo of what is being typed) appears at once.
 //! When another partition's line (or a hypervisor message, [`ConsoleMux::line`]) must be printed
 //! meanwhile, the mux ends the shown partial line, prints the other line, and shows the partial
 //! line again on a fresh line, the way a shell redraws its prompt. So every physical line still
@@ -86,12 +88,14 @@ impl ConsoleMux {
         self.names.get(partition).map(String::as_str)
     }
 
-    /// Takes one byte of output from `partition`. Complete lines (and the focused partition's
-    /// partial line) are passed to `out`; each call is one chunk to write without interleaving.
-    /// Bytes for unknown partitions are dropped.
-    pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) {
+    /// Takes one byte of output from `partition`. Complete lines (and more of the focused
+    /// partition's partial line once it is shown) are passed to `out`; each call is one chunk to
+    /// write without interleaving. Returns true when the focused partition now has a partial
+    /// line that is not shown: the caller should call [`show_partial`](Self::show_partial) if
+    /// the partition stays quiet. Bytes for unknown partitions are dropped.
+    pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) -> bool {
         let Some(buf) = self.pending.get_mut(partition) else {
-            return;
+            return false;
         };
         match byte {
             b'\r' => {}
@@ -100,27 +104,30 @@ impl ConsoleMux {
                 buf.push(byte);
                 if buf.len() >= MAX_LINE {
                     self.emit(partition, out);
-                } else if partition == self.focus {
-                    if self.shown == Some(partition) {
-                        out(&[byte]);
-                    } else {
-                        self.break_shown(out);
-                        self.show_focus(out);
-                    }
+                } else if self.shown == Some(partition) {
+                    out(&[byte]);
                 }
             }
         }
+        partition == self.focus && self.shown.is_none() && !self.pending[partition].is_empty()
+    }
+
+    /// Shows the focused partition's partial line (a prompt), if it has one.
+    pub fn show_partial(&mut self, out: &mut dyn FnMut(&[u8])) {
+        self.show_focus(out);
     }
 
     /// Prints a whole line that belongs to no partition (a hypervisor message), keeping the
     /// focused partition's partial line intact.
     pub fn line(&mut self, text: &[u8], out: &mut dyn FnMut(&[u8])) {
-        self.break_shown(out);
+        let was_shown = self.break_shown(out);
         self.scratch.clear();
         self.scratch.extend_from_slice(text);
         self.scratch.extend_from_slice(b"\r\n");
         out(&self.scratch);
-        self.show_focus(out);
+        if was_shown {
+            self.show_focus(out);
+        }
     }
 
     /// Emits `partition`'s pending partial line, if any, terminated like a whole line. Used when a
@@ -152,7 +159,7 @@ impl ConsoleMux {
             }
             out(b"\r\n");
         } else {
-            self.break_shown(out);
+            let was_shown = self.break_shown(out);
             let (Some(name), Some(buf)) =
                 (self.names.get(partition), self.pending.get_mut(partition))
             else {
@@ -165,17 +172,20 @@ impl ConsoleMux {
             self.scratch.append(buf);
             self.scratch.extend_from_slice(b"\r\n");
             out(&self.scratch);
-        }
-        if partition != self.focus {
-            self.show_focus(out);
+            if was_shown {
+                self.show_focus(out);
+            }
         }
     }
 
-    /// Ends the partial line on screen (it stays buffered, to be shown again).
-    fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) {
-        if self.shown.take().is_some() {
+    /// Ends the partial line on screen (it stays buffered, to be shown again). Returns whether
+    /// there was one.
+    fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) -> bool {
+        let was_shown = self.shown.take().is_some();
+        if was_shown {
             out(b"\r\n");
         }
+        was_shown
     }
 
     /// Shows the focused partition's partial line, if it has one and nothing is shown.
@@ -296,6 +306,16 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_the_focused_partition_are_not_shown_in_pieces() {
+        let mut mux = mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 0, "count 1 at", &mut sink);
+        write_str(&mut mux, 1, "tick\n", &mut sink);
+        write_str(&mut mux, 0, " 200 ms\n", &mut sink);
+        assert_eq!(sink.0, ["[rtos] tick\r\n", "[linux] count 1 at 200 ms\r\n"]);
+    }
+
+    #[test]
     fn interleaved_output_stays_in_whole_lines() {
         let mut mux = mux();
         let mut sink = Sink::default();
@@ -325,9 +345,23 @@ mod tests {
     fn focused_partial_line_is_shown_and_redrawn() {
         let mut mux = mux();
         let mut sink = Sink::default();
-        // A prompt from the focused partition appears at once, byte by byte.
-        write_str(&mut mux, 0, "# ", &mut sink);
+        // A prompt from the focused partition waits until the caller shows it...
+        for b in "# ".bytes() {
+            assert!(
+                mux.write(0, b, &mut sink.f()),
+                "the partial line asks to be shown"
+            );
+        }
+        assert!(sink.0.is_empty());
+        mux.show_partial(&mut sink.f());
         assert_eq!(sink.0.concat(), "[linux] # ");
+        // ...and once shown, what follows appears at once.
+        assert!(!mux.write(0, b' ', &mut sink.f()));
+        assert_eq!(sink.0.concat(), "[linux] #  ");
+        let mut mux = self::mux();
+        let mut sink = Sink::default();
+        write_str(&mut mux, 0, "# ", &mut sink);
+        mux.show_partial(&mut sink.f());
         // Another partition's line ends it and redraws it below.
         write_str(&mut mux, 1, "tick\n", &mut sink);
         assert_eq!(sink.0.concat(), "[linux] # \r\n[rtos] tick\r\n[linux] # ");
@@ -340,6 +374,7 @@ mod tests {
         // A hypervisor line is treated the same way.
         let mut sink = Sink::default();
         write_str(&mut mux, 0, "$ ", &mut sink);
+        mux.show_partial(&mut sink.f());
         mux.line(b"[bulkhead] note", &mut sink.f());
         assert_eq!(
             sink.0.concat(),
@@ -359,6 +394,7 @@ mod tests {
         assert!(sink.0.is_empty(), "a partial line without focus waits");
         mux.set_focus(1);
         mux.line(b"--- focus ---", &mut sink.f());
+        mux.show_partial(&mut sink.f());
         assert_eq!(sink.0.concat(), "--- focus ---\r\n[rtos] login: ");
     }
 

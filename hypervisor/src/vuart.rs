@@ -134,6 +134,9 @@ pub struct VirtualPl011 {
     /// Input that arrived while the receiver was closed (see [`VirtualPl011::open_rx`]).
     held: VecDeque<u8>,
     rx_open: bool,
+    /// The guest polls (uses no interrupts): held input is visible, and reading it opens the
+    /// receiver. Set by the caller before each access, see [`set_polled`](Self::set_polled).
+    polled: bool,
     ilpr: u32,
     ibrd: u32,
     fbrd: u32,
@@ -159,6 +162,7 @@ impl VirtualPl011 {
             rx: VecDeque::new(),
             held: VecDeque::new(),
             rx_open: false,
+            polled: false,
             ilpr: 0,
             ibrd: 0,
             fbrd: 0,
@@ -275,9 +279,9 @@ impl VirtualPl011 {
     ///
     /// Input that arrives before the guest is ready is held back rather than put in the FIFO,
     /// because drivers drain the FIFO when they start (Linux's `amba-pl011` discards up to twice
-    /// the FIFO depth when its tty is opened) and would lose what was typed ahead. The hypervisor
-    /// opens the receiver once the guest shows it reads input: it took the UART's interrupt, or
-    /// it does not use interrupts at all (polled).
+    /// the FIFO depth when its tty is opened) and would lose what was typed ahead. The receiver
+    /// opens once the guest shows it reads input: it took the UART's interrupt (the caller
+    /// sees that), or, polling, it reads `DR` (see [`set_polled`](Self::set_polled)).
     pub fn open_rx(&mut self) {
         if self.rx_open {
             return;
@@ -286,6 +290,15 @@ impl VirtualPl011 {
         while let Some(byte) = self.held.pop_front() {
             self.receive(byte);
         }
+    }
+
+    /// Tells the model whether the guest currently polls the UART rather than using its
+    /// interrupt. A polling guest sees held input in `FR` and opens the receiver by reading
+    /// `DR`; an interrupt-driven one only when it takes the interrupt (the caller then calls
+    /// [`open_rx`](Self::open_rx)). A driver's start-up drain runs with interrupts configured, so
+    /// it finds the FIFO empty either way; an early console that only transmits never reads `DR`.
+    pub fn set_polled(&mut self, polled: bool) {
+        self.polled = polled;
     }
 
     /// Puts `byte` in the guest-visible FIFO (there is room: checked by the caller).
@@ -323,7 +336,7 @@ impl VirtualPl011 {
     fn flags(&self) -> u32 {
         let mut fr = FR_TXFE;
         debug_assert_eq!(fr & FR_TXFF, 0);
-        if self.rx.is_empty() {
+        if self.rx.is_empty() && !(self.polled && !self.held.is_empty()) {
             fr |= FR_RXFE;
         }
         if self.rx.len() >= RX_FIFO_CAPACITY {
@@ -333,6 +346,9 @@ impl VirtualPl011 {
     }
 
     fn pop_rx(&mut self) -> u32 {
+        if self.polled && !self.held.is_empty() {
+            self.open_rx();
+        }
         let byte = self.rx.pop_front();
         self.update_rx_interrupts();
         // An empty FIFO reads as 0 (the real UART returns stale data).
@@ -414,6 +430,24 @@ mod tests {
             u64::from(b'!'),
             "once open, input goes straight in"
         );
+    }
+
+    #[test]
+    fn a_polling_guest_sees_held_input_and_opens_the_receiver_by_reading() {
+        let mut uart = VirtualPl011::new();
+        uart.push_input(b'k');
+        uart.set_polled(true);
+        assert_eq!(
+            read(&mut uart, FR) & u64::from(FR_RXFE),
+            0,
+            "polling guests see held input"
+        );
+        assert!(
+            !uart.rx_is_open(),
+            "reading FR (as an early console does) opens nothing"
+        );
+        assert_eq!(read(&mut uart, DR), u64::from(b'k'));
+        assert!(uart.rx_is_open());
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! Harness for Bulkhead's integration tests.
 //!
-//! Each test runs `cargo xtask ...` as a subprocess from the repository root with stdin closed,
-//! captures its stdout and stderr interleaved in one pipe (so QEMU's console output and xtask's
-//! own messages keep their order), and checks the result with the assertion helpers of
-//! [`Outcome`], which print the whole output when they fail.
+//! Each test runs `cargo xtask ...` as a subprocess from the repository root, captures its stdout
+//! and stderr interleaved in one pipe (so QEMU's console output and xtask's own messages keep
+//! their order), and checks the result with the assertion helpers of [`Outcome`], which print
+//! the whole output when they fail.
+//!
+//! Stdin is closed by default. [`run_with_stdin`] pipes bytes in at start (as a shell pipe into
+//! `cargo xtask run` would), and [`run_interactive`] streams the output and types each input only
+//! once a given marker has appeared (Linux's PL011 driver discards input that arrives before it
+//! starts). `cargo xtask run` passes its stdin on to the console, whose input goes to the first
+//! partition; [`QUIT_QEMU`] ends a run early through QEMU's own console escape.
 //!
 //! Boots are serialised within a test binary (QEMU runs are CPU-heavy); `cargo xtask test`
 //! also runs the test binaries with `--test-threads=1`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -21,6 +27,9 @@ pub const TIMEOUT_EXIT: i32 = 124;
 pub const TIMEOUT_MESSAGE: &str = "xtask: timeout after";
 /// What `cargo xtask run` prints just before starting QEMU.
 pub const BOOT_MESSAGE: &str = "xtask: booting board";
+/// Typed into `cargo xtask run`, QEMU's console escape Ctrl-A x: QEMU quits at once (status 0),
+/// without the guests having anything to say about it. Ends a run whose checks are done.
+pub const QUIT_QEMU: &str = "\x01x";
 
 /// Time allowed, on top of a run's QEMU timeout, for cargo to build what is needed before QEMU
 /// starts. Only a safety net against a hung build: normally the build is incremental (seconds);
@@ -47,11 +56,32 @@ pub struct Outcome {
     /// Stdout and stderr, interleaved as written.
     pub output: String,
     pub elapsed: Duration,
+    /// How many of the input steps ([`run_interactive`]) were sent, of `steps`.
+    pub steps_done: usize,
+    pub steps: usize,
+}
+
+/// What a `cargo xtask` invocation gets on its stdin.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// Nothing: stdin is closed.
+    Closed,
+    /// These bytes, written at once at start, then end of file.
+    Bytes(&'a [u8]),
+    /// Each `(wait_for, send)` in turn: once `wait_for` has appeared in the output (after where
+    /// the previous step's marker was), `send` is written. End of file after the last one.
+    Steps(&'a [(&'a str, &'a str)]),
 }
 
 /// Runs `cargo xtask <args>` in the repository root with stdin closed and waits for it, at most
 /// `limit` (then it is killed and the test fails).
 pub fn xtask(args: &[&str], limit: Duration) -> Outcome {
+    xtask_with_input(args, limit, Input::Closed)
+}
+
+/// Runs `cargo xtask <args>` in the repository root with `input` on its stdin and waits for it,
+/// at most `limit` (then it is killed and the test fails).
+pub fn xtask_with_input(args: &[&str], limit: Duration, input: Input) -> Outcome {
     let command = format!("cargo xtask {}", args.join(" "));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let (mut reader, writer) = std::io::pipe().expect("cannot create a pipe");
@@ -59,7 +89,10 @@ pub fn xtask(args: &[&str], limit: Duration) -> Outcome {
     cmd.arg("xtask")
         .args(args)
         .current_dir(repo_root())
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Input::Closed => Stdio::null(),
+            Input::Bytes(_) | Input::Steps(_) => Stdio::piped(),
+        })
         .stdout(writer.try_clone().expect("cannot duplicate a pipe"))
         .stderr(writer);
     let start = Instant::now();
@@ -70,20 +103,77 @@ pub fn xtask(args: &[&str], limit: Duration) -> Outcome {
     // file once the child (and QEMU) are done.
     drop(cmd);
 
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = reader.read_to_end(&mut bytes);
-        let _ = tx.send(bytes);
-    });
-    let bytes = match rx.recv_timeout(limit) {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{command}` did not finish within {limit:?}; killed it");
+    let mut stdin = child.stdin.take();
+    let steps: &[(&str, &str)] = match input {
+        Input::Closed => &[],
+        Input::Bytes(bytes) => {
+            // Written by a thread: the child may not read it all before it exits.
+            let mut pipe = stdin.take().expect("stdin is piped");
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+                // Dropping the pipe closes it: end of file.
+            });
+            &[]
+        }
+        Input::Steps(steps) => {
+            if steps.is_empty() {
+                stdin = None;
+            }
+            steps
         }
     };
+
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    });
+    let deadline = start + limit;
+    let mut bytes = Vec::new();
+    let mut next_step = 0;
+    let mut search_from = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{command}` did not finish within {limit:?}; killed it. Output so far:\n{}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+        while let Some((wait_for, send)) = steps.get(next_step) {
+            let Some(at) = find(&bytes[search_from..], wait_for.as_bytes()) else {
+                break;
+            };
+            search_from += at + wait_for.len();
+            next_step += 1;
+            if let Some(pipe) = stdin.as_mut() {
+                // The child may be gone already; then the output will tell.
+                let _ = pipe.write_all(send.as_bytes()).and_then(|_| pipe.flush());
+            }
+            if next_step == steps.len() {
+                stdin = None;
+            }
+        }
+    }
+    drop(stdin);
     let status = child
         .wait()
         .unwrap_or_else(|e| panic!("cannot wait for `{command}`: {e}"));
@@ -92,6 +182,8 @@ pub fn xtask(args: &[&str], limit: Duration) -> Outcome {
         status,
         output: String::from_utf8_lossy(&bytes).into_owned(),
         elapsed: start.elapsed(),
+        steps_done: next_step,
+        steps: steps.len(),
     };
     eprintln!(
         "{}: {} in {:.1} s",
@@ -102,25 +194,58 @@ pub fn xtask(args: &[&str], limit: Duration) -> Outcome {
     outcome
 }
 
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// `cargo xtask run --board <board> --timeout <timeout>`: builds the board and boots it in QEMU.
 pub fn run_board(board: &str, timeout: Duration) -> Outcome {
-    boot(&["run", "--board", board], timeout)
+    boot(&["run", "--board", board], timeout, Input::Closed)
 }
 
 /// `cargo xtask run --unchecked --board <board> --timeout <timeout>`: packs the board config
 /// without checking it, so the hypervisor's own boot-time check is what refuses it.
 pub fn run_board_unchecked(board: &str, timeout: Duration) -> Outcome {
-    boot(&["run", "--unchecked", "--board", board], timeout)
+    boot(
+        &["run", "--unchecked", "--board", board],
+        timeout,
+        Input::Closed,
+    )
 }
 
-fn boot(args: &[&str], timeout: Duration) -> Outcome {
+/// `cargo xtask run [--board <board>] --timeout <timeout>` (no `--board`: the default board)
+/// with `stdin` piped in at start, then end of file: like `printf ... | cargo xtask run`.
+pub fn run_with_stdin(board: Option<&str>, timeout: Duration, stdin: &[u8]) -> Outcome {
+    boot(&run_args(board), timeout, Input::Bytes(stdin))
+}
+
+/// `cargo xtask run [--board <board>] --timeout <timeout>` (no `--board`: the default board),
+/// typing each step's `send` into it once its `wait_for` has appeared in the output (searching
+/// after the previous step's marker). Send [`QUIT_QEMU`] last to end the run when the checks
+/// are done; [`Outcome::assert_steps_done`] says whether every marker showed up.
+pub fn run_interactive(board: Option<&str>, timeout: Duration, steps: &[(&str, &str)]) -> Outcome {
+    boot(&run_args(board), timeout, Input::Steps(steps))
+}
+
+fn run_args(board: Option<&str>) -> Vec<&str> {
+    match board {
+        Some(board) => vec!["run", "--board", board],
+        None => vec!["run"],
+    }
+}
+
+fn boot(args: &[&str], timeout: Duration, input: Input) -> Outcome {
     let _serialised = BOOT_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let secs = timeout.as_secs().max(1).to_string();
     let mut args = args.to_vec();
     args.extend(["--timeout", &secs]);
-    xtask(&args, timeout + BUILD_ALLOWANCE)
+    xtask_with_input(&args, timeout + BUILD_ALLOWANCE, input)
 }
 
 /// `cargo xtask build --board <board> [--unchecked]`.
@@ -154,6 +279,36 @@ impl Outcome {
             .enumerate()
             .filter_map(|(i, line)| line.strip_prefix(prefix.as_str()).map(|rest| (i, rest)))
             .collect()
+    }
+
+    /// Like [`Outcome::partition_lines`], with terminal escape sequences (`ESC [ ... letter`)
+    /// and surrounding white space removed: what a partition's shell printed, as a user sees it.
+    pub fn partition_text_lines(&self, name: &str) -> Vec<(usize, String)> {
+        self.partition_lines(name)
+            .into_iter()
+            .map(|(i, line)| (i, strip_escapes(line).trim().to_owned()))
+            .collect()
+    }
+
+    /// The count lines of a `hello` partition (`count i/N at T ms`), in output order.
+    pub fn counts(&self, name: &str) -> Vec<(usize, Count)> {
+        self.partition_lines(name)
+            .into_iter()
+            .filter_map(|(i, line)| Some((i, Count::parse(line)?)))
+            .collect()
+    }
+
+    /// Asserts every input step's marker appeared (so every input was sent).
+    #[track_caller]
+    pub fn assert_steps_done(&self) {
+        if self.steps_done < self.steps {
+            self.fail(&format!(
+                "only {} of {} input steps were reached: the marker of step {} never appeared",
+                self.steps_done,
+                self.steps,
+                self.steps_done + 1
+            ));
+        }
     }
 
     /// Fails the test with `message`, the command, its status and its whole output.
@@ -257,6 +412,57 @@ impl Outcome {
     }
 }
 
+/// One `count` line of the `hello` guest: `count 12/600 at 2400 ms` (or `count 12 at 2400 ms`
+/// when it counts forever).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    /// The step, from 1.
+    pub step: u64,
+    /// The number of steps, `None` when counting forever.
+    pub total: Option<u64>,
+    /// The guest's time since it started, in milliseconds.
+    pub ms: u64,
+}
+
+impl Count {
+    /// Parses a count line (without the partition prefix); `None` if it is not one.
+    pub fn parse(line: &str) -> Option<Count> {
+        let rest = line.trim_end().strip_prefix("count ")?;
+        let (steps, at) = rest.split_once(" at ")?;
+        let ms = at.strip_suffix(" ms")?.parse().ok()?;
+        let (step, total) = match steps.split_once('/') {
+            Some((step, total)) => (step.parse().ok()?, Some(total.parse().ok()?)),
+            None => (steps.parse().ok()?, None),
+        };
+        Some(Count { step, total, ms })
+    }
+}
+
+/// `line` without terminal escape sequences: CSI sequences (`ESC [`, parameters, one final
+/// letter or `@`..`~`), other two-byte `ESC x` sequences, and stray control characters other
+/// than tab.
+pub fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.next() == Some('[') {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The substring a bad board config's first line promises its error contains:
 /// `// expect: <substring>`.
 pub fn expected_error(dts_source: &str) -> Option<&str> {
@@ -283,5 +489,46 @@ mod tests {
         assert_eq!(expected_error("/dts-v1/;\n// expect: x"), None);
         assert_eq!(expected_error("// expect:\n"), None);
         assert_eq!(expected_error(""), None);
+    }
+
+    #[test]
+    fn count_lines_parse() {
+        assert_eq!(
+            Count::parse("count 12/600 at 2400 ms"),
+            Some(Count {
+                step: 12,
+                total: Some(600),
+                ms: 2400
+            })
+        );
+        assert_eq!(
+            Count::parse("count 3 at 600 ms\r"),
+            Some(Count {
+                step: 3,
+                total: None,
+                ms: 600
+            })
+        );
+        assert_eq!(Count::parse("count 1/10"), None);
+        assert_eq!(Count::parse("hello from x"), None);
+        assert_eq!(Count::parse("count x/1 at 2 ms"), None);
+    }
+
+    #[test]
+    fn escapes_are_stripped() {
+        assert_eq!(strip_escapes("\x1b[6n2"), "2");
+        assert_eq!(
+            strip_escapes("bulkhead-linux# \x1b[6ngrep -c ^processor"),
+            "bulkhead-linux# grep -c ^processor"
+        );
+        assert_eq!(strip_escapes("a\x1b[1;31mb\x1b[0m\x07c\r"), "abc");
+        assert_eq!(strip_escapes("\x1b7x"), "x");
+    }
+
+    #[test]
+    fn markers_are_found() {
+        assert_eq!(find(b"abcabc", b"ca"), Some(2));
+        assert_eq!(find(b"abc", b"abcd"), None);
+        assert_eq!(find(b"abc", b""), Some(0));
     }
 }

@@ -1,10 +1,10 @@
 //! Boots the `qemu-virt-hello` board (two `hello` partitions, one core each) and checks that
-//! both partitions introduce themselves, count in order and power off, each on its own
-//! prefixed console lines, and that QEMU then exits by itself.
+//! both partitions introduce themselves, count in order (with their elapsed time) and power off,
+//! each on its own prefixed console lines, and that QEMU then exits by itself.
 
 use std::time::Duration;
 
-use bulkhead_tests::{run_board, Outcome};
+use bulkhead_tests::{run_board, Count, Outcome};
 
 /// QEMU run time allowed. Measured: 2.13 s from QEMU start to exit (3 runs, 2.126-2.131 s, on
 /// the 2-core dev machine; both partitions count 10 steps 200 ms apart, in parallel, so ~2 s is
@@ -31,26 +31,37 @@ fn check_partition(out: &Outcome, name: &str) {
         &format!("[{name}] hello from {name}: done, powering off"),
     );
 
-    let counts: Vec<(u64, u64)> = out
+    let counts: Vec<Count> = out
         .partition_lines(name)
         .into_iter()
         .filter(|(i, _)| (hello..done).contains(i))
-        .filter_map(|(_, line)| line.strip_prefix("count "))
-        .map(|step| {
-            let parsed = step
-                .split_once('/')
-                .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
-            parsed.unwrap_or_else(|| out.fail(&format!("[{name}] bad count line {step:?}")))
+        .filter(|(_, line)| line.starts_with("count "))
+        .map(|(_, line)| {
+            Count::parse(line)
+                .unwrap_or_else(|| out.fail(&format!("[{name}] bad count line {line:?}")))
         })
         .collect();
-    let Some(&(_, total)) = counts.first() else {
-        out.fail(&format!("[{name}] counted nothing between hello and done"));
-    };
-    let expected: Vec<(u64, u64)> = (1..=total).map(|i| (i, total)).collect();
-    if counts != expected {
+    let Some(&Count {
+        total: Some(total), ..
+    }) = counts.first()
+    else {
         out.fail(&format!(
-            "[{name}] counted {counts:?}, expected 1/{total} to {total}/{total} in order"
+            "[{name}] counted nothing (or forever) between hello and done"
         ));
+    };
+    let steps: Vec<(u64, Option<u64>)> = counts.iter().map(|c| (c.step, c.total)).collect();
+    let expected: Vec<(u64, Option<u64>)> = (1..=total).map(|i| (i, Some(total))).collect();
+    if steps != expected {
+        out.fail(&format!(
+            "[{name}] counted {steps:?}, expected 1/{total} to {total}/{total} in order"
+        ));
+    }
+    // Steps are due 200 ms apart (the default period) from the guest's start: step i is printed
+    // at i * 200 ms or later, and the guest's clock never goes backwards.
+    for (i, count) in counts.iter().enumerate() {
+        if count.ms < count.step * 200 || (i > 0 && count.ms < counts[i - 1].ms) {
+            out.fail(&format!("[{name}] count times are off: {counts:?}"));
+        }
     }
 }
 

@@ -1,10 +1,14 @@
 //! Finding things in the repository: the board config a `--board` argument names, where its
-//! image goes, and what each partition's `image` string refers to (a guest crate under
-//! `partitions/` or a file next to the board config).
+//! image goes, and what each partition's `image` and `initrd` strings refer to
+//! ([`ImageSource`]: a guest crate under `partitions/`, the Linux guest recipe, or a file next
+//! to the board config).
 
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use anyhow::{bail, Context, Result};
+use bulkhead_linux_guest::LinuxGuest;
 
 /// Where board configs live, relative to the repository root.
 pub const BOARD_DIR: &str = "board-configs";
@@ -134,53 +138,111 @@ fn available_boards(boards: &Path) -> Vec<String> {
     out
 }
 
-/// What a partition's `image` (or `initrd`) string refers to.
+/// The `image`/`initrd` name that means the Linux guest recipe (`partitions/linux`, crate
+/// `bulkhead-linux-guest`): its kernel `Image` as an `image`, its initramfs as an `initrd`.
+pub const LINUX_RECIPE: &str = "linux";
+/// Where the Linux recipe caches its downloads and outputs, relative to the repository root.
+pub const LINUX_CACHE_DIR: &str = "build/cache/linux";
+
+/// Which partition property a name comes from: it decides what a recipe name stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The `image` property: what the partition boots.
+    Image,
+    /// The `initrd` property: the initial RAM disk loaded with it.
+    Initrd,
+}
+
+impl Role {
+    /// The property name, for messages.
+    pub fn property(self) -> &'static str {
+        match self {
+            Role::Image => "image",
+            Role::Initrd => "initrd",
+        }
+    }
+}
+
+/// What a partition's `image` or `initrd` string refers to. Every use of those strings in
+/// xtask goes through [`ImageSource::classify`], so this is the one place that decides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageSource {
-    /// A guest crate `partitions/<name>`, built for the target; its binary has the same name.
+    /// A bare-metal guest crate `partitions/<name>` (a binary crate, `src/main.rs`), built for
+    /// the target; its binary has the same name. Only for `image`.
     Crate(String),
+    /// The Linux guest recipe ([`LINUX_RECIPE`]): the kernel `Image` for [`Role::Image`], the
+    /// initramfs for [`Role::Initrd`]. Nothing is cross-built; the recipe downloads and caches
+    /// them on the host ([`linux_guest`]).
+    LinuxRecipe(Role),
     /// A file, resolved against the board config's directory (it may not exist).
     File(PathBuf),
 }
 
 impl ImageSource {
-    /// Classifies an `image` string: a plain name with `partitions/<name>/Cargo.toml` is a guest
-    /// crate; anything else is a file path relative to `board_dir`.
-    pub fn classify(image: &str, board_dir: &Path) -> ImageSource {
-        let plain_name = !image.is_empty()
-            && image
+    /// Classifies an `image` or `initrd` string, in this order: [`LINUX_RECIPE`] is the Linux
+    /// recipe; for `image`, a plain name with `partitions/<name>/Cargo.toml` and
+    /// `partitions/<name>/src/main.rs` is a guest crate; anything else is a file path relative to
+    /// `board_dir`.
+    pub fn classify(name: &str, role: Role, board_dir: &Path) -> ImageSource {
+        if name == LINUX_RECIPE {
+            return ImageSource::LinuxRecipe(role);
+        }
+        let plain_name = !name.is_empty()
+            && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if plain_name
-            && repo_root()
-                .join(PARTITIONS_DIR)
-                .join(image)
-                .join("Cargo.toml")
-                .is_file()
-        {
-            ImageSource::Crate(image.to_owned())
+        if role == Role::Image && plain_name && is_guest_crate(name) {
+            ImageSource::Crate(name.to_owned())
         } else {
-            ImageSource::File(board_dir.join(image))
+            ImageSource::File(board_dir.join(name))
         }
     }
 
-    /// The file the image is read from: the built binary of a guest crate, or the file itself.
-    pub fn path(&self) -> PathBuf {
-        match self {
+    /// The file the image is read from: the built binary of a guest crate, the recipe's output
+    /// (prepared on first use, which may download packages), or the file itself.
+    pub fn path(&self) -> Result<PathBuf> {
+        Ok(match self {
             ImageSource::Crate(name) => target_release_dir().join(name),
+            ImageSource::LinuxRecipe(Role::Image) => linux_guest()?.kernel.clone(),
+            ImageSource::LinuxRecipe(Role::Initrd) => linux_guest()?.initramfs.clone(),
             ImageSource::File(path) => path.clone(),
-        }
+        })
     }
 
     /// The file the image will be read from: a guest crate's binary (built later, so it need
-    /// not exist yet), or the file if it exists.
-    pub fn resolve(&self) -> Option<PathBuf> {
-        let path = self.path();
-        match self {
-            ImageSource::Crate(_) => Some(path),
+    /// not exist yet), the recipe's output, or the file if it exists.
+    pub fn resolve(&self) -> Result<Option<PathBuf>> {
+        let path = self.path()?;
+        Ok(match self {
+            ImageSource::Crate(_) | ImageSource::LinuxRecipe(_) => Some(path),
             ImageSource::File(_) => path.is_file().then_some(path),
-        }
+        })
     }
+}
+
+/// Whether `partitions/<name>` is a bare-metal guest crate (a binary crate), as opposed to a
+/// library such as `guest-rt` or the host-side Linux recipe.
+fn is_guest_crate(name: &str) -> bool {
+    let dir = repo_root().join(PARTITIONS_DIR).join(name);
+    dir.join("Cargo.toml").is_file() && dir.join("src/main.rs").is_file()
+}
+
+/// The Linux guest of the recipe crate, prepared once per process into
+/// `build/cache/linux` (the first time ever this downloads Debian packages; afterwards it is a
+/// cache lookup).
+pub fn linux_guest() -> Result<&'static LinuxGuest> {
+    static GUEST: OnceLock<LinuxGuest> = OnceLock::new();
+    if let Some(guest) = GUEST.get() {
+        return Ok(guest);
+    }
+    let cache = repo_root().join(LINUX_CACHE_DIR);
+    let guest = bulkhead_linux_guest::prepare(&cache).with_context(|| {
+        format!(
+            "cannot prepare the Linux guest (recipe partitions/linux) in {}",
+            display_path(&cache)
+        )
+    })?;
+    Ok(GUEST.get_or_init(|| guest))
 }
 
 /// A path relative to the repository root when it is inside it, for shorter messages.
@@ -200,8 +262,8 @@ mod tests {
     fn default_board_resolves() {
         let board = Board::resolve(crate::DEFAULT_BOARD).unwrap();
         assert_eq!(board.name, crate::DEFAULT_BOARD);
-        assert!(board.dts.ends_with("board-configs/qemu-virt-hello.dts"));
-        assert!(board.out_dir().ends_with("build/qemu-virt-hello"));
+        assert!(board.dts.ends_with("board-configs/qemu-virt-linux.dts"));
+        assert!(board.out_dir().ends_with("build/qemu-virt-linux"));
     }
 
     #[test]
@@ -228,24 +290,34 @@ mod tests {
     }
 
     #[test]
-    fn images_are_crates_or_files() {
+    fn images_are_crates_recipes_or_files() {
         let dir = repo_root().join(BOARD_DIR);
+        let image = |name| ImageSource::classify(name, Role::Image, &dir);
+        let initrd = |name| ImageSource::classify(name, Role::Initrd, &dir);
+        assert_eq!(image("hello"), ImageSource::Crate("hello".into()));
         assert_eq!(
-            ImageSource::classify("hello", &dir),
-            ImageSource::Crate("hello".into())
-        );
-        assert_eq!(
-            ImageSource::classify("images/Image", &dir),
+            image("images/Image"),
             ImageSource::File(dir.join("images/Image"))
         );
         // A path that happens to reach a crate is still a file path.
         assert_eq!(
-            ImageSource::classify("../partitions/hello", &dir),
+            image("../partitions/hello"),
             ImageSource::File(dir.join("../partitions/hello"))
         );
         assert_eq!(
-            ImageSource::classify("no-such-guest", &dir),
+            image("no-such-guest"),
             ImageSource::File(dir.join("no-such-guest"))
+        );
+        // Library crates under partitions/ are not guests.
+        assert_eq!(image("guest-rt"), ImageSource::File(dir.join("guest-rt")));
+        // The Linux recipe, which is a crate under partitions/ too, but never cross-built.
+        assert_eq!(image("linux"), ImageSource::LinuxRecipe(Role::Image));
+        assert_eq!(initrd("linux"), ImageSource::LinuxRecipe(Role::Initrd));
+        // A crate name as an initrd is a file.
+        assert_eq!(initrd("hello"), ImageSource::File(dir.join("hello")));
+        assert_eq!(
+            initrd("rootfs.cpio"),
+            ImageSource::File(dir.join("rootfs.cpio"))
         );
     }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask build` and `cargo xtask check`: compile and check a board config, build the
-//! hypervisor and every guest crate the board uses (one cargo invocation), and pack everything
-//! into `build/<board>/bulkhead.img` with the host tools of `bulkhead_tools`.
+//! hypervisor and every guest crate the board uses (one cargo invocation), fetch the Linux
+//! recipe's kernel and initramfs if a partition uses them, pack everything into
+//! `build/<board>/bulkhead.img` with the host tools of `bulkhead_tools`, and make the demo disk
+//! the board's `qemu` node asks for.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,9 +12,10 @@ use bulkhead_config::BoardConfig;
 use bulkhead_tools::pack::{PackInput, PartitionBlobs};
 
 use crate::board::{
-    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource,
+    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, Role,
     HYPERVISOR_TARGET, TARGET,
 };
+use crate::qemu_node;
 
 /// The hypervisor's package and binary name.
 pub const HYPERVISOR: &str = "bulkhead-hypervisor";
@@ -27,6 +30,14 @@ pub struct Built {
     pub hypervisor_elf: PathBuf,
     /// The ELF of each guest crate the board runs, once each, in partition order.
     pub guest_elfs: Vec<PathBuf>,
+    /// Extra QEMU arguments from the board's `qemu` node ([`qemu_node`]), `{disk}` replaced.
+    pub qemu_args: Vec<String>,
+}
+
+/// Where one partition's blobs come from.
+struct PartitionSources {
+    image: ImageSource,
+    initrd: Option<ImageSource>,
 }
 
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
@@ -34,37 +45,41 @@ pub struct Built {
 pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
     let board = Board::resolve(board_arg)?;
     let (config, board_dtb) = load_config(&board, unchecked)?;
+    let qemu = qemu_node::parse(&board_dtb)
+        .with_context(|| format!("{}: bad qemu node", board.dts.display()))?;
 
-    let sources: Vec<ImageSource> = config
+    let sources: Vec<PartitionSources> = config
         .partitions
         .iter()
-        .map(|p| ImageSource::classify(&p.image, board.dir()))
+        .map(|p| PartitionSources {
+            image: ImageSource::classify(&p.image, Role::Image, board.dir()),
+            initrd: p
+                .initrd
+                .as_ref()
+                .map(|name| ImageSource::classify(name, Role::Initrd, board.dir())),
+        })
         .collect();
     let mut guest_crates: Vec<String> = Vec::new();
     for source in &sources {
-        if let ImageSource::Crate(name) = source {
+        if let ImageSource::Crate(name) = &source.image {
             if !guest_crates.contains(name) {
                 guest_crates.push(name.clone());
             }
         }
     }
 
-    // Missing image files are reported before the (slower) target build.
-    let resolve = |image: &str| ImageSource::classify(image, board.dir()).resolve();
-    if unchecked {
-        check_images_exist(&board, &config, &resolve)?;
-    } else {
-        bulkhead_tools::check::check_images(&config, resolve, &board.dts)?;
-    }
+    // Missing image files (and a Linux recipe that cannot be prepared) are reported before the
+    // (slower) target build.
+    check_sources(&board, &config, &sources)?;
     cargo_build_target(&guest_crates)?;
 
     let hypervisor_elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
     let hypervisor_bytes = read(&hypervisor_elf)?;
     let mut partitions = Vec::with_capacity(config.partitions.len());
-    for (partition, source) in config.partitions.iter().zip(&sources) {
-        let image = read(&source.path())?;
-        let initrd = match &partition.initrd {
-            Some(initrd) => Some(read(&board.dir().join(initrd))?),
+    for source in &sources {
+        let image = read(&source.image.path()?)?;
+        let initrd = match &source.initrd {
+            Some(initrd) => Some(read(&initrd.path()?)?),
             None => None,
         };
         partitions.push(PartitionBlobs { image, initrd });
@@ -96,6 +111,17 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         },
     );
 
+    let qemu_args = match &qemu {
+        Some(node) if node.uses_disk() => {
+            let disk = out_dir.join(qemu_node::DISK_IMAGE);
+            bulkhead_linux_guest::make_disk_image(&disk, &node.disk_file, &node.disk_contents)
+                .with_context(|| format!("cannot make the demo disk {}", display_path(&disk)))?;
+            node.args_with_disk(&disk)
+        }
+        Some(node) => node.args.clone(),
+        None => Vec::new(),
+    };
+
     let guest_elfs = guest_crates
         .iter()
         .map(|name| target_release_dir().join(name))
@@ -106,6 +132,7 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         image,
         hypervisor_elf,
         guest_elfs,
+        qemu_args,
     })
 }
 
@@ -124,22 +151,26 @@ fn load_config(board: &Board, unchecked: bool) -> Result<(BoardConfig, Vec<u8>)>
     Ok((config, dtb))
 }
 
-/// Without the tools' check, at least say which partition's image or initrd is missing.
-fn check_images_exist(
-    board: &Board,
-    config: &BoardConfig,
-    resolve: &dyn Fn(&str) -> Option<PathBuf>,
-) -> Result<()> {
-    for partition in &config.partitions {
-        let files = std::iter::once(("image", &partition.image))
-            .chain(partition.initrd.as_ref().map(|i| ("initrd", i)));
-        for (what, name) in files {
-            if resolve(name).is_none() {
+/// Makes sure every partition's `image` and `initrd` can be found (preparing the Linux recipe
+/// if a partition uses it), naming the node at fault otherwise.
+fn check_sources(board: &Board, config: &BoardConfig, sources: &[PartitionSources]) -> Result<()> {
+    for (partition, source) in config.partitions.iter().zip(sources) {
+        let files = std::iter::once((Role::Image, &partition.image, &source.image)).chain(
+            partition
+                .initrd
+                .iter()
+                .zip(&source.initrd)
+                .map(|(name, source)| (Role::Initrd, name, source)),
+        );
+        for (role, name, source) in files {
+            if source.resolve()?.is_none() {
                 bail!(
-                    "{}: node {}: {what} {name:?} not found (looked for {})",
+                    "{}: node {}: {} {name:?} not found (no guest crate partitions/{name} and no \
+                     file {})",
                     board.dts.display(),
                     partition.path,
-                    display_path(&ImageSource::classify(name, board.dir()).path()),
+                    role.property(),
+                    display_path(&source.path()?),
                 );
             }
         }

@@ -5,10 +5,12 @@
 //! test suite and `bench` measures. Every command makes sure the host tools it needs are
 //! installed first (see [`deps`]).
 
+mod bench;
 mod board;
 mod build;
 mod deps;
 mod qemu;
+mod qemu_node;
 mod test;
 
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The board `build` and `run` use when `--board` is not given.
-pub const DEFAULT_BOARD: &str = "qemu-virt-hello";
+pub const DEFAULT_BOARD: &str = "qemu-virt-linux";
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run, check and test Bulkhead")]
@@ -55,8 +57,12 @@ enum Command {
     },
     /// Run the whole test suite: host unit tests, target build, QEMU integration tests.
     Test,
-    /// Run the benchmarks.
-    Bench,
+    /// Run the benchmarks: Linux boot time to userspace, native vs. in a partition.
+    Bench {
+        /// Rounds of (native boot, partitioned boot); the medians are compared.
+        #[arg(long, default_value_t = bench::DEFAULT_ROUNDS)]
+        rounds: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,12 +116,9 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             deps::ensure_tools()?;
             test::run_all()
         }
-        Command::Bench => {
-            println!(
-                "bench: nothing to measure yet (the Linux boot benchmark arrives with the Linux \
-                 partition issue)"
-            );
-            Ok(ExitCode::SUCCESS)
+        Command::Bench { rounds } => {
+            deps::ensure_tools()?;
+            bench::run(rounds)
         }
     }
 }

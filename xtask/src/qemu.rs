@@ -3,7 +3,8 @@
 //!
 //! The machine is always QEMU `virt` with virtualization (EL2) and a GICv3; the number of CPUs
 //! and the RAM size come from the board config's `/cpus` and `/memory` nodes, so every board is
-//! run the same way.
+//! run the same way. The board's `qemu` node may add arguments (e.g. a disk, see
+//! [`crate::qemu_node`]); arguments after `--` come last.
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
@@ -67,6 +68,8 @@ pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
         args.push("-s".into());
         args.push("-S".into());
     }
+    // The board's own extras (its `qemu` node), then the command line's.
+    args.extend(built.qemu_args.iter().cloned());
     args.extend(options.extra_args.iter().cloned());
     args
 }
@@ -115,10 +118,17 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
         .spawn()
         .with_context(|| format!("cannot start {QEMU}"))?;
 
+    // Piped input is held back until the machine first prints: the console UART is up then. A
+    // UART that is not enabled yet drops what it receives, so input written at QEMU's start
+    // would be lost.
+    let (console_up_tx, console_up_rx) = mpsc::channel::<()>();
     if let Some(mut qemu_stdin) = child.stdin.take() {
         // Nobody joins this thread: it may sit in a read of our stdin after QEMU is gone, and
         // ends with the process.
         std::thread::spawn(move || {
+            if console_up_rx.recv().is_err() {
+                return;
+            }
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 4096];
             loop {
@@ -138,7 +148,7 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     let (copied_tx, copied_rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         std::thread::spawn(move || {
-            copy_out(out);
+            copy_out(out, console_up_tx);
             let _ = copied_tx.send(());
         });
     }
@@ -157,14 +167,16 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     }
 }
 
-/// Copies QEMU's stdout to ours chunk by chunk, flushing each, until QEMU closes it.
-fn copy_out(mut from: impl Read) {
+/// Copies QEMU's stdout to ours chunk by chunk, flushing each, until QEMU closes it. Signals
+/// `first_output` when the first bytes arrive.
+fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>) {
     let stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                let _ = first_output.send(());
                 let mut out = stdout.lock();
                 if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
                     break;

@@ -103,6 +103,7 @@ pub fn reset_this_cpu() {
         gich::deactivate(ppi);
     }
     gic::set_enabled(MAINTENANCE_PPI, me, true);
+    gic::set_enabled(crate::arch::aarch64::timer::HYP_TIMER_PPI, me, true);
 }
 
 /// Outcome of an emulated GIC access: `Ok(Some(value))` for a read.
@@ -178,10 +179,7 @@ fn apply_spi_action(p: &PartitionRt, action: VgicAction) {
             }
         }
         VgicAction::SetPending { intid } => {
-            let dist = p.vgic.dist.lock();
-            let target = dist.route(intid).unwrap_or(0);
-            let priority = dist.priority(intid).unwrap_or(DEFAULT_PRIORITY);
-            drop(dist);
+            let (target, priority) = spi_target(p, intid);
             inject(
                 p,
                 target,
@@ -230,6 +228,15 @@ fn apply_banked_action(p: &PartitionRt, vcpu: usize, action: VgicAction) {
         }
         _ => {}
     }
+}
+
+/// Where the guest routes SPI `intid` (its vCPU) and at which priority.
+fn spi_target(p: &PartitionRt, intid: u32) -> (usize, u8) {
+    let dist = p.vgic.dist.lock();
+    (
+        dist.route(intid).unwrap_or(0),
+        dist.priority(intid).unwrap_or(DEFAULT_PRIORITY),
+    )
 }
 
 /// Queues `irq` for `vcpu` of `p` and makes sure that vCPU's core will see it.
@@ -281,10 +288,10 @@ fn in_flight(p: &PartitionRt, vcpu: usize, intid: u32) -> bool {
         })
 }
 
-/// Opens the virtual UART's receiver once the guest shows it reads input (see
-/// `VirtualPl011::open_rx`): it does not use interrupts (its distributor is off), or it is
-/// handling the UART's interrupt on this core right now.
-pub fn open_vuart_receiver(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl011) {
+/// Prepares the virtual UART for a guest access: tells it whether the guest polls (its
+/// distributor is off) and opens its receiver if the guest is handling the UART's interrupt on
+/// this core right now (see `VirtualPl011::open_rx`).
+pub fn prepare_vuart_access(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl011) {
     if vuart.rx_is_open() {
         return;
     }
@@ -292,7 +299,7 @@ pub fn open_vuart_receiver(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl0
         vuart.open_rx();
         return;
     };
-    let polled = !p.vgic.dist.lock().group1_enabled();
+    vuart.set_polled(!p.vgic.dist.lock().group1_enabled());
     let handling = (0..gich::lr_count()).any(|i| {
         let lr = crate::vgic::decode_lr(gich::read_lr(i));
         lr.vintid == intid
@@ -301,7 +308,8 @@ pub fn open_vuart_receiver(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl0
                 crate::vgic::LrState::Active | crate::vgic::LrState::PendingActive
             )
     });
-    if polled || handling {
+    if handling {
+        log::trace!("partition {}: virtual UART receiver opened", p.name);
         vuart.open_rx();
     }
 }
@@ -316,12 +324,16 @@ pub fn vuart_level_changed(p: &PartitionRt, new_data: bool) {
         return;
     }
     let dist = p.vgic.dist.lock();
-    if !dist.group1_enabled() || !dist.is_enabled(intid) {
+    let enabled = dist.group1_enabled() && dist.is_enabled(intid);
+    drop(dist);
+    if !enabled {
         return;
     }
-    let target = dist.route(intid).unwrap_or(0);
-    let priority = dist.priority(intid).unwrap_or(DEFAULT_PRIORITY);
-    drop(dist);
+    let (target, priority) = spi_target(p, intid);
+    log::trace!(
+        "partition {}: virtual UART interrupt line high (new data: {new_data})",
+        p.name
+    );
     if new_data || !in_flight(p, target, intid) {
         inject(
             p,
@@ -408,10 +420,7 @@ pub fn forward_physical(intid: u32) -> bool {
         gic::complete(intid);
         return true;
     }
-    let dist = p.vgic.dist.lock();
-    let target = dist.route(intid).unwrap_or(0);
-    let priority = dist.priority(intid).unwrap_or(DEFAULT_PRIORITY);
-    drop(dist);
+    let (target, priority) = spi_target(p, intid);
     gic::priority_drop(intid);
     inject(
         p,

@@ -6,6 +6,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
+use crate::arch::aarch64::timer;
 use crate::arch::aarch64::uart::Pl011;
 use crate::console::{ConsoleMux, Input};
 
@@ -75,12 +76,28 @@ pub fn emergency_print(base: usize, args: core::fmt::Arguments) {
     let _ = UartWriter(&uart).write_fmt(args);
 }
 
+/// How long the focused partition must be quiet before its unfinished line (a prompt) is shown.
+const PARTIAL_LINE_DELAY_MS: u64 = 20;
+
 /// A byte a partition wrote to its console.
 pub fn partition_output(partition: usize, byte: u8) {
     if let Some(c) = CONSOLE.get() {
         let mut c = c.lock();
         let Console { uart, mux } = &mut *c;
-        mux.write(partition, byte, &mut |line: &[u8]| uart.write_bytes(line));
+        if mux.write(partition, byte, &mut |line: &[u8]| uart.write_bytes(line)) {
+            // Show the partial line if nothing completes it soon (`show_partial_line`).
+            timer::arm_ms(PARTIAL_LINE_DELAY_MS);
+        }
+    }
+}
+
+/// Shows the focused partition's unfinished line: its quiet time has passed.
+pub fn show_partial_line() {
+    timer::cancel();
+    if let Some(c) = CONSOLE.get() {
+        let mut c = c.lock();
+        let Console { uart, mux } = &mut *c;
+        mux.show_partial(&mut |chunk: &[u8]| uart.write_bytes(chunk));
     }
 }
 

@@ -15,7 +15,7 @@ use super::output;
 use super::partition::{PartitionRt, State, VcpuPowerState};
 use crate::arch::aarch64::exceptions::TrapFrame;
 use crate::arch::aarch64::guest::{self, VcpuStart};
-use crate::arch::aarch64::{cpu, gic, mmu};
+use crate::arch::aarch64::{cpu, gic, mmu, timer};
 use crate::esr::{DataAbort, ExceptionClass, SysRegAccess};
 use crate::psci::{self, PsciAction, VcpuPower};
 
@@ -256,6 +256,10 @@ fn psci_call(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Result<Resu
                 frame.x[0] = smccc::psci::error::INVALID_PARAMETERS as u64;
                 return Ok(Resume::Guest);
             };
+            if !p.config.memory.iter().any(|m| m.guest().contains(entry)) {
+                frame.x[0] = smccc::psci::error::INVALID_ADDRESS as u64;
+                return Ok(Resume::Guest);
+            }
             *t.power.lock() = VcpuPowerState {
                 power: VcpuPower::OnPending,
                 start: Some((entry, context)),
@@ -337,7 +341,7 @@ fn data_abort(p: &PartitionRt, esr: u64, frame: &mut TrapFrame) -> Result<Resume
 /// An access to partition `p`'s virtual UART at `offset`.
 fn vuart_access(p: &PartitionRt, offset: u64, size: u8, write: Option<u64>) -> interrupts::Access {
     let mut vuart = p.vuart.lock();
-    interrupts::open_vuart_receiver(p, &mut vuart);
+    interrupts::prepare_vuart_access(p, &mut vuart);
     let result = match write {
         Some(value) => vuart
             .write(offset, size, value, &mut |b| {
@@ -385,7 +389,8 @@ pub extern "C" fn el2_irq(_frame: &mut TrapFrame) {
 fn handle_irqs() {
     let sys = system();
     while let Some(intid) = gic::acknowledge() {
-        if intid > 25 && intid != 27 {
+        if !interrupts::FORWARDED_PPIS.contains(&intid) {
+            // (The guest timers' ticks would drown everything else.)
             log::trace!("CPU {}: physical interrupt {intid}", cpu::id());
         }
         if interrupts::forward_physical(intid) {
@@ -404,6 +409,8 @@ fn handle_irqs() {
                     }
                 }
             });
+        } else if intid == timer::HYP_TIMER_PPI {
+            output::show_partial_line();
         } else if intid == interrupts::MAINTENANCE_PPI {
             // List-register underflow: the refill happens on the way back to the guest.
             crate::arch::aarch64::gich::set_underflow_irq(false);

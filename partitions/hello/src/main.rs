@@ -1,8 +1,14 @@
 //! `hello`: Bulkhead's demonstration guest.
 //!
 //! Introduces itself with everything it learnt from its device tree and `MPIDR_EL1`, counts
-//! `count=N` (boot argument, default 10) steps about 200 ms apart on its console, then powers
-//! its partition off with PSCI `SYSTEM_OFF`.
+//! `count=N` (boot argument, default 10; `count=0` counts forever) steps `period=MS`
+//! milliseconds apart (default 200) on its console, then powers its partition off with PSCI
+//! `SYSTEM_OFF`.
+//!
+//! Each step prints the guest's elapsed time since it started, read from the virtual counter
+//! (`CNTVCT_EL0` / `CNTFRQ_EL0`): `count 12/600 at 2400 ms` (`count 12 at 2400 ms` when
+//! counting forever). Steps are due at fixed times (start + i × period), so the printed times
+//! show how late the guest got to run: a test can check it never stalls for long.
 //!
 //! On a host target this compiles to an empty stub, so the workspace builds everywhere.
 
@@ -12,16 +18,19 @@
 mod guest {
     //! The guest program proper (bare-metal target only).
 
-    use bulkhead_guest_rt::{delay_ms, mpidr, parse_u64, power_off, println, vcpu_id, GuestDt};
+    use bulkhead_guest_rt::{
+        counter_frequency, counter_ticks, mpidr, parse_u64, power_off, println, vcpu_id, GuestDt,
+    };
 
     /// Number of steps counted without a `count=` boot argument.
     const DEFAULT_COUNT: u64 = 10;
-    /// Pause between two steps.
-    const STEP_MS: u64 = 200;
+    /// Pause between two steps without a `period=` boot argument, in milliseconds.
+    const DEFAULT_PERIOD_MS: u64 = 200;
 
     bulkhead_guest_rt::entry!(main);
 
     fn main(dt: GuestDt) -> ! {
+        let start = counter_ticks();
         let name = dt.partition_name();
         bulkhead_guest_rt::print!(
             "hello from {name}: vCPU {} of {} (MPIDR {:#x}), memory",
@@ -35,22 +44,54 @@ mod guest {
         }
         println!();
 
-        let count = match dt.bootarg("count") {
-            None => DEFAULT_COUNT,
-            Some(text) => parse_u64(text).unwrap_or_else(|| {
-                println!(
-                    "hello from {name}: ignoring bad count={text}, counting to {DEFAULT_COUNT}"
-                );
-                DEFAULT_COUNT
-            }),
+        let count = bootarg_or(&dt, name, "count", DEFAULT_COUNT, |_| true);
+        let period = bootarg_or(&dt, name, "period", DEFAULT_PERIOD_MS, |ms| ms > 0);
+
+        let frequency = counter_frequency().max(1);
+        let ticks_per_period = u128::from(frequency) * u128::from(period) / 1000;
+        let elapsed_ms = || {
+            let ticks = counter_ticks().wrapping_sub(start);
+            u128::from(ticks) * 1000 / u128::from(frequency)
         };
-        for i in 1..=count {
-            delay_ms(STEP_MS);
-            println!("count {i}/{count}");
+        let mut i: u64 = 0;
+        while count == 0 || i < count {
+            i += 1;
+            // Step i is due at start + i periods: waiting for that, not for a period after the
+            // previous print, keeps the schedule from drifting and shows any stall as a gap.
+            let due = u128::from(start) + u128::from(i) * ticks_per_period;
+            while u128::from(counter_ticks()) < due {
+                core::hint::spin_loop();
+            }
+            if count == 0 {
+                println!("count {i} at {} ms", elapsed_ms());
+            } else {
+                println!("count {i}/{count} at {} ms", elapsed_ms());
+            }
         }
 
         println!("hello from {name}: done, powering off");
         power_off()
+    }
+
+    /// The numeric boot argument `key`, or `default` when it is absent, not a number or refused
+    /// by `valid` (said on the console).
+    fn bootarg_or(
+        dt: &GuestDt,
+        name: &str,
+        key: &str,
+        default: u64,
+        valid: impl Fn(u64) -> bool,
+    ) -> u64 {
+        match dt.bootarg(key) {
+            None => default,
+            Some(text) => match parse_u64(text).filter(|&value| valid(value)) {
+                Some(value) => value,
+                None => {
+                    println!("hello from {name}: ignoring bad {key}={text}, using {default}");
+                    default
+                }
+            },
+        }
     }
 }
 

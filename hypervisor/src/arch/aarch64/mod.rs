@@ -10,4 +10,5 @@ pub mod gic;
 pub mod gich;
 pub mod guest;
 pub mod mmu;
+pub mod timer;
 pub mod uart;

@@ -20,6 +20,15 @@ register_bitfields! {u32,
         RXIM OFFSET(4) NUMBITS(1) [],
         RTIM OFFSET(6) NUMBITS(1) [],
     ],
+    LCR_H [
+        FEN OFFSET(4) NUMBITS(1) [],
+        WLEN OFFSET(5) NUMBITS(2) [EightBits = 3],
+    ],
+    ICR [
+        RXIC OFFSET(4) NUMBITS(1) [],
+        RTIC OFFSET(6) NUMBITS(1) [],
+        ALL OFFSET(0) NUMBITS(11) [],
+    ],
 }
 
 register_structs! {
@@ -28,11 +37,12 @@ register_structs! {
         (0x004 => _r0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
         (0x01c => _r1),
+        (0x02c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
         (0x034 => _r2),
         (0x038 => imsc: ReadWrite<u32, IMSC::Register>),
         (0x03c => _r3),
-        (0x044 => icr: WriteOnly<u32>),
+        (0x044 => icr: WriteOnly<u32, ICR::Register>),
         (0x048 => @END),
     }
 }

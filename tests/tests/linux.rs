@@ -1,0 +1,295 @@
+//! Boots the default board, `qemu-virt-linux`: an unmodified Linux (the recipe of
+//! `partitions/linux`) on cpu0 and cpu1, beside the bare-metal `ticker` (`hello` counting
+//! `count=600 period=500`) on cpu2, with cpu3 parked and the virtio disk passed through to Linux.
+//!
+//! Each test runs `cargo xtask run` without `--board`, so it also checks that the default board
+//! is this one. Input goes to Linux (the first partition); the tests type only once the shell is
+//! up ([`SHELL_READY`]), except the scripted example, which pipes everything in at start as
+//! `printf ... | cargo xtask run` would. When its checks are done a test quits QEMU with
+//! Ctrl-A x ([`QUIT_QEMU`]); the ticker would otherwise keep the machine running for minutes.
+//!
+//! Timeouts are about 4x the measured duration of each `cargo xtask run` (build check
+//! included), measured on the 2-core dev machine under TCG, one run each, with the ticker
+//! busy-waiting on cpu2 beside Linux (Linux reached userspace 4.5-4.9 s after QEMU started; the
+//! same kernel natively 2.3-2.5 s).
+
+use std::time::Duration;
+
+use bulkhead_tests::{repo_root, run_interactive, run_with_stdin, Count, Outcome, QUIT_QEMU};
+
+/// `None`: no `--board`, the default board (`qemu-virt-linux`).
+const DEFAULT_BOARD: Option<&str> = None;
+/// The board's source, for the demo disk's file name and contents.
+const BOARD_DTS: &str = "board-configs/qemu-virt-linux.dts";
+
+const LINUX: &str = "linux";
+const TICKER: &str = "ticker";
+
+/// What the initramfs' `/init` prints once userspace runs (`bulkhead_linux_guest::USERSPACE_MARKER`).
+const USERSPACE: &str = "bulkhead-linux: userspace up";
+/// busybox ash's banner, printed once the interactive shell has the console: input typed after
+/// it reaches the shell.
+const SHELL_READY: &str = "Enter 'help' for a list of built-in commands.";
+/// The hypervisor's report when Linux powers its partition off (PSCI `SYSTEM_OFF`).
+const POWERED_OFF: &str = "partition linux powered off";
+/// The hypervisor's report when Linux reboots (PSCI `SYSTEM_RESET`).
+const RESET: &str = "partition linux requested a reset: restarting it";
+/// What the hypervisor prints when the machine powers off because every partition stopped.
+const ALL_STOPPED: &str = "all partitions have stopped";
+/// The start of a ticker count line, as a step marker.
+const TICK: &str = "[ticker] count ";
+
+/// The ticker's `period=` in the board config, in milliseconds.
+const TICK_PERIOD_MS: u64 = 500;
+/// The largest gap allowed between two consecutive ticks, in guest milliseconds. Ticks are due
+/// every 500 ms at fixed times, so the gaps show how long cpu2 went without running the ticker.
+/// Three periods allow a 1 s stall: under TCG the dev machine's 2 host cores run 3 busy vCPU
+/// threads (Linux's two and the ticker's), and the host can leave one thread waiting a few
+/// hundred milliseconds. A hypervisor that stops the ticker's core while Linux boots (a lock
+/// held across a Linux trap, a console flood, a partition restart) shows up as a longer gap.
+const MAX_TICK_GAP_MS: u64 = 1500;
+
+/// Boot, one line of commands, quit: measured 6.0 s; 4x = 24 s.
+const INFO_TIMEOUT: Duration = Duration::from_secs(24);
+/// Boot to userspace and three more ticks: measured 7.6 s; 4x = 30 s.
+const TICKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Boot, `poweroff` (busybox init's ~2 s grace periods), two ticks: measured 8.7 s; 4x = 35 s.
+const POWEROFF_TIMEOUT: Duration = Duration::from_secs(35);
+/// Boot, `reboot`, boot again, a tick: measured 14.1 s; 4x = 56 s, rounded to 60 s.
+const REBOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The scripted example runs until this timeout (the ticker keeps the machine up), so it must
+/// cover boot and `poweroff`: about the poweroff test's 8.7 s; 4x = 35 s.
+const SCRIPTED_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// The demo disk's file name and contents, from the board's `qemu` node.
+fn disk_file() -> (String, String) {
+    let path = repo_root().join(BOARD_DTS);
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let string = |property: &str| {
+        let start = source
+            .find(&format!("{property} = \""))
+            .unwrap_or_else(|| panic!("{BOARD_DTS} has no {property}"))
+            + property.len()
+            + 4;
+        let len = source[start..].find('"').expect("the string ends");
+        source[start..start + len].replace("\\n", "\n")
+    };
+    (string("disk-file"), string("disk-contents"))
+}
+
+/// Asserts the Linux userspace marker appeared as a whole `[linux]` line, returns its index.
+#[track_caller]
+fn assert_userspace(out: &Outcome, from: usize) -> usize {
+    out.assert_line_starting(from, &format!("[{LINUX}] {USERSPACE}"))
+}
+
+/// The index of the first `[linux]` line at or after `from` that reads exactly `text` once
+/// escape sequences are removed.
+fn linux_line(out: &Outcome, from: usize, text: &str) -> Option<usize> {
+    out.partition_text_lines(LINUX)
+        .into_iter()
+        .find(|(i, line)| *i >= from && line == text)
+        .map(|(i, _)| i)
+}
+
+/// Checks the ticker's count lines: steps 1, 2, 3, ... without a gap or a restart (so one
+/// `hello` banner), due times respected, no two consecutive ticks more than
+/// [`MAX_TICK_GAP_MS`] apart (the first counted from the guest's start). Returns them.
+#[track_caller]
+fn check_ticks(out: &Outcome) -> Vec<(usize, Count)> {
+    let counts = out.counts(TICKER);
+    if counts.is_empty() {
+        out.fail("the ticker printed no count line");
+    }
+    let banners = out
+        .partition_lines(TICKER)
+        .iter()
+        .filter(|(_, line)| line.starts_with("hello from ticker"))
+        .count();
+    if banners != 1 {
+        out.fail(&format!(
+            "expected exactly one `hello from ticker` banner (no restart), found {banners}"
+        ));
+    }
+    let mut previous_ms = 0;
+    for (n, (_, count)) in counts.iter().enumerate() {
+        let step = n as u64 + 1;
+        if count.step != step || count.total != Some(600) {
+            out.fail(&format!(
+                "ticker count line {step} is {count:?}: expected step {step} of 600 (no skipped or \
+                 repeated step)"
+            ));
+        }
+        if count.ms < step * TICK_PERIOD_MS {
+            out.fail(&format!("ticker step {step} came early: {count:?}"));
+        }
+        if count.ms.saturating_sub(previous_ms) > MAX_TICK_GAP_MS {
+            out.fail(&format!(
+                "the ticker stalled: step {step} at {} ms, {} ms after the previous one (at most \
+                 {MAX_TICK_GAP_MS} ms allowed)",
+                count.ms,
+                count.ms - previous_ms
+            ));
+        }
+        previous_ms = count.ms;
+    }
+    counts
+}
+
+/// Asserts the ticker printed a count line after line `after`, and returns how many.
+#[track_caller]
+fn assert_ticks_after(out: &Outcome, counts: &[(usize, Count)], after: usize, what: &str) -> usize {
+    let n = counts.iter().filter(|(i, _)| *i > after).count();
+    if n == 0 {
+        out.fail(&format!("the ticker printed nothing after {what}"));
+    }
+    n
+}
+
+#[test]
+fn linux_reaches_a_shell_with_two_cpus_its_memory_and_the_disk() {
+    let (file, contents) = disk_file();
+    let commands = format!(
+        "grep -c ^processor /proc/cpuinfo\ngrep MemTotal /proc/meminfo\ncat /mnt/{file}\n\
+         echo end-of-$((6*7))\n"
+    );
+    let out = run_interactive(
+        DEFAULT_BOARD,
+        INFO_TIMEOUT,
+        &[(SHELL_READY, &commands), ("end-of-42", QUIT_QEMU)],
+    );
+    out.assert_steps_done();
+    out.assert_contains("booting board qemu-virt-linux");
+    let up = assert_userspace(&out, 0);
+
+    if linux_line(&out, up, "2").is_none() {
+        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
+    }
+
+    // 256 MiB of partition memory, less what the kernel keeps for itself (native: 229380 kB).
+    let mem_kib = out
+        .partition_text_lines(LINUX)
+        .into_iter()
+        .filter(|(i, _)| *i > up)
+        .find_map(|(_, line)| {
+            line.strip_prefix("MemTotal:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| out.fail("no `MemTotal: N kB` line from /proc/meminfo"));
+    if !(200 * 1024..=256 * 1024).contains(&mem_kib) {
+        out.fail(&format!(
+            "MemTotal {mem_kib} kB is not within 200..256 MiB (the partition has 256 MiB)"
+        ));
+    }
+
+    let expected = contents.trim();
+    if linux_line(&out, up, expected).is_none() {
+        out.fail(&format!(
+            "`cat /mnt/{file}` did not print the disk file's contents {expected:?}"
+        ));
+    }
+    out.assert_not_contains(ALL_STOPPED);
+}
+
+#[test]
+fn ticker_keeps_ticking_while_linux_boots() {
+    let out = run_interactive(
+        DEFAULT_BOARD,
+        TICKER_TIMEOUT,
+        &[(USERSPACE, ""), (TICK, ""), (TICK, ""), (TICK, QUIT_QEMU)],
+    );
+    out.assert_steps_done();
+    let up = assert_userspace(&out, 0);
+    let counts = check_ticks(&out);
+    assert_ticks_after(&out, &counts, up, "Linux reached userspace");
+    // Ticks all the way through Linux's boot, not only before and after it.
+    let boot = out.assert_line_starting(0, "[linux] ");
+    let during = counts
+        .iter()
+        .filter(|(i, _)| (boot..up).contains(i))
+        .count();
+    if during == 0 {
+        out.fail("the ticker printed nothing while Linux booted");
+    }
+}
+
+#[test]
+fn linux_powers_off_its_partition_alone() {
+    let out = run_interactive(
+        DEFAULT_BOARD,
+        POWEROFF_TIMEOUT,
+        &[
+            (SHELL_READY, "poweroff\n"),
+            (POWERED_OFF, ""),
+            (TICK, ""),
+            (TICK, QUIT_QEMU),
+        ],
+    );
+    out.assert_steps_done();
+    let up = assert_userspace(&out, 0);
+    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
+        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
+    });
+    let counts = check_ticks(&out);
+    if assert_ticks_after(&out, &counts, off, "Linux powered off") < 2 {
+        out.fail("the ticker stopped counting after Linux powered off");
+    }
+    out.assert_not_contains(ALL_STOPPED);
+}
+
+#[test]
+fn linux_reboots_its_partition_alone() {
+    let out = run_interactive(
+        DEFAULT_BOARD,
+        REBOOT_TIMEOUT,
+        &[
+            (SHELL_READY, "reboot\n"),
+            (RESET, ""),
+            (USERSPACE, ""),
+            (TICK, QUIT_QEMU),
+        ],
+    );
+    out.assert_steps_done();
+    let first = assert_userspace(&out, 0);
+    let reset = out.assert_line(first, &format!("`[bulkhead] ... {RESET}`"), |line| {
+        line.starts_with("[bulkhead] ") && line.contains(RESET)
+    });
+    let second = assert_userspace(&out, reset);
+    // Counting on through both boots with one banner: the ticker was never restarted.
+    let counts = check_ticks(&out);
+    assert_ticks_after(&out, &counts, reset, "Linux requested the reset");
+    assert_ticks_after(&out, &counts, second, "Linux came up again");
+    out.assert_not_contains(POWERED_OFF);
+    out.assert_not_contains(ALL_STOPPED);
+}
+
+/// The README's example: `printf 'grep -c ^processor /proc/cpuinfo\npoweroff\n' |
+/// cargo xtask run --timeout N` prints 2 and Linux powers off alone; the ticker keeps the
+/// machine running until the timeout.
+#[test]
+fn scripted_input_piped_at_start() {
+    let out = run_with_stdin(
+        DEFAULT_BOARD,
+        SCRIPTED_TIMEOUT,
+        b"grep -c ^processor /proc/cpuinfo\npoweroff\n",
+    );
+    let up = assert_userspace(&out, 0);
+    // The shell echoes the command (after its prompt and a cursor query); the answer is a line
+    // of its own.
+    if linux_line(&out, up, "2").is_none() {
+        out.fail("expected a line `[linux] 2`: the answer to grep -c ^processor /proc/cpuinfo");
+    }
+    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
+        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
+    });
+    let counts = check_ticks(&out);
+    assert_ticks_after(&out, &counts, off, "Linux powered off");
+    if !out.timed_out() {
+        out.fail("expected the run to end at its timeout, with the ticker still counting");
+    }
+}
