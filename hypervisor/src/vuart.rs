@@ -336,7 +336,8 @@ impl VirtualPl011 {
     fn flags(&self) -> u32 {
         let mut fr = FR_TXFE;
         debug_assert_eq!(fr & FR_TXFF, 0);
-        if self.rx.is_empty() && !(self.polled && !self.held.is_empty()) {
+        let held_visible = self.polled && !self.held.is_empty();
+        if self.rx.is_empty() && !held_visible {
             fr |= FR_RXFE;
         }
         if self.rx.len() >= RX_FIFO_CAPACITY {
