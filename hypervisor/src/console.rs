@@ -10,8 +10,8 @@
 //!
 //! The one exception is the partition that has the input focus: its unfinished line (a shell
 //! prompt) is shown when the caller says so with [`ConsoleMux::show_partial`] (the hypervisor
-//! does once the partition has been quiet for a moment, so lines being written are not shown in
-//! pieces), and from then on what it writes (the echo of what is being typed) appears at once.
+//! does a moment after the line started, if it is still unfinished, so lines being written are
+//! not shown in pieces), and from then on what it writes (the echo of what is being typed) appears at once.
 //! When another partition's line (or a hypervisor message, [`ConsoleMux::line`]) must be printed
 //! meanwhile, the mux ends the shown partial line, prints the other line, and shows the partial
 //! line again on a fresh line, the way a shell redraws its prompt. So every physical line still
@@ -90,9 +90,10 @@ impl ConsoleMux {
 
     /// Takes one byte of output from `partition`. Complete lines (and more of the focused
     /// partition's partial line once it is shown) are passed to `out`; each call is one chunk to
-    /// write without interleaving. Returns true when the focused partition now has a partial
-    /// line that is not shown: the caller should call [`show_partial`](Self::show_partial) if
-    /// the partition stays quiet. Bytes for unknown partitions are dropped.
+    /// write without interleaving. Returns true when the focused partition has just started a
+    /// partial line that is not shown: the caller should call [`show_partial`](Self::show_partial)
+    /// a moment later (it shows the line only if it is still unfinished). Bytes for unknown
+    /// partitions are dropped.
     pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) -> bool {
         let Some(buf) = self.pending.get_mut(partition) else {
             return false;
@@ -109,7 +110,7 @@ impl ConsoleMux {
                 }
             }
         }
-        partition == self.focus && self.shown.is_none() && !self.pending[partition].is_empty()
+        partition == self.focus && self.shown.is_none() && self.pending[partition].len() == 1
     }
 
     /// Shows the focused partition's partial line (a prompt), if it has one.
@@ -346,12 +347,11 @@ mod tests {
         let mut mux = mux();
         let mut sink = Sink::default();
         // A prompt from the focused partition waits until the caller shows it...
-        for b in "# ".bytes() {
-            assert!(
-                mux.write(0, b, &mut sink.f()),
-                "the partial line asks to be shown"
-            );
-        }
+        assert!(
+            mux.write(0, b'#', &mut sink.f()),
+            "a new partial line asks to be shown"
+        );
+        assert!(!mux.write(0, b' ', &mut sink.f()), "once is enough");
         assert!(sink.0.is_empty());
         mux.show_partial(&mut sink.f());
         assert_eq!(sink.0.concat(), "[linux] # ");

@@ -269,6 +269,11 @@ impl VirtualPl011 {
         true
     }
 
+    /// Whether input is being held back (the receiver is closed and something arrived).
+    pub fn has_held_input(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Whether the receiver is open: input is visible in the FIFO.
     pub fn rx_is_open(&self) -> bool {
         self.rx_open

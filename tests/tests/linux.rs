@@ -227,6 +227,9 @@ fn linux_powers_off_its_partition_alone() {
             (SHELL_READY, "poweroff\n"),
             (POWERED_OFF, ""),
             (TICK, ""),
+            (TICK, ""),
+            // Quit on a third tick: the second is then a whole line (a marker can match the
+            // start of a line whose end QEMU never prints once it quits).
             (TICK, QUIT_QEMU),
         ],
     );
@@ -251,6 +254,8 @@ fn linux_reboots_its_partition_alone() {
             (SHELL_READY, "reboot\n"),
             (RESET, ""),
             (USERSPACE, ""),
+            (TICK, ""),
+            // Quit on the next tick, so the one before is a whole line.
             (TICK, QUIT_QEMU),
         ],
     );

@@ -114,26 +114,17 @@ fn native_args(built: &Built) -> Result<Vec<String>> {
         .map(|r| r.size)
         .sum::<u64>()
         .div_ceil(1024 * 1024);
-    let mut args: Vec<String> = [
-        "-M",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        "cortex-a72",
-        "-smp",
-        &partition.cpus.len().to_string(),
-        "-m",
-        &ram_mib.to_string(),
-        "-nographic",
-        "-kernel",
-        &guest.kernel.to_string_lossy(),
-        "-initrd",
-        &guest.initramfs.to_string_lossy(),
-        "-append",
-        partition.bootargs.as_deref().unwrap_or(""),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = crate::qemu::machine_args(partition.cpus.len(), ram_mib, &guest.kernel);
+    args.extend(
+        [
+            "-initrd",
+            &guest.initramfs.to_string_lossy(),
+            "-append",
+            partition.bootargs.as_deref().unwrap_or(""),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     args.extend(built.qemu_args.iter().cloned());
     Ok(args)
 }

@@ -7,6 +7,7 @@
 //! [`crate::qemu_node`]); arguments after `--` come last.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,10 +46,10 @@ fn ram_mib(ram: &[MemRange]) -> u64 {
         .div_ceil(1024 * 1024)
 }
 
-/// The full QEMU argument list (without the program name).
-pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
-    let (cpus, ram_mib) = machine_size(&built.config);
-    let mut args: Vec<String> = [
+/// The QEMU machine every run uses (virt with EL2 and a GICv3, Cortex-A72 cores, console on
+/// stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting `kernel`.
+pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
+    [
         "-M",
         "virt,virtualization=on,gic-version=3",
         "-cpu",
@@ -58,12 +59,20 @@ pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
         "-m",
         &ram_mib.to_string(),
         "-nographic",
+        "-nic",
+        "none",
         "-kernel",
-        &built.image.to_string_lossy(),
+        &kernel.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+/// The full QEMU argument list (without the program name).
+pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
+    let (cpus, ram_mib) = machine_size(&built.config);
+    let mut args = machine_args(cpus, ram_mib, &built.image);
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());

@@ -292,7 +292,8 @@ fn in_flight(p: &PartitionRt, vcpu: usize, intid: u32) -> bool {
 /// distributor is off) and opens its receiver if the guest is handling the UART's interrupt on
 /// this core right now (see `VirtualPl011::open_rx`).
 pub fn prepare_vuart_access(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl011) {
-    if vuart.rx_is_open() {
+    // Nothing to decide while nothing is held back (the common case: console output).
+    if vuart.rx_is_open() || !vuart.has_held_input() {
         return;
     }
     let Some(intid) = p.vgic.vuart_intid else {
@@ -317,10 +318,18 @@ pub fn prepare_vuart_access(p: &PartitionRt, vuart: &mut crate::vuart::VirtualPl
 /// Re-evaluates the virtual UART's interrupt line. `new_data` is set when input just arrived:
 /// then the interrupt is raised even if the guest is still handling the previous one.
 pub fn vuart_level_changed(p: &PartitionRt, new_data: bool) {
+    if p.vuart.lock().interrupt_pending() {
+        vuart_line_high(p, new_data);
+    }
+}
+
+/// The virtual UART's interrupt line is high: injects its interrupt where the guest routes it,
+/// if the guest enabled it and it is not already on its way (unless `new_data`).
+pub fn vuart_line_high(p: &PartitionRt, new_data: bool) {
     let Some(intid) = p.vgic.vuart_intid else {
         return;
     };
-    if p.state() != State::Running || !p.vuart.lock().interrupt_pending() {
+    if p.state() != State::Running {
         return;
     }
     let dist = p.vgic.dist.lock();

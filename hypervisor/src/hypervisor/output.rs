@@ -76,7 +76,7 @@ pub fn emergency_print(base: usize, args: core::fmt::Arguments) {
     let _ = UartWriter(&uart).write_fmt(args);
 }
 
-/// How long the focused partition must be quiet before its unfinished line (a prompt) is shown.
+/// How long after it starts the focused partition's unfinished line (a prompt) is shown.
 const PARTIAL_LINE_DELAY_MS: u64 = 20;
 
 /// A byte a partition wrote to its console.
@@ -85,13 +85,13 @@ pub fn partition_output(partition: usize, byte: u8) {
         let mut c = c.lock();
         let Console { uart, mux } = &mut *c;
         if mux.write(partition, byte, &mut |line: &[u8]| uart.write_bytes(line)) {
-            // Show the partial line if nothing completes it soon (`show_partial_line`).
+            // Show the partial line if it is still unfinished in a moment (`show_partial_line`).
             timer::arm_ms(PARTIAL_LINE_DELAY_MS);
         }
     }
 }
 
-/// Shows the focused partition's unfinished line: its quiet time has passed.
+/// Shows the focused partition's unfinished line, if it still is: its delay has passed.
 pub fn show_partial_line() {
     timer::cancel();
     if let Some(c) = CONSOLE.get() {

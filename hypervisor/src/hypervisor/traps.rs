@@ -350,8 +350,11 @@ fn vuart_access(p: &PartitionRt, offset: u64, size: u8, write: Option<u64>) -> i
             .map(|()| None),
         None => vuart.read(offset, size).map(Some),
     };
+    let line_high = vuart.interrupt_pending();
     drop(vuart);
-    interrupts::vuart_level_changed(p, false);
+    if line_high {
+        interrupts::vuart_line_high(p, false);
+    }
     result.map_err(|e| format!("bad access to its virtual UART ({e:?})"))
 }
 

@@ -142,6 +142,16 @@ impl GuestDt {
         })
     }
 
+    /// The GICv3's distributor and first redistributor region bases (`arm,gic-v3` node), if the
+    /// partition has one.
+    pub fn gic_v3(&self) -> Option<(usize, usize)> {
+        let node = self.fdt.find_compatible(&["arm,gic-v3"])?;
+        let mut reg = node.reg()?;
+        let gicd = reg.next()?.starting_address as usize;
+        let gicr = reg.next()?.starting_address as usize;
+        Some((gicd, gicr))
+    }
+
     /// Base address of the console UART: the node `stdout-path` names if it is an enabled PL011,
     /// otherwise the first enabled `arm,pl011` node. The first `reg` address is used as-is (no
     /// `ranges` translation: the UART is expected directly under the root node).

@@ -75,6 +75,7 @@ extern "C" fn rt_start(dtb_addr: usize) -> ! {
         // guest-physical address is directly accessible, and nothing else uses it as memory.
         console::set_global(unsafe { Console::new(base) });
     }
+    crate::sleep::init(&dt);
 
     // SAFETY: `entry!` defines this symbol with exactly this signature; a binary without it
     // fails to link rather than calling something else.

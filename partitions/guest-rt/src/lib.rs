@@ -35,12 +35,16 @@ mod entry;
 mod exception;
 #[cfg(target_os = "none")]
 mod panic;
+#[cfg(target_os = "none")]
+mod sleep;
 
 pub use console::Console;
 #[cfg(target_os = "none")]
 pub use cpu::{counter_frequency, counter_ticks, delay_ms, mpidr, power_off, vcpu_id};
 pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
 pub use fdt;
+#[cfg(target_os = "none")]
+pub use sleep::sleep_until;
 
 /// Names the guest's entry function, which the runtime calls once the device tree is parsed and
 /// the console is set up.

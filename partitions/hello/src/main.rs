@@ -19,7 +19,8 @@ mod guest {
     //! The guest program proper (bare-metal target only).
 
     use bulkhead_guest_rt::{
-        counter_frequency, counter_ticks, mpidr, parse_u64, power_off, println, vcpu_id, GuestDt,
+        counter_frequency, counter_ticks, mpidr, parse_u64, power_off, println, sleep_until,
+        vcpu_id, GuestDt,
     };
 
     /// Number of steps counted without a `count=` boot argument.
@@ -59,9 +60,7 @@ mod guest {
             // Step i is due at start + i periods: waiting for that, not for a period after the
             // previous print, keeps the schedule from drifting and shows any stall as a gap.
             let due = u128::from(start) + u128::from(i) * ticks_per_period;
-            while u128::from(counter_ticks()) < due {
-                core::hint::spin_loop();
-            }
+            sleep_until(u64::try_from(due).unwrap_or(u64::MAX));
             if count == 0 {
                 println!("count {i} at {} ms", elapsed_ms());
             } else {

@@ -85,7 +85,10 @@ pub fn reset() {
 /// Turns the underflow maintenance interrupt on or off.
 pub fn set_underflow_irq(on: bool) {
     let hcr = ICH_HCR_EL2.get();
-    ICH_HCR_EL2.set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+    let new = if on { hcr | HCR_UIE } else { hcr & !HCR_UIE };
+    if new != hcr {
+        ICH_HCR_EL2.set(new);
+    }
 }
 
 /// Makes EL2's end-of-interrupt a priority drop only (`ICC_CTLR_EL1.EOImode` = 1), so that

@@ -25,7 +25,9 @@ pub struct VcpuStart {
 /// SCTLR_EL1 as after reset: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
-/// Programs this CPU for the vCPU and enters it. Never returns: the next time this CPU runs
+/// Programs this CPU for the vCPU and enters it. `HCR_EL2.FB` (broadcast the guest's local TLB
+/// maintenance) stays clear: a vCPU never moves to another core, so its local TLB operations
+/// need not reach other cores, which would also cost every other partition. Never returns: the next time this CPU runs
 /// hypervisor code is through the exception vectors.
 pub fn start(v: &VcpuStart) -> ! {
     HCR_EL2.write(
@@ -36,8 +38,7 @@ pub fn start(v: &VcpuStart) -> ! {
             + HCR_EL2::IMO::EnableVirtualIRQ
             + HCR_EL2::AMO::SET
             + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
-            + HCR_EL2::BSU::InnerShareable
-            + HCR_EL2::FB::SET,
+            + HCR_EL2::BSU::InnerShareable,
     );
     VTCR_EL2.set(v.vtcr);
     VTTBR_EL2.set(((v.vmid as u64) << 48) | v.stage2_root);

@@ -1,6 +1,6 @@
 //! The EL2 physical timer (CNTHP), the hypervisor's own one-shot timer. Only the console uses it
-//! today: to show a partition's unfinished line (a prompt) once that partition has been quiet
-//! for a moment.
+//! today: to show a partition's unfinished line (a prompt) if it is still unfinished a moment
+//! after it started.
 
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2};
 use core::arch::asm;

@@ -10,6 +10,7 @@ register_bitfields! {u32,
     FR [
         RXFE OFFSET(4) NUMBITS(1) [],
         TXFF OFFSET(5) NUMBITS(1) [],
+        TXFE OFFSET(7) NUMBITS(1) [],
     ],
     CR [
         UARTEN OFFSET(0) NUMBITS(1) [],
@@ -46,6 +47,9 @@ register_structs! {
         (0x048 => @END),
     }
 }
+
+/// Transmit FIFO depth of the earliest PL011 revisions (later ones have 32).
+const MIN_FIFO_DEPTH: usize = 16;
 
 /// The hypervisor's console UART.
 pub struct Pl011 {
@@ -84,9 +88,19 @@ impl Pl011 {
         self.regs.dr.set(byte as u32);
     }
 
+    /// Writes `bytes`, a FIFO-full at a time: when the transmit FIFO is empty, as many bytes as
+    /// the smallest PL011 FIFO holds go in without polling the flags for each.
     pub fn write_bytes(&self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_byte(b);
+        for chunk in bytes.chunks(MIN_FIFO_DEPTH) {
+            if self.regs.fr.is_set(FR::TXFE) {
+                for &b in chunk {
+                    self.regs.dr.set(b as u32);
+                }
+            } else {
+                for &b in chunk {
+                    self.write_byte(b);
+                }
+            }
         }
     }
 
