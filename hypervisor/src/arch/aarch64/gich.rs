@@ -10,6 +10,9 @@ use aarch64_cpu::registers::{
     ICH_VMCR_EL2, ICH_VTR_EL2,
 };
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::cpu::MAX_CPUS;
 
 /// Most list registers the architecture has.
 pub const MAX_LRS: usize = 16;
@@ -80,15 +83,25 @@ pub fn reset() {
     ICH_AP1R0_EL2.set(0);
     ICH_VMCR_EL2.set(0);
     ICH_HCR_EL2.set(HCR_EN);
+    if let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id()) {
+        state.store(false, Ordering::Relaxed);
+    }
 }
+
+/// Whether each CPU has the underflow interrupt on, so the common case (off, staying off) costs
+/// no access to `ICH_HCR_EL2` (under QEMU, every GIC system-register access takes a global lock).
+static UNDERFLOW_IRQ: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Turns the underflow maintenance interrupt on or off.
 pub fn set_underflow_irq(on: bool) {
-    let hcr = ICH_HCR_EL2.get();
-    let new = if on { hcr | HCR_UIE } else { hcr & !HCR_UIE };
-    if new != hcr {
-        ICH_HCR_EL2.set(new);
+    let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id()) else {
+        return;
+    };
+    if state.swap(on, Ordering::Relaxed) == on {
+        return;
     }
+    let hcr = ICH_HCR_EL2.get();
+    ICH_HCR_EL2.set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
 }
 
 /// Makes EL2's end-of-interrupt a priority drop only (`ICC_CTLR_EL1.EOImode` = 1), so that
