@@ -180,15 +180,7 @@ fn apply_spi_action(p: &PartitionRt, action: VgicAction) {
         }
         VgicAction::SetPending { intid } => {
             let (target, priority) = spi_target(p, intid);
-            inject(
-                p,
-                target,
-                VirtualIrq {
-                    intid,
-                    priority,
-                    hw: None,
-                },
-            );
+            inject_virtual(p, target, intid, priority);
         }
         VgicAction::ClearPending { intid } => {
             for v in &p.vcpus {
@@ -213,15 +205,7 @@ fn apply_banked_action(p: &PartitionRt, vcpu: usize, action: VgicAction) {
                 .lock()
                 .get(vcpu)
                 .and_then(|r| r.priority(intid));
-            inject(
-                p,
-                vcpu,
-                VirtualIrq {
-                    intid,
-                    priority: priority.unwrap_or(DEFAULT_PRIORITY),
-                    hw: None,
-                },
-            );
+            inject_virtual(p, vcpu, intid, priority.unwrap_or(DEFAULT_PRIORITY));
         }
         VgicAction::ClearPending { intid } => {
             v.pending.lock().remove(intid);
@@ -237,6 +221,19 @@ fn spi_target(p: &PartitionRt, intid: u32) -> (usize, u8) {
         dist.route(intid).unwrap_or(0),
         dist.priority(intid).unwrap_or(DEFAULT_PRIORITY),
     )
+}
+
+/// Injects the purely virtual interrupt `intid` (no physical interrupt behind it) into `vcpu`.
+fn inject_virtual(p: &PartitionRt, vcpu: usize, intid: u32, priority: u8) {
+    inject(
+        p,
+        vcpu,
+        VirtualIrq {
+            intid,
+            priority,
+            hw: None,
+        },
+    );
 }
 
 /// Queues `irq` for `vcpu` of `p` and makes sure that vCPU's core will see it.
@@ -344,15 +341,7 @@ pub fn vuart_line_high(p: &PartitionRt, new_data: bool) {
         p.name
     );
     if new_data || !in_flight(p, target, intid) {
-        inject(
-            p,
-            target,
-            VirtualIrq {
-                intid,
-                priority,
-                hw: None,
-            },
-        );
+        inject_virtual(p, target, intid, priority);
     }
 }
 
@@ -367,15 +356,7 @@ pub fn send_sgi(p: &PartitionRt, vcpu: usize, value: u64) {
             .lock()
             .get(target)
             .and_then(|r| r.priority(intid));
-        inject(
-            p,
-            target,
-            VirtualIrq {
-                intid,
-                priority: priority.unwrap_or(DEFAULT_PRIORITY),
-                hw: None,
-            },
-        );
+        inject_virtual(p, target, intid, priority.unwrap_or(DEFAULT_PRIORITY));
     }
 }
 
