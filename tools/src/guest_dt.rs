@@ -463,6 +463,107 @@ mod tests {
             .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
             .collect()
     }
+    /// A board DTB holding the platform node of the sample config's virtio device, with
+    /// properties that must be copied and ones that must not.
+    fn board_dtb_with_virtio() -> Vec<u8> {
+        let mut fdt = FdtWriter::new().unwrap();
+        let root = fdt.begin_node("").unwrap();
+        let node = fdt.begin_node("virtio_mmio@a000000").unwrap();
+        fdt.property_string("compatible", "virtio,mmio").unwrap();
+        fdt.property_null("dma-coherent").unwrap();
+        fdt.property_u32("interrupt-parent", 0x8005).unwrap();
+        fdt.property_array_u32("clocks", &[0x8000]).unwrap();
+        fdt.property_array_u64("reg", &[0x0a00_0000, 0x200])
+            .unwrap();
+        fdt.end_node(node).unwrap();
+        fdt.end_node(root).unwrap();
+        fdt.finish().unwrap()
+    }
+
+    #[test]
+    fn gic_timer_uart_interrupt_and_passthrough_devices() {
+        let config = sample_config();
+        let board = board_dtb_with_virtio();
+        let linux = &config.partitions[1];
+        let l = layout(linux, 0x100_0000, Some(4096)).unwrap();
+        let dtb = guest_dtb(&config, Some(&board), 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let root = fdt.find_node("/").unwrap();
+        assert_eq!(
+            root.property("interrupt-parent").unwrap().as_usize(),
+            Some(phandle::GIC as usize)
+        );
+        // The GIC as the partition sees it: the platform's GICD, and one GICR frame pair per
+        // vCPU (2 vCPUs) from the platform's first redistributor.
+        let gic = fdt.find_node("/intc@8000000").unwrap();
+        let regs: Vec<_> = gic
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as usize, r.size.unwrap()))
+            .collect();
+        assert_eq!(regs, [(0x0800_0000, 0x1_0000), (0x080a_0000, 2 * 0x2_0000)]);
+        assert!(gic.property("interrupt-controller").is_some());
+        assert_eq!(
+            gic.property("phandle").unwrap().as_usize(),
+            Some(phandle::GIC as usize)
+        );
+        // The timer gets QEMU virt's PPIs when the platform names none.
+        let timer = fdt.find_node("/timer").unwrap();
+        let cells: Vec<u32> = timer
+            .property("interrupts")
+            .unwrap()
+            .value
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            cells,
+            [1, 13, 0x104, 1, 14, 0x104, 1, 11, 0x104, 1, 10, 0x104]
+        );
+        // The passthrough device: platform properties copied, phandle links dropped, reg and
+        // interrupts from the model, clocks linked to the fixed clock.
+        let dev = fdt.find_node("/virtio_mmio@a000000").unwrap();
+        assert_eq!(dev.compatible().unwrap().first(), "virtio,mmio");
+        assert!(dev.property("dma-coherent").is_some());
+        assert!(dev.property("interrupt-parent").is_none());
+        let reg = dev.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as usize, reg.size),
+            (0x0a00_0000, Some(0x200))
+        );
+        let irq: Vec<u32> = dev
+            .property("interrupts")
+            .unwrap()
+            .value
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(irq, [0, 16, 1]);
+        assert_eq!(
+            dev.property("clocks").unwrap().as_usize(),
+            Some(phandle::APB_PCLK as usize)
+        );
+        assert!(
+            fdt.find_node("/apb-pclk").is_some(),
+            "the clock the device links to exists"
+        );
+
+        // The hello partition's virtual UART interrupts on the console's SPI (SPI 1, INTID 33).
+        let hello = &config.partitions[0];
+        let l = layout(hello, 0x1000, None).unwrap();
+        let dtb = guest_dtb(&config, Some(&board), 0, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let uart = fdt.find_node("/pl011@9000000").unwrap();
+        let irq: Vec<u32> = uart
+            .property("interrupts")
+            .unwrap()
+            .value
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(irq, [0, 1, 4]);
+    }
+
     fn be_u64(bytes: &[u8]) -> u64 {
         u64::from_be_bytes(bytes.try_into().unwrap())
     }
