@@ -13,10 +13,10 @@
 //! kind is allowed (a no-op for the already-mapped part); mapping over an existing mapping of the
 //! other kind is refused with [`MapError::Overlap`] and changes nothing.
 
-use super::{check_request, first_conflict, walk_one, HeapPages, MapError, MemKind};
-use aarch64_paging::descriptor::{El23Attributes, PhysicalAddress};
+use super::{map_checked, walk_one, HeapPages, MapError, MemKind};
+use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
-use aarch64_paging::paging::{Constraints, El2, MemoryRegion};
+use aarch64_paging::paging::El2;
 use aarch64_paging::Mapping;
 
 /// `MAIR_EL2` attribute index for Device-nGnRE memory.
@@ -118,18 +118,7 @@ impl HypervisorMap {
     }
 
     fn map(&mut self, base: u64, size: u64, flags: El23Attributes) -> Result<(), MapError> {
-        check_request(base, base, size, 1 << EL2_VA_BITS)?;
-        let region = MemoryRegion::new(base as usize, (base + size) as usize);
-        if let Some(at) = first_conflict(&self.mapping, &region, base, flags)? {
-            return Err(MapError::Overlap { at });
-        }
-        self.mapping.map_range(
-            &region,
-            PhysicalAddress(base as usize),
-            flags,
-            Constraints::empty(),
-        )?;
-        Ok(())
+        map_checked(&mut self.mapping, base, base, size, 1 << EL2_VA_BITS, flags)
     }
 
     /// Physical address of the root table, for `TTBR0_EL2`.

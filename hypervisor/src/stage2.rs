@@ -265,18 +265,7 @@ impl Stage2Tables {
         size: u64,
         flags: Stage2Attributes,
     ) -> Result<(), MapError> {
-        check_request(ipa, pa, size, IPA_SPACE)?;
-        let region = MemoryRegion::new(ipa as usize, (ipa + size) as usize);
-        if let Some(at) = first_conflict(&self.mapping, &region, pa, flags)? {
-            return Err(MapError::Overlap { at });
-        }
-        self.mapping.map_range(
-            &region,
-            PhysicalAddress(pa as usize),
-            flags,
-            Constraints::empty(),
-        )?;
-        Ok(())
+        map_checked(&mut self.mapping, ipa, pa, size, IPA_SPACE, flags)
     }
 
     /// Physical address of the root table, for `VTTBR_EL2.BADDR`.
@@ -320,6 +309,35 @@ impl Stage2Tables {
             executable: !flags.contains(Stage2Attributes::XN),
         })
     }
+}
+
+/// Maps `size` bytes at input address `addr` to `pa` with `flags` after checking the request
+/// (aligned, non-empty, below `input_limit`) and that it changes no existing mapping: the one
+/// mapping routine of both the stage-2 tables and the EL2 map.
+fn map_checked<A, R>(
+    mapping: &mut Mapping<HeapPages<A>, R>,
+    addr: u64,
+    pa: u64,
+    size: u64,
+    input_limit: u64,
+    flags: A,
+) -> Result<(), MapError>
+where
+    A: PagingAttributes,
+    R: aarch64_paging::paging::TranslationRegime<Attributes = A>,
+{
+    check_request(addr, pa, size, input_limit)?;
+    let region = MemoryRegion::new(addr as usize, (addr + size) as usize);
+    if let Some(at) = first_conflict(mapping, &region, pa, flags)? {
+        return Err(MapError::Overlap { at });
+    }
+    mapping.map_range(
+        &region,
+        PhysicalAddress(pa as usize),
+        flags,
+        Constraints::empty(),
+    )?;
+    Ok(())
 }
 
 /// Looks up the valid leaf covering `addr`: (output address of `addr`, flags, level).
