@@ -16,7 +16,7 @@
 use super::{map_checked, walk_one, HeapPages, MapError, MemKind};
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
-use aarch64_paging::paging::El2;
+use aarch64_paging::paging::{Constraints, El2};
 use aarch64_paging::Mapping;
 
 /// `MAIR_EL2` attribute index for Device-nGnRE memory.
@@ -118,7 +118,15 @@ impl HypervisorMap {
     }
 
     fn map(&mut self, base: u64, size: u64, flags: El23Attributes) -> Result<(), MapError> {
-        map_checked(&mut self.mapping, base, base, size, 1 << EL2_VA_BITS, flags)
+        map_checked(
+            &mut self.mapping,
+            base,
+            base,
+            size,
+            1 << EL2_VA_BITS,
+            flags,
+            Constraints::empty(),
+        )
     }
 
     /// Physical address of the root table, for `TTBR0_EL2`.

@@ -56,6 +56,7 @@ pub fn sample_config() -> BoardConfig {
             memory: MemRange::new(0x4000_0000, 64 * MIB),
             console: 0,
             log_level: LogLevel::Info,
+            stage2_blocks: true,
         },
         partitions: vec![
             Partition {

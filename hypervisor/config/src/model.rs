@@ -130,6 +130,9 @@ pub struct HypervisorConfig {
     /// Index into `Platform::devices` of the console UART (`console` phandle).
     pub console: usize,
     pub log_level: LogLevel,
+    /// Whether partitions' stage-2 tables may use block mappings (false with
+    /// `no-stage2-blocks`: 4 KiB pages only).
+    pub stage2_blocks: bool,
 }
 
 /// One guest memory region: guest-physical base, size and the host-physical memory behind it.

@@ -871,6 +871,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             memory,
             console,
             log_level,
+            stage2_blocks: t.prop(h, "no-stage2-blocks").is_none(),
         })
     }
 

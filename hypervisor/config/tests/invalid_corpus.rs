@@ -53,6 +53,14 @@ fn reference_config_loads() {
 }
 
 #[test]
+fn stage2_blocks_are_on_unless_the_board_says_no() {
+    let hello = load("board-configs/qemu-virt-hello.dts").unwrap_or_else(|e| panic!("{e}"));
+    assert!(hello.hypervisor.stage2_blocks);
+    let linux = load("board-configs/qemu-virt-linux.dts").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!linux.hypervisor.stage2_blocks);
+}
+
+#[test]
 fn trespass_config_loads() {
     let c = load("board-configs/test/qemu-virt-trespass.dts").unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<_> = c.partitions.iter().map(|p| p.name.as_str()).collect();

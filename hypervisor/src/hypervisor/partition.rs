@@ -89,7 +89,11 @@ impl PartitionRt {
     /// Builds the stage-2 tables and vCPUs of partition `index` of `config`.
     pub fn new(config: &BoardConfig, index: usize, bundle: &Bundle) -> Result<Self, SetupError> {
         let p = &config.partitions[index];
-        let mut stage2 = Stage2Tables::new();
+        let mut stage2 = if config.hypervisor.stage2_blocks {
+            Stage2Tables::new()
+        } else {
+            Stage2Tables::pages_only()
+        };
         for region in &p.memory {
             stage2
                 .map_ram(region.ipa, region.pa, region.size)
