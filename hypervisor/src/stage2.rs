@@ -582,8 +582,13 @@ mod tests {
     fn pages_only_tables_never_use_blocks() {
         let mut t = Stage2Tables::pages_only();
         t.map_ram(0x4000_0000, 0x5000_0000, 16 * MIB).unwrap();
-        assert!(leaf_levels(&t, 0x4000_0000, 16 * MIB).iter().all(|&l| l == 3));
-        assert_eq!(t.translate(0x40ff_f123), Some((0x50ff_f123, MemKind::Normal)));
+        assert!(leaf_levels(&t, 0x4000_0000, 16 * MIB)
+            .iter()
+            .all(|&l| l == 3));
+        assert_eq!(
+            t.translate(0x40ff_f123),
+            Some((0x50ff_f123, MemKind::Normal))
+        );
         assert_eq!(t.translate(0x4100_0000), None);
     }
 

@@ -62,9 +62,12 @@ fn hypervisor(s: &mut String, config: &BoardConfig) {
         hv.memory.end(),
         mib(hv.memory.size)
     );
-    let console = match config.platform.devices.get(hv.console) {
-        Some(d) => format!("{}{}", d.path, regs(d)),
-        None => format!("<device #{}>", hv.console),
+    let console = match hv.console {
+        None => "none (only boot errors, on /chosen stdout-path)".to_string(),
+        Some(i) => match config.platform.devices.get(i) {
+            Some(d) => format!("{}{}", d.path, regs(d)),
+            None => format!("<device #{i}>"),
+        },
     };
     let _ = writeln!(s, "  console   {console}");
     let _ = writeln!(s, "  log-level {level}");

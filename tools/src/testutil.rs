@@ -54,7 +54,7 @@ pub fn sample_config() -> BoardConfig {
         },
         hypervisor: HypervisorConfig {
             memory: MemRange::new(0x4000_0000, 64 * MIB),
-            console: 0,
+            console: Some(0),
             log_level: LogLevel::Info,
             stage2_blocks: true,
         },

@@ -169,6 +169,8 @@ pub enum ErrorKind {
     MemoryOverlapsGic { region: MemRange, gic: MemRange },
     /// A memory region (guest-physical) overlaps a passthrough device's pages.
     MemoryOverlapsDevice { region: MemRange, device: String },
+    /// A partition has a virtual UART but the hypervisor has no console to multiplex it onto.
+    VirtualUartWithoutConsole,
     /// The virtual UART's page overlaps a memory region of the partition (guest-physical).
     VirtualUartOverlapsMemory { uart: MemRange, region: MemRange },
     /// The virtual UART's page overlaps a passthrough device of the partition.
@@ -312,6 +314,9 @@ impl fmt::Display for ErrorKind {
                 f,
                 "memory {} (guest-physical) overlaps passthrough device {device}",
                 R(*region)
+            ),
+            VirtualUartWithoutConsole => f.write_str(
+                "virtual-uart needs a console: the /hypervisor node has no `console` to carry it",
             ),
             VirtualUartOverlapsMemory { uart, region } => write!(
                 f,

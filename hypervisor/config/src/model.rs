@@ -127,8 +127,10 @@ pub struct Platform {
 pub struct HypervisorConfig {
     /// RAM the hypervisor image, heap and stacks live in (`memory`).
     pub memory: MemRange,
-    /// Index into `Platform::devices` of the console UART (`console` phandle).
-    pub console: usize,
+    /// Index into `Platform::devices` of the console UART (`console` phandle). Without one the
+    /// hypervisor prints only boot errors (on `/chosen` `stdout-path`), and partitions can have
+    /// no virtual UART; a partition may then own the UART as a passthrough device.
+    pub console: Option<usize>,
     pub log_level: LogLevel,
     /// Whether partitions' stage-2 tables may use block mappings (false with
     /// `no-stage2-blocks`: 4 KiB pages only).
@@ -195,7 +197,7 @@ impl BoardConfig {
     pub fn virtual_uart_intid(&self) -> u32 {
         self.platform
             .devices
-            .get(self.hypervisor.console)
+            .get(self.hypervisor.console.unwrap_or(usize::MAX))
             .and_then(|d| d.irqs.iter().find(|i| i.kind == IrqKind::Spi))
             .map_or(DEFAULT_VIRTUAL_UART_INTID, Irq::intid)
     }

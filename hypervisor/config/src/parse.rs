@@ -855,10 +855,10 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             memory.get(..2).and_then(combine).unwrap_or(0),
             memory.get(2..).and_then(combine).unwrap_or(0),
         );
-        let console = t
-            .u32_prop(h, "console")?
-            .ok_or_else(|| t.err(h, ErrorKind::MissingProperty("console")))?;
-        let console = self.device(h, "console", console)?;
+        let console = match t.u32_prop(h, "console")? {
+            Some(phandle) => Some(self.device(h, "console", phandle)?),
+            None => None,
+        };
         let log_level = match t.string(h, "log-level")?.as_deref() {
             None | Some("info") => LogLevel::Info,
             Some("error") => LogLevel::Error,

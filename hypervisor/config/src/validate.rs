@@ -49,10 +49,14 @@ fn validate_hypervisor(c: &BoardConfig) -> Result {
     if !in_ram(c, &m) {
         return err(ErrorKind::HypervisorMemoryOutsideRam { range: m });
     }
-    if c.hypervisor.console >= c.platform.devices.len() {
+    if let Some(console) = c
+        .hypervisor
+        .console
+        .filter(|&i| i >= c.platform.devices.len())
+    {
         return err(ErrorKind::IndexOutOfRange {
             what: "console device",
-            index: c.hypervisor.console,
+            index: console,
         });
     }
     Ok(())
@@ -285,7 +289,7 @@ impl Check<'_> {
     fn devices(&self) -> Result {
         let p = self.p;
         let console_index = self.c.hypervisor.console;
-        let console = self.device(console_index);
+        let console = console_index.and_then(|i| self.device(i));
         for (k, &d) in p.devices.iter().enumerate() {
             let Some(dev) = self.device(d) else {
                 return self.fail(ErrorKind::IndexOutOfRange {
@@ -303,7 +307,7 @@ impl Check<'_> {
             if self.is_interrupt_controller(dev) {
                 return self.fail(ErrorKind::DeviceIsInterruptController { device: device() });
             }
-            if d == console_index {
+            if Some(d) == console_index {
                 return self.fail(ErrorKind::DeviceIsConsole { device: device() });
             }
             if let Some(q) = self.earlier.iter().find(|q| q.devices.contains(&d)) {
@@ -361,6 +365,9 @@ impl Check<'_> {
         let Some(base) = p.virtual_uart else {
             return Ok(());
         };
+        if self.c.hypervisor.console.is_none() {
+            return self.fail(ErrorKind::VirtualUartWithoutConsole);
+        }
         if let Some(kind) = range_problem(
             base,
             VIRTUAL_UART_SIZE,

@@ -348,7 +348,7 @@ fn bad_indices_in_a_hand_built_model() {
         }
     );
     let mut c = Board::default().load().unwrap_or_else(|e| panic!("{e}"));
-    c.hypervisor.console = 1000;
+    c.hypervisor.console = Some(1000);
     assert_err!(
         validate(&c),
         "/hypervisor",

@@ -146,17 +146,19 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     };
     let conduit = config.platform.psci;
 
-    let console = &config.platform.devices[config.hypervisor.console];
-    let uart_base = console
-        .regs
-        .first()
+    let console = config
+        .hypervisor
+        .console
+        .and_then(|i| config.platform.devices.get(i));
+    if let Some(uart_base) = console
+        .and_then(|c| c.regs.first())
         .map(|r| r.base as usize)
-        .or(fallback)
-        .unwrap_or(0);
-    let names: Vec<String> = config.partitions.iter().map(|p| p.name.clone()).collect();
-    // SAFETY: the console UART is reserved for the hypervisor by the board config; the early map
-    // maps it as device memory.
-    unsafe { output::init(uart_base, names) };
+    {
+        let names: Vec<String> = config.partitions.iter().map(|p| p.name.clone()).collect();
+        // SAFETY: the console UART is reserved for the hypervisor by the board config (no
+        // partition may own it); the early map maps it as device memory.
+        unsafe { output::init(uart_base, names) };
+    }
     let _ = log::set_logger(&output::LOGGER);
     log::set_max_level(level_filter(config.hypervisor.log_level));
     log::info!(
@@ -241,7 +243,7 @@ pub extern "C" fn primary_main(el: u64) -> ! {
             p.vmid
         );
     }
-    let console_irq = console.irqs.first().map(|i| i.intid());
+    let console_irq = console.and_then(|c| c.irqs.first()).map(|i| i.intid());
     let mut spi_owner = alloc::vec![None; 1020];
     for p in &partitions {
         for spi in config.partition_spis(p.index) {
@@ -338,10 +340,13 @@ fn install_hypervisor_map(config: &BoardConfig) {
         for ram in &config.platform.ram {
             map.map_normal(ram.base, ram.size)?;
         }
-        let console = &config.platform.devices[config.hypervisor.console];
+        let console = config
+            .hypervisor
+            .console
+            .and_then(|i| config.platform.devices.get(i));
         for r in console
-            .regs
-            .iter()
+            .into_iter()
+            .flat_map(|c| c.regs.iter())
             .chain(core::iter::once(&config.platform.gic.distributor))
             .chain(config.platform.gic.redistributors.iter())
         {
