@@ -97,6 +97,13 @@ pub fn stop_partition(p: &PartitionRt, stop: Stop) {
         Stop::PoweredOff => log::info!("partition {} powered off", p.name),
         Stop::Fault(reason) => log::error!("partition {} stopped: {reason}", p.name),
     }
+    turn_vcpus_off(p);
+    all_stopped_power_off();
+}
+
+/// Turns every vCPU of `p` off and kicks the other cores running them out of the guest (the
+/// kick is a physical interrupt, which always leaves the guest: HCR_EL2.IMO).
+fn turn_vcpus_off(p: &PartitionRt) {
     for v in &p.vcpus {
         *v.power.lock() = VcpuPowerState {
             power: VcpuPower::Off,
@@ -106,7 +113,6 @@ pub fn stop_partition(p: &PartitionRt, stop: Stop) {
             gic::kick(v.pcpu_mpidr);
         }
     }
-    all_stopped_power_off();
 }
 
 /// Restarts partition `p` (its PSCI SYSTEM_RESET): every vCPU leaves the guest, the partition's
@@ -119,17 +125,8 @@ fn restart_partition(p: &PartitionRt) {
     }
     log::info!("partition {} requested a reset: restarting it", p.name);
     let me = cpu::id();
-    for v in &p.vcpus {
-        *v.power.lock() = VcpuPowerState {
-            power: VcpuPower::Off,
-            start: None,
-        };
-        if v.pcpu != me {
-            gic::kick(v.pcpu_mpidr);
-        }
-    }
-    // The kick is a physical interrupt, which always leaves the guest (HCR_EL2.IMO): wait for
-    // every other vCPU to be back at EL2 before touching the partition's memory.
+    turn_vcpus_off(p);
+    // Wait for every other vCPU to be back at EL2 before touching the partition's memory.
     for v in p.vcpus.iter().filter(|v| v.pcpu != me) {
         while v.in_guest.load(Ordering::Acquire) {
             core::hint::spin_loop();
