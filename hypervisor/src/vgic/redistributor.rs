@@ -41,8 +41,8 @@ use alloc::vec::Vec;
 
 use super::list_regs::VirtualIrq;
 use super::regs::{
-    check_access, check_width, read_bits, read_cfg, read_priority, write_bits, write_cfg,
-    write_priority, BitReg, IrqBank, IrqCfg, Width,
+    decode_access, read_bits, read_cfg, read_priority, write_bits, write_cfg, write_priority,
+    BitReg, IrqBank, IrqCfg, Width,
 };
 use super::{
     AccessError, Actions, ConfigError, BANKED_IRQS, GICR_FRAME_SIZE, GICR_STRIDE, IIDR_VALUE,
@@ -249,12 +249,7 @@ impl VirtualRedistributor {
     }
 
     fn lookup(offset: u64, size: u8) -> Result<Reg, AccessError> {
-        check_access(offset, size, GICR_STRIDE)?;
-        // Decode by the containing 32-bit word, so that a narrow access into a register that is
-        // not byte-accessible is reported as a bad size rather than an unknown register.
-        let (reg, width) =
-            Self::decode(offset & !3).ok_or(AccessError::UnknownRegister { offset })?;
-        check_width(offset, size, width)?;
+        let reg = decode_access(offset, size, GICR_STRIDE, Self::decode)?;
         Ok(match reg {
             Reg::Priority(first) => Reg::Priority(first + (offset & 3) as u32),
             reg => reg,

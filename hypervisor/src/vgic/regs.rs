@@ -64,6 +64,22 @@ pub(crate) fn check_access(offset: u64, size: u8, window: u64) -> Result<(), Acc
     Ok(())
 }
 
+/// Validates an access of `size` bytes at `offset` in a frame of `window` bytes and finds its
+/// register with `decode`, which knows each 32-bit word's register and access width. Decoding by
+/// the containing word makes a narrow access into a register that is not byte-accessible a bad
+/// size rather than an unknown register.
+pub(crate) fn decode_access<R>(
+    offset: u64,
+    size: u8,
+    window: u64,
+    decode: impl Fn(u64) -> Option<(R, Width)>,
+) -> Result<R, AccessError> {
+    check_access(offset, size, window)?;
+    let (reg, width) = decode(offset & !3).ok_or(AccessError::UnknownRegister { offset })?;
+    check_width(offset, size, width)?;
+    Ok(reg)
+}
+
 /// Checks that `size` is acceptable for a register of `width`.
 pub(crate) fn check_width(offset: u64, size: u8, width: Width) -> Result<(), AccessError> {
     let ok = match width {
