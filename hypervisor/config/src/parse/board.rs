@@ -1,0 +1,432 @@
+//! The board parser: reads the platform (RAM, CPUs, GIC, PSCI, timer, devices) and the
+//! `/hypervisor` node with its partitions out of the [`Tree`] index into a [`BoardConfig`].
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::model::{
+    BoardConfig, Cpu, Device, Gic, HypervisorConfig, LogLevel, MemRange, MemoryRegion, Partition,
+    Platform, PsciConduit,
+};
+
+use super::tree::{combine, Tree};
+use super::Result;
+
+/// Builds the model out of a [`Tree`].
+pub(super) struct Parser<'t, 'b, 'a> {
+    tree: &'t Tree<'b, 'a>,
+    /// Node index -> index into `cpus`.
+    cpu_of_node: Vec<Option<usize>>,
+    /// Node index -> index into `devices`.
+    device_of_node: Vec<Option<usize>>,
+    /// Per device: some interrupt specifier could not be decoded.
+    undecodable: Vec<bool>,
+    cpus: Vec<Cpu>,
+    devices: Vec<Device>,
+}
+
+impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
+    pub(super) fn new(tree: &'t Tree<'b, 'a>) -> Result<Self> {
+        Ok(Self {
+            tree,
+            cpu_of_node: vec![None; tree.len()],
+            device_of_node: vec![None; tree.len()],
+            undecodable: Vec::new(),
+            cpus: Vec::new(),
+            devices: Vec::new(),
+        })
+    }
+
+    pub(super) fn run(mut self) -> Result<BoardConfig> {
+        let t = self.tree;
+        let (root_ac, root_sc) = (t.address_cells(0)?, t.size_cells(0)?);
+        if root_ac == 0 || root_ac > 2 {
+            return Err(t.err(0, unsupported("#address-cells", root_ac)));
+        }
+        if root_sc > 2 {
+            return Err(t.err(0, unsupported("#size-cells", root_sc)));
+        }
+
+        // RAM: root children with device_type = "memory".
+        let mut ram = Vec::new();
+        let mut ram_nodes = Vec::new();
+        for c in t.children(0) {
+            if t.string(c, "device_type")?.as_deref() == Some("memory") {
+                ram_nodes.push(c);
+                let regs = t
+                    .raw_reg(c)?
+                    .ok_or_else(|| t.err(c, ErrorKind::MissingProperty("reg")))?;
+                ram.extend(regs.into_iter().map(|(b, s)| MemRange::new(b, s)));
+            }
+        }
+        if ram.is_empty() {
+            return Err(ConfigError::new(
+                "/memory",
+                ErrorKind::MissingNode("/memory"),
+            ));
+        }
+
+        let cpus_node = self.parse_cpus()?;
+
+        // The GICv3.
+        let mut gic_node = None;
+        for i in 0..t.len() {
+            if t.is_compatible(i, "arm,gic-v3")? {
+                gic_node = Some(i);
+                break;
+            }
+        }
+        let gic_node = gic_node.ok_or_else(|| {
+            ConfigError::new(
+                "/",
+                ErrorKind::MissingNode("GICv3 (compatible \"arm,gic-v3\")"),
+            )
+        })?;
+        let gic = self.parse_gic(gic_node)?;
+
+        // PSCI.
+        let psci_node = t
+            .children(0)
+            .find(|&c| t.base_name(c) == "psci")
+            .ok_or_else(|| ConfigError::new("/psci", ErrorKind::MissingNode("/psci")))?;
+        let method = t
+            .string(psci_node, "method")?
+            .ok_or_else(|| t.err(psci_node, ErrorKind::MissingProperty("method")))?;
+        let psci = match method.as_str() {
+            "smc" => PsciConduit::Smc,
+            "hvc" => PsciConduit::Hvc,
+            _ => return Err(t.err(psci_node, ErrorKind::UnknownPsciMethod(method))),
+        };
+
+        // Architected timer.
+        let timer_irqs = match t.children(0).find(|&c| t.base_name(c) == "timer") {
+            Some(timer) => t.interrupts(timer, gic_node).0,
+            None => Vec::new(),
+        };
+
+        // Devices: every other node with a memory-mapped `reg`.
+        let hv_node = t.child(0, "hypervisor");
+        let reserved = t.child(0, "reserved-memory");
+        for i in 1..t.len() {
+            let excluded = t.is_within(i, cpus_node)
+                || hv_node.is_some_and(|h| t.is_within(i, h))
+                || reserved.is_some_and(|r| t.is_within(i, r))
+                || ram_nodes.contains(&i);
+            if excluded {
+                continue;
+            }
+            let Some(regs) = t.mmio_regs(i)? else {
+                continue;
+            };
+            let (irqs, undecodable) = t.interrupts(i, gic_node);
+            if let Some(slot) = self.device_of_node.get_mut(i) {
+                *slot = Some(self.devices.len());
+            }
+            self.undecodable.push(undecodable);
+            self.devices.push(Device {
+                path: t.path(i).to_string(),
+                phandle: self.phandle_of(i),
+                compatible: t.compatible(i)?,
+                regs,
+                irqs,
+                dma: t.prop(i, "dma-coherent").is_some() || t.prop(i, "iommus").is_some(),
+            });
+        }
+
+        let hv_node = hv_node.ok_or_else(|| {
+            ConfigError::new("/hypervisor", ErrorKind::MissingNode("/hypervisor"))
+        })?;
+        let hypervisor = self.parse_hypervisor(hv_node)?;
+
+        let mut partitions = Vec::new();
+        for c in t.children(hv_node) {
+            if t.is_compatible(c, "bulkhead,partition")? {
+                partitions.push(self.parse_partition(c)?);
+            }
+        }
+
+        Ok(BoardConfig {
+            platform: Platform {
+                ram,
+                cpus: self.cpus,
+                gic,
+                psci,
+                devices: self.devices,
+                timer_irqs,
+            },
+            hypervisor,
+            partitions,
+        })
+    }
+
+    fn phandle_of(&self, i: usize) -> Option<u32> {
+        self.tree
+            .phandles
+            .iter()
+            .find(|&&(_, n)| n == i)
+            .map(|&(p, _)| p)
+    }
+
+    /// Parses `/cpus/cpu@*`; returns the `/cpus` node index.
+    fn parse_cpus(&mut self) -> Result<usize> {
+        let t = self.tree;
+        let cpus_node = t
+            .child(0, "cpus")
+            .ok_or_else(|| ConfigError::new("/cpus", ErrorKind::MissingNode("/cpus")))?;
+        let ac = t.address_cells(cpus_node)?;
+        if ac == 0 || ac > 2 {
+            return Err(t.err(cpus_node, unsupported("#address-cells", ac)));
+        }
+        for c in t.children(cpus_node) {
+            if t.base_name(c) != "cpu" {
+                continue;
+            }
+            let reg = t
+                .cells(c, "reg")?
+                .ok_or_else(|| t.err(c, ErrorKind::MissingProperty("reg")))?;
+            let mpidr = reg.get(..ac).and_then(combine).ok_or_else(|| {
+                t.err(
+                    c,
+                    ErrorKind::BadPropertyLength {
+                        property: "reg",
+                        len: reg.len() * 4,
+                        expected: "at least #address-cells cells",
+                    },
+                )
+            })?;
+            if let Some(slot) = self.cpu_of_node.get_mut(c) {
+                *slot = Some(self.cpus.len());
+            }
+            self.cpus.push(Cpu {
+                path: t.path(c).to_string(),
+                phandle: self.phandle_of(c),
+                mpidr,
+            });
+        }
+        if self.cpus.is_empty() {
+            return Err(t.err(cpus_node, ErrorKind::MissingNode("/cpus/cpu@*")));
+        }
+        Ok(cpus_node)
+    }
+
+    fn parse_gic(&self, g: usize) -> Result<Gic> {
+        let t = self.tree;
+        let regs = match t.mmio_regs(g)? {
+            Some(regs) => regs,
+            None if t.prop(g, "reg").is_none() => {
+                return Err(t.err(g, ErrorKind::MissingProperty("reg")))
+            }
+            None => {
+                return Err(t.err(
+                    g,
+                    ErrorKind::BadPropertyLength {
+                        property: "reg",
+                        len: t.prop(g, "reg").map_or(0, <[u8]>::len),
+                        expected: "memory-mapped ranges",
+                    },
+                ))
+            }
+        };
+        let redists = t.u32_prop(g, "#redistributor-regions")?.unwrap_or(1) as usize;
+        if redists == 0 {
+            return Err(t.err(
+                g,
+                ErrorKind::BadPropertyValue {
+                    property: "#redistributor-regions",
+                    value: 0,
+                },
+            ));
+        }
+        let (Some(distributor), Some(redistributors)) =
+            (regs.first().copied(), regs.get(1..1 + redists))
+        else {
+            return Err(t.err(
+                g,
+                ErrorKind::BadPropertyLength {
+                    property: "reg",
+                    len: regs.len() * 16,
+                    expected: "a distributor range and #redistributor-regions redistributor ranges",
+                },
+            ));
+        };
+        match t.u32_prop(g, "#interrupt-cells")? {
+            Some(3) => {}
+            Some(v) => {
+                return Err(t.err(
+                    g,
+                    ErrorKind::BadPropertyValue {
+                        property: "#interrupt-cells",
+                        value: v.into(),
+                    },
+                ))
+            }
+            None => return Err(t.err(g, ErrorKind::MissingProperty("#interrupt-cells"))),
+        }
+        Ok(Gic {
+            distributor,
+            redistributors: redistributors.to_vec(),
+        })
+    }
+
+    /// Resolves a phandle property value to a node index.
+    fn resolve(&self, at: usize, property: &'static str, phandle: u32) -> Result<usize> {
+        self.tree.by_phandle(phandle).ok_or_else(|| {
+            self.tree
+                .err(at, ErrorKind::DanglingPhandle { property, phandle })
+        })
+    }
+
+    /// Resolves a phandle to a platform device index.
+    fn device(&self, at: usize, property: &'static str, phandle: u32) -> Result<usize> {
+        let t = self.tree;
+        let target = self.resolve(at, property, phandle)?;
+        if let Some(d) = self.device_of_node.get(target).copied().flatten() {
+            return Ok(d);
+        }
+        let target_path = t.path(target).to_string();
+        if self.cpu_of_node.get(target).copied().flatten().is_some() {
+            return Err(t.err(
+                at,
+                ErrorKind::DeviceIsCpu {
+                    device: target_path,
+                },
+            ));
+        }
+        Err(t.err(
+            at,
+            ErrorKind::NotADevice {
+                property,
+                target: target_path,
+            },
+        ))
+    }
+
+    fn parse_hypervisor(&self, h: usize) -> Result<HypervisorConfig> {
+        let t = self.tree;
+        if !t.is_compatible(h, "bulkhead,hypervisor")? {
+            return Err(t.err(
+                h,
+                ErrorKind::NotCompatible {
+                    expected: "bulkhead,hypervisor",
+                },
+            ));
+        }
+        let memory = t
+            .fixed_cells(h, "memory", 4, "4 cells (2 address, 2 size)")?
+            .ok_or_else(|| t.err(h, ErrorKind::MissingProperty("memory")))?;
+        let memory = MemRange::new(
+            memory.get(..2).and_then(combine).unwrap_or(0),
+            memory.get(2..).and_then(combine).unwrap_or(0),
+        );
+        let console = match t.u32_prop(h, "console")? {
+            Some(phandle) => Some(self.device(h, "console", phandle)?),
+            None => None,
+        };
+        let log_level = match t.string(h, "log-level")?.as_deref() {
+            None | Some("info") => LogLevel::Info,
+            Some("error") => LogLevel::Error,
+            Some("warn") => LogLevel::Warn,
+            Some("debug") => LogLevel::Debug,
+            Some("trace") => LogLevel::Trace,
+            Some(other) => return Err(t.err(h, ErrorKind::UnknownLogLevel(other.to_string()))),
+        };
+        Ok(HypervisorConfig {
+            memory,
+            console,
+            log_level,
+            stage2_blocks: t.prop(h, "no-stage2-blocks").is_none(),
+        })
+    }
+
+    fn parse_partition(&self, p: usize) -> Result<Partition> {
+        let t = self.tree;
+
+        let mut cpus = Vec::new();
+        let phandles = t
+            .cells(p, "cpus")?
+            .ok_or_else(|| t.err(p, ErrorKind::MissingProperty("cpus")))?;
+        for ph in phandles {
+            let target = self.resolve(p, "cpus", ph)?;
+            match self.cpu_of_node.get(target).copied().flatten() {
+                Some(cpu) => cpus.push(cpu),
+                None => {
+                    return Err(t.err(
+                        p,
+                        ErrorKind::NotACpu {
+                            property: "cpus",
+                            target: t.path(target).to_string(),
+                        },
+                    ))
+                }
+            }
+        }
+
+        let cells = t
+            .cells(p, "memory")?
+            .ok_or_else(|| t.err(p, ErrorKind::MissingProperty("memory")))?;
+        if cells.len() % 6 != 0 {
+            return Err(t.err(
+                p,
+                ErrorKind::BadPropertyLength {
+                    property: "memory",
+                    len: cells.len() * 4,
+                    expected: "a multiple of 6 cells (guest base, size, host base; 2 cells each)",
+                },
+            ));
+        }
+        let memory: Vec<MemoryRegion> = cells
+            .chunks_exact(6)
+            .filter_map(|e| {
+                Some(MemoryRegion {
+                    ipa: combine(e.get(0..2)?)?,
+                    size: combine(e.get(2..4)?)?,
+                    pa: combine(e.get(4..6)?)?,
+                })
+            })
+            .collect();
+
+        let mut devices = Vec::new();
+        for ph in t.cells(p, "devices")?.unwrap_or_default() {
+            let d = self.device(p, "devices", ph)?;
+            if self.undecodable.get(d).copied().unwrap_or(false) {
+                let device = self
+                    .devices
+                    .get(d)
+                    .map_or_else(String::new, |d| d.path.clone());
+                return Err(t.err(p, ErrorKind::UndecodableInterrupts { device }));
+            }
+            devices.push(d);
+        }
+
+        let virtual_uart = t.u64_prop(p, "virtual-uart")?;
+        let image = t.string(p, "image")?.unwrap_or_default();
+        let load_address = match t.u64_prop(p, "load-address")? {
+            Some(a) => a,
+            None => memory.first().map_or(0, |m| m.ipa),
+        };
+        let entry = t.u64_prop(p, "entry")?.unwrap_or(load_address);
+
+        Ok(Partition {
+            name: t.name(p).to_string(),
+            path: t.path(p).to_string(),
+            cpus,
+            memory,
+            devices,
+            virtual_uart,
+            image,
+            load_address,
+            entry,
+            initrd: t.string(p, "initrd")?,
+            bootargs: t.string(p, "bootargs")?,
+        })
+    }
+}
+
+fn unsupported(property: &'static str, value: usize) -> ErrorKind {
+    ErrorKind::UnsupportedCells {
+        property,
+        value: u32::try_from(value).unwrap_or(u32::MAX),
+    }
+}
