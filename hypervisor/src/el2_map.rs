@@ -18,6 +18,7 @@ use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
 use aarch64_paging::paging::{Constraints, El2};
 use aarch64_paging::Mapping;
+use bulkhead_config::HostPhysAddr;
 
 /// `MAIR_EL2` attribute index for Device-nGnRE memory.
 pub const MAIR_INDEX_DEVICE: u8 = 0;
@@ -108,20 +109,25 @@ impl HypervisorMap {
     }
 
     /// Identity-maps `size` bytes at `base` as Normal write-back RWX memory.
-    pub fn map_normal(&mut self, base: u64, size: u64) -> Result<(), MapError> {
+    pub fn map_normal(&mut self, base: HostPhysAddr, size: u64) -> Result<(), MapError> {
         self.map(base, size, EL2_NORMAL)
     }
 
     /// Identity-maps `size` bytes at `base` as Device-nGnRE, read/write, execute-never.
-    pub fn map_device(&mut self, base: u64, size: u64) -> Result<(), MapError> {
+    pub fn map_device(&mut self, base: HostPhysAddr, size: u64) -> Result<(), MapError> {
         self.map(base, size, EL2_DEVICE)
     }
 
-    fn map(&mut self, base: u64, size: u64, flags: El23Attributes) -> Result<(), MapError> {
+    fn map(
+        &mut self,
+        base: HostPhysAddr,
+        size: u64,
+        flags: El23Attributes,
+    ) -> Result<(), MapError> {
         map_checked(
             &mut self.mapping,
-            base,
-            base,
+            base.raw(),
+            base.raw(),
             size,
             1 << EL2_VA_BITS,
             flags,
@@ -141,7 +147,7 @@ impl HypervisorMap {
     }
 
     /// Translates `va` by walking the tables, or `None` if it is not mapped.
-    pub fn translate(&self, va: u64) -> Option<(u64, MemKind)> {
+    pub fn translate(&self, va: u64) -> Option<(HostPhysAddr, MemKind)> {
         if va >= 1 << EL2_VA_BITS {
             return None;
         }
@@ -152,7 +158,7 @@ impl HypervisorMap {
             } else {
                 MemKind::Normal
             };
-        Some((pa, kind))
+        Some((HostPhysAddr(pa), kind))
     }
 
     /// Whether `va` is mapped executable.
@@ -168,6 +174,10 @@ impl HypervisorMap {
 mod tests {
     use super::*;
 
+    fn h(pa: u64) -> HostPhysAddr {
+        HostPhysAddr(pa)
+    }
+
     #[test]
     fn mair_and_tcr() {
         assert_eq!(MAIR_EL2, 0xff04);
@@ -181,24 +191,24 @@ mod tests {
     #[test]
     fn identity_map_with_kinds() {
         let mut map = HypervisorMap::new();
-        map.map_normal(0x4000_0000, 0x200_0000).unwrap();
-        map.map_device(0x0900_0000, 0x1000).unwrap();
-        map.map_device(0x0800_0000, 0x2_0000).unwrap();
+        map.map_normal(h(0x4000_0000), 0x200_0000).unwrap();
+        map.map_device(h(0x0900_0000), 0x1000).unwrap();
+        map.map_device(h(0x0800_0000), 0x2_0000).unwrap();
         assert_eq!(
             map.translate(0x4000_0000),
-            Some((0x4000_0000, MemKind::Normal))
+            Some((h(0x4000_0000), MemKind::Normal))
         );
         assert_eq!(
             map.translate(0x41ff_ffff),
-            Some((0x41ff_ffff, MemKind::Normal))
+            Some((h(0x41ff_ffff), MemKind::Normal))
         );
         assert_eq!(
             map.translate(0x0900_0018),
-            Some((0x0900_0018, MemKind::Device))
+            Some((h(0x0900_0018), MemKind::Device))
         );
         assert_eq!(
             map.translate(0x0801_0000),
-            Some((0x0801_0000, MemKind::Device))
+            Some((h(0x0801_0000), MemKind::Device))
         );
         assert!(map.is_executable(0x4000_0000));
         assert!(!map.is_executable(0x0900_0000));
@@ -216,13 +226,13 @@ mod tests {
     fn high_addresses() {
         let mut map = HypervisorMap::new();
         // QEMU virt's high RAM starts at 256 GiB.
-        map.map_normal(0x40_0000_0000, 0x20_0000).unwrap();
+        map.map_normal(h(0x40_0000_0000), 0x20_0000).unwrap();
         assert_eq!(
             map.translate(0x40_0010_0000),
-            Some((0x40_0010_0000, MemKind::Normal))
+            Some((h(0x40_0010_0000), MemKind::Normal))
         );
         assert!(matches!(
-            map.map_normal((1 << 39) - 0x1000, 0x2000),
+            map.map_normal(h((1 << 39) - 0x1000), 0x2000),
             Err(MapError::OutOfRange { .. })
         ));
     }
@@ -230,37 +240,37 @@ mod tests {
     #[test]
     fn overlaps() {
         let mut map = HypervisorMap::new();
-        map.map_normal(0x4000_0000, 0x40_0000).unwrap();
+        map.map_normal(h(0x4000_0000), 0x40_0000).unwrap();
         // Same kind again, partially overlapping: fine.
-        map.map_normal(0x4030_0000, 0x20_0000).unwrap();
+        map.map_normal(h(0x4030_0000), 0x20_0000).unwrap();
         assert_eq!(
             map.translate(0x404f_f000),
-            Some((0x404f_f000, MemKind::Normal))
+            Some((h(0x404f_f000), MemKind::Normal))
         );
         // Device over normal: refused, nothing changes.
         assert_eq!(
-            map.map_device(0x403f_f000, 0x20_1000),
+            map.map_device(h(0x403f_f000), 0x20_1000),
             Err(MapError::Overlap { at: 0x403f_f000 })
         );
         assert_eq!(map.translate(0x4055_0000), None);
         assert_eq!(
             map.translate(0x403f_f000),
-            Some((0x403f_f000, MemKind::Normal))
+            Some((h(0x403f_f000), MemKind::Normal))
         );
     }
 
     #[test]
     fn bad_ranges() {
         let mut map = HypervisorMap::new();
-        assert_eq!(map.map_normal(0x1000, 0), Err(MapError::Empty));
+        assert_eq!(map.map_normal(h(0x1000), 0), Err(MapError::Empty));
         for (base, size) in [(0x1800, 0x800), (0x1000, 0x800)] {
             assert!(matches!(
-                map.map_device(base, size),
+                map.map_device(h(base), size),
                 Err(MapError::Misaligned { .. })
             ));
         }
         assert!(matches!(
-            map.map_normal(!0xfff, 0x1000),
+            map.map_normal(h(!0xfff), 0x1000),
             Err(MapError::OutOfRange { .. })
         ));
     }

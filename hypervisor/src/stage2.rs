@@ -54,6 +54,7 @@ use aarch64_paging::paging::{
 };
 use aarch64_paging::Mapping;
 use alloc::alloc::{dealloc, Layout};
+use bulkhead_config::{GuestPhysAddr, HostPhysAddr};
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -204,7 +205,7 @@ impl<A: PagingAttributes> Translation<A> for HeapPages<A> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Leaf {
     /// The output address of the looked-up input address (not of the block).
-    pub pa: u64,
+    pub pa: HostPhysAddr,
     pub kind: MemKind,
     /// Translation level of the leaf: 1 (1 GiB block), 2 (2 MiB block) or 3 (4 KiB page).
     pub level: usize,
@@ -262,26 +263,36 @@ impl Stage2Tables {
     }
 
     /// Maps `size` bytes of RAM at `ipa` to `pa`: Normal write-back, inner shareable, RWX.
-    pub fn map_ram(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+    pub fn map_ram(
+        &mut self,
+        ipa: GuestPhysAddr,
+        pa: HostPhysAddr,
+        size: u64,
+    ) -> Result<(), MapError> {
         self.map(ipa, pa, size, S2_RAM)
     }
 
     /// Maps `size` bytes of a device at `ipa` to `pa`: Device-nGnRE, RW, execute-never.
-    pub fn map_device(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+    pub fn map_device(
+        &mut self,
+        ipa: GuestPhysAddr,
+        pa: HostPhysAddr,
+        size: u64,
+    ) -> Result<(), MapError> {
         self.map(ipa, pa, size, S2_DEVICE)
     }
 
     fn map(
         &mut self,
-        ipa: u64,
-        pa: u64,
+        ipa: GuestPhysAddr,
+        pa: HostPhysAddr,
         size: u64,
         flags: Stage2Attributes,
     ) -> Result<(), MapError> {
         map_checked(
             &mut self.mapping,
-            ipa,
-            pa,
+            ipa.raw(),
+            pa.raw(),
             size,
             IPA_SPACE,
             flags,
@@ -307,23 +318,23 @@ impl Stage2Tables {
 
     /// Translates `ipa` by walking the tables: the PA and the memory kind, or `None` if `ipa` is
     /// not mapped.
-    pub fn translate(&self, ipa: u64) -> Option<(u64, MemKind)> {
+    pub fn translate(&self, ipa: GuestPhysAddr) -> Option<(HostPhysAddr, MemKind)> {
         self.lookup(ipa).map(|leaf| (leaf.pa, leaf.kind))
     }
 
     /// Walks the tables for `ipa` and describes the leaf that maps it.
-    pub fn lookup(&self, ipa: u64) -> Option<Leaf> {
-        if ipa >= IPA_SPACE {
+    pub fn lookup(&self, ipa: GuestPhysAddr) -> Option<Leaf> {
+        if ipa.raw() >= IPA_SPACE {
             return None;
         }
-        let (pa, flags, level) = walk_one(&self.mapping, ipa)?;
+        let (pa, flags, level) = walk_one(&self.mapping, ipa.raw())?;
         let kind = if flags.bits() & S2_MEMATTR_OUTER == 0 {
             MemKind::Device
         } else {
             MemKind::Normal
         };
         Some(Leaf {
-            pa,
+            pa: HostPhysAddr(pa),
             kind,
             level,
             writable: flags.contains(Stage2Attributes::S2AP_ACCESS_WO),
@@ -484,6 +495,14 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
 
+    fn g(ipa: u64) -> GuestPhysAddr {
+        GuestPhysAddr(ipa)
+    }
+
+    fn h(pa: u64) -> HostPhysAddr {
+        HostPhysAddr(pa)
+    }
+
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
 
@@ -508,20 +527,20 @@ mod tests {
     #[test]
     fn ram_translation_and_attributes() {
         let mut t = Stage2Tables::new();
-        t.map_ram(0x4000_0000, 0x8000_0000, 16 * MIB).unwrap();
+        t.map_ram(g(0x4000_0000), h(0x8000_0000), 16 * MIB).unwrap();
         assert_eq!(
-            t.translate(0x4000_0000),
-            Some((0x8000_0000, MemKind::Normal))
+            t.translate(g(0x4000_0000)),
+            Some((h(0x8000_0000), MemKind::Normal))
         );
         assert_eq!(
-            t.translate(0x40ab_cdef),
-            Some((0x80ab_cdef, MemKind::Normal))
+            t.translate(g(0x40ab_cdef)),
+            Some((h(0x80ab_cdef), MemKind::Normal))
         );
         assert_eq!(
-            t.translate(0x40ff_ffff),
-            Some((0x80ff_ffff, MemKind::Normal))
+            t.translate(g(0x40ff_ffff)),
+            Some((h(0x80ff_ffff), MemKind::Normal))
         );
-        let leaf = t.lookup(0x4010_0000).unwrap();
+        let leaf = t.lookup(g(0x4010_0000)).unwrap();
         assert!(leaf.writable && leaf.executable);
         // Raw descriptor bits: MemAttr 0b1111, S2AP RW, SH inner, AF.
         let mut bits = 0;
@@ -542,12 +561,12 @@ mod tests {
     #[test]
     fn device_attributes() {
         let mut t = Stage2Tables::new();
-        t.map_device(0x0900_0000, 0x0900_0000, PAGE).unwrap();
+        t.map_device(g(0x0900_0000), h(0x0900_0000), PAGE).unwrap();
         assert_eq!(
-            t.translate(0x0900_0018),
-            Some((0x0900_0018, MemKind::Device))
+            t.translate(g(0x0900_0018)),
+            Some((h(0x0900_0018), MemKind::Device))
         );
-        let leaf = t.lookup(0x0900_0000).unwrap();
+        let leaf = t.lookup(g(0x0900_0000)).unwrap();
         assert_eq!(leaf.level, 3);
         assert!(leaf.writable && !leaf.executable);
     }
@@ -555,24 +574,26 @@ mod tests {
     #[test]
     fn nothing_else_is_mapped() {
         let mut t = Stage2Tables::new();
-        t.map_ram(0x4000_0000, 0x8000_0000, 2 * MIB + 3 * PAGE)
+        t.map_ram(g(0x4000_0000), h(0x8000_0000), 2 * MIB + 3 * PAGE)
             .unwrap();
-        t.map_device(0x0900_0000, 0x0900_0000, PAGE).unwrap();
-        assert_eq!(t.translate(0x3fff_ffff), None);
-        assert_eq!(t.translate(0x4000_0000 + 2 * MIB + 3 * PAGE), None);
-        assert!(t.translate(0x4000_0000 + 2 * MIB + 3 * PAGE - 1).is_some());
-        assert_eq!(t.translate(0x08ff_ffff), None);
-        assert_eq!(t.translate(0x0900_1000), None);
-        assert_eq!(t.translate(0), None);
-        assert_eq!(t.translate(IPA_SPACE - 1), None);
-        assert_eq!(t.translate(IPA_SPACE), None);
-        assert_eq!(t.translate(u64::MAX), None);
+        t.map_device(g(0x0900_0000), h(0x0900_0000), PAGE).unwrap();
+        assert_eq!(t.translate(g(0x3fff_ffff)), None);
+        assert_eq!(t.translate(g(0x4000_0000 + 2 * MIB + 3 * PAGE)), None);
+        assert!(t
+            .translate(g(0x4000_0000 + 2 * MIB + 3 * PAGE - 1))
+            .is_some());
+        assert_eq!(t.translate(g(0x08ff_ffff)), None);
+        assert_eq!(t.translate(g(0x0900_1000)), None);
+        assert_eq!(t.translate(g(0)), None);
+        assert_eq!(t.translate(g(IPA_SPACE - 1)), None);
+        assert_eq!(t.translate(g(IPA_SPACE)), None);
+        assert_eq!(t.translate(g(u64::MAX)), None);
     }
 
     #[test]
     fn aligned_region_uses_2mib_blocks() {
         let mut t = Stage2Tables::new();
-        t.map_ram(0x4000_0000, 0x8000_0000, 16 * MIB).unwrap();
+        t.map_ram(g(0x4000_0000), h(0x8000_0000), 16 * MIB).unwrap();
         assert_eq!(leaf_levels(&t, 0x4000_0000, 16 * MIB), [2; 8]);
         // Root plus one level 2 table.
         assert_eq!(t.table_pages(), 2);
@@ -581,22 +602,22 @@ mod tests {
     #[test]
     fn pages_only_tables_never_use_blocks() {
         let mut t = Stage2Tables::pages_only();
-        t.map_ram(0x4000_0000, 0x5000_0000, 16 * MIB).unwrap();
+        t.map_ram(g(0x4000_0000), h(0x5000_0000), 16 * MIB).unwrap();
         assert!(leaf_levels(&t, 0x4000_0000, 16 * MIB)
             .iter()
             .all(|&l| l == 3));
         assert_eq!(
-            t.translate(0x40ff_f123),
-            Some((0x50ff_f123, MemKind::Normal))
+            t.translate(g(0x40ff_f123)),
+            Some((h(0x50ff_f123), MemKind::Normal))
         );
-        assert_eq!(t.translate(0x4100_0000), None);
+        assert_eq!(t.translate(g(0x4100_0000)), None);
     }
 
     #[test]
     fn gib_aligned_region_uses_1gib_block() {
         let mut t = Stage2Tables::new();
-        t.map_ram(GIB, 2 * GIB, GIB).unwrap();
-        assert_eq!(t.lookup(GIB + 5).unwrap().level, 1);
+        t.map_ram(g(GIB), h(2 * GIB), GIB).unwrap();
+        assert_eq!(t.lookup(g(GIB + 5)).unwrap().level, 1);
         assert_eq!(t.table_pages(), 1);
     }
 
@@ -604,13 +625,13 @@ mod tests {
     fn misaligned_pa_uses_pages() {
         let mut t = Stage2Tables::new();
         // IPA is 2 MiB aligned but the PA is not congruent: only pages are possible.
-        t.map_ram(0x4000_0000, 0x8000_1000, 16 * MIB).unwrap();
+        t.map_ram(g(0x4000_0000), h(0x8000_1000), 16 * MIB).unwrap();
         let levels = leaf_levels(&t, 0x4000_0000, 16 * MIB);
         assert_eq!(levels.len(), 16 * MIB as usize / PAGE as usize);
         assert!(levels.iter().all(|&l| l == 3));
         assert_eq!(
-            t.translate(0x4012_3456),
-            Some((0x8012_4456, MemKind::Normal))
+            t.translate(g(0x4012_3456)),
+            Some((h(0x8012_4456), MemKind::Normal))
         );
     }
 
@@ -618,108 +639,112 @@ mod tests {
     fn unaligned_start_uses_pages_then_blocks() {
         let mut t = Stage2Tables::new();
         // Both sides 4 KiB past a 2 MiB boundary: pages up to the next boundary, blocks after.
-        t.map_ram(0x4000_1000, 0x8000_1000, 4 * MIB).unwrap();
+        t.map_ram(g(0x4000_1000), h(0x8000_1000), 4 * MIB).unwrap();
         let levels = leaf_levels(&t, 0x4000_0000, 6 * MIB);
         let pages = levels.iter().filter(|&&l| l == 3).count();
         let blocks = levels.iter().filter(|&&l| l == 2).count();
         // 511 head pages, 1 block, 1 tail page.
         assert_eq!((pages, blocks), (512, 1));
-        assert_eq!(t.lookup(0x4020_0000).unwrap().level, 2);
+        assert_eq!(t.lookup(g(0x4020_0000)).unwrap().level, 2);
         assert_eq!(
-            t.translate(0x4040_0fff),
-            Some((0x8040_0fff, MemKind::Normal))
+            t.translate(g(0x4040_0fff)),
+            Some((h(0x8040_0fff), MemKind::Normal))
         );
-        assert_eq!(t.translate(0x4040_1000), None);
-        assert_eq!(t.translate(0x4000_0fff), None);
+        assert_eq!(t.translate(g(0x4040_1000)), None);
+        assert_eq!(t.translate(g(0x4000_0fff)), None);
     }
 
     #[test]
     fn overlapping_requests_are_refused() {
         let mut t = Stage2Tables::new();
-        t.map_ram(0x4000_0000, 0x8000_0000, 4 * MIB).unwrap();
+        t.map_ram(g(0x4000_0000), h(0x8000_0000), 4 * MIB).unwrap();
         let pages = t.table_pages();
         // Overlapping the tail, the head, a full duplicate and a device inside RAM.
         assert_eq!(
-            t.map_ram(0x403f_f000, 0x9000_0000, 2 * PAGE),
+            t.map_ram(g(0x403f_f000), h(0x9000_0000), 2 * PAGE),
             Err(MapError::Overlap { at: 0x403f_f000 })
         );
         assert_eq!(
-            t.map_ram(0x3fff_f000, 0x9000_0000, 2 * PAGE),
+            t.map_ram(g(0x3fff_f000), h(0x9000_0000), 2 * PAGE),
             Err(MapError::Overlap { at: 0x4000_0000 })
         );
         assert_eq!(
-            t.map_ram(0x4000_0000, 0x8800_0000, 4 * MIB),
+            t.map_ram(g(0x4000_0000), h(0x8800_0000), 4 * MIB),
             Err(MapError::Overlap { at: 0x4000_0000 })
         );
         assert!(matches!(
-            t.map_device(0x4010_0000, 0x0900_0000, PAGE),
+            t.map_device(g(0x4010_0000), h(0x0900_0000), PAGE),
             Err(MapError::Overlap { .. })
         ));
         // Nothing changed.
         assert_eq!(t.table_pages(), pages);
         // Re-mapping (part of) an existing mapping identically is accepted and a no-op.
-        t.map_ram(0x4010_0000, 0x8010_0000, MIB).unwrap();
+        t.map_ram(g(0x4010_0000), h(0x8010_0000), MIB).unwrap();
         assert_eq!(t.table_pages(), pages);
-        assert_eq!(t.lookup(0x4010_0000).unwrap().level, 2);
+        assert_eq!(t.lookup(g(0x4010_0000)).unwrap().level, 2);
         assert_eq!(
-            t.translate(0x4010_0000),
-            Some((0x8010_0000, MemKind::Normal))
+            t.translate(g(0x4010_0000)),
+            Some((h(0x8010_0000), MemKind::Normal))
         );
-        assert_eq!(t.translate(0x3fff_f000), None);
+        assert_eq!(t.translate(g(0x3fff_f000)), None);
         // Adjacent is fine.
-        t.map_ram(0x4040_0000, 0x9000_0000, PAGE).unwrap();
-        t.map_device(0x3fff_f000, 0x0900_0000, PAGE).unwrap();
+        t.map_ram(g(0x4040_0000), h(0x9000_0000), PAGE).unwrap();
+        t.map_device(g(0x3fff_f000), h(0x0900_0000), PAGE).unwrap();
         assert_eq!(
-            t.translate(0x4040_0000),
-            Some((0x9000_0000, MemKind::Normal))
+            t.translate(g(0x4040_0000)),
+            Some((h(0x9000_0000), MemKind::Normal))
         );
         assert_eq!(
-            t.translate(0x3fff_f000),
-            Some((0x0900_0000, MemKind::Device))
+            t.translate(g(0x3fff_f000)),
+            Some((h(0x0900_0000), MemKind::Device))
         );
     }
 
     #[test]
     fn bad_requests() {
         let mut t = Stage2Tables::new();
-        assert_eq!(t.map_ram(0x4000_0000, 0x8000_0000, 0), Err(MapError::Empty));
+        assert_eq!(
+            t.map_ram(g(0x4000_0000), h(0x8000_0000), 0),
+            Err(MapError::Empty)
+        );
         assert!(matches!(
-            t.map_ram(0x4000_0800, 0x8000_0000, PAGE),
+            t.map_ram(g(0x4000_0800), h(0x8000_0000), PAGE),
             Err(MapError::Misaligned { .. })
         ));
         assert!(matches!(
-            t.map_ram(0x4000_0000, 0x8000_0800, PAGE),
+            t.map_ram(g(0x4000_0000), h(0x8000_0800), PAGE),
             Err(MapError::Misaligned { .. })
         ));
         assert!(matches!(
-            t.map_ram(0x4000_0000, 0x8000_0000, 100),
+            t.map_ram(g(0x4000_0000), h(0x8000_0000), 100),
             Err(MapError::Misaligned { .. })
         ));
         assert!(matches!(
-            t.map_ram(IPA_SPACE - PAGE, 0, 2 * PAGE),
+            t.map_ram(g(IPA_SPACE - PAGE), h(0), 2 * PAGE),
             Err(MapError::OutOfRange { .. })
         ));
         assert!(matches!(
-            t.map_ram(IPA_SPACE, 0, PAGE),
+            t.map_ram(g(IPA_SPACE), h(0), PAGE),
             Err(MapError::OutOfRange { .. })
         ));
         assert!(matches!(
-            t.map_ram(u64::MAX - 0xfff, 0, PAGE),
+            t.map_ram(g(u64::MAX - 0xfff), h(0), PAGE),
             Err(MapError::OutOfRange { .. })
         ));
         assert!(matches!(
-            t.map_ram(0, 1 << 48, PAGE),
+            t.map_ram(g(0), h(1 << 48), PAGE),
             Err(MapError::OutOfRange { .. })
         ));
         assert!(matches!(
-            t.map_ram(0, u64::MAX - 0xfff, 2 * PAGE),
+            t.map_ram(g(0), h(u64::MAX - 0xfff), 2 * PAGE),
             Err(MapError::OutOfRange { .. })
         ));
         // The last page of the IPA space is usable.
-        t.map_ram(IPA_SPACE - PAGE, 0x8000_0000, PAGE).unwrap();
+        t.map_ram(g(IPA_SPACE - PAGE), h(0x8000_0000), PAGE)
+            .unwrap();
         assert_eq!(
-            t.translate(IPA_SPACE - 1),
-            Some((0x8000_0fff, MemKind::Normal))
+            t.translate(g(IPA_SPACE - 1)),
+            Some((h(0x8000_0fff), MemKind::Normal))
         );
     }
 
@@ -727,24 +752,24 @@ mod tests {
     fn two_partitions_with_different_offsets() {
         let mut a = Stage2Tables::new();
         let mut b = Stage2Tables::new();
-        a.map_ram(0x4000_0000, 0x8000_0000, 64 * MIB).unwrap();
-        b.map_ram(0x4000_0000, 0x8400_0000, 64 * MIB).unwrap();
-        b.map_device(0x0900_0000, 0x0904_0000, PAGE).unwrap();
+        a.map_ram(g(0x4000_0000), h(0x8000_0000), 64 * MIB).unwrap();
+        b.map_ram(g(0x4000_0000), h(0x8400_0000), 64 * MIB).unwrap();
+        b.map_device(g(0x0900_0000), h(0x0904_0000), PAGE).unwrap();
         assert_ne!(a.root_address(), b.root_address());
         assert_eq!(
-            a.translate(0x4000_1234),
-            Some((0x8000_1234, MemKind::Normal))
+            a.translate(g(0x4000_1234)),
+            Some((h(0x8000_1234), MemKind::Normal))
         );
         assert_eq!(
-            b.translate(0x4000_1234),
-            Some((0x8400_1234, MemKind::Normal))
+            b.translate(g(0x4000_1234)),
+            Some((h(0x8400_1234), MemKind::Normal))
         );
-        assert_eq!(a.translate(0x0900_0000), None);
+        assert_eq!(a.translate(g(0x0900_0000)), None);
         assert_eq!(
-            b.translate(0x0900_0004),
-            Some((0x0904_0004, MemKind::Device))
+            b.translate(g(0x0900_0004)),
+            Some((h(0x0904_0004), MemKind::Device))
         );
-        assert_eq!(a.translate(0x4400_0000), None);
+        assert_eq!(a.translate(g(0x4400_0000)), None);
     }
 
     #[test]

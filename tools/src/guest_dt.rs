@@ -11,7 +11,10 @@
 //! kernel at the start of RAM; the initrd goes right below the DTB, 4 KiB aligned.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bulkhead_config::{BoardConfig, Irq, IrqKind, MemRange, Partition};
+use bulkhead_config::guest_view::{
+    gicr_size, vcpu_mpidr, DEFAULT_TIMER_PPIS, GICD_SIZE, VUART_SIZE,
+};
+use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, Irq, IrqKind, Partition, VcpuId};
 use vm_fdt::FdtWriter;
 
 const KIB: u64 = 1 << 10;
@@ -29,8 +32,6 @@ pub const INITRD_ALIGN: u64 = 4 * KIB;
 
 /// Frequency of the fixed clock the virtual PL011 refers to (the one QEMU virt describes).
 pub const APB_PCLK_HZ: u32 = 24_000_000;
-/// Size of the virtual PL011's register frame.
-pub const UART_SIZE: u64 = 0x1000;
 
 /// Phandles used in guest device trees.
 pub mod phandle {
@@ -40,10 +41,6 @@ pub mod phandle {
     pub const GIC: u32 = 2;
 }
 
-/// Size of the GICD frame the guest sees.
-pub const GICD_SIZE: u64 = 0x1_0000;
-/// Size of one vCPU's GICR frames (RD_base + SGI_base).
-pub const GICR_STRIDE: u64 = 0x2_0000;
 /// `interrupts` specifier type cells.
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
@@ -71,9 +68,9 @@ const NOT_COPIED: &[&str] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestLayout {
     /// Load address of the DTB (passed to the guest in x0).
-    pub dtb: u64,
-    /// `(start, end)` of the initrd, if the partition has one.
-    pub initrd: Option<(u64, u64)>,
+    pub dtb: GuestPhysAddr,
+    /// Where the initrd goes, if the partition has one.
+    pub initrd: Option<GuestRange>,
 }
 
 /// Places the DTB and initrd in `partition`'s first memory region, refusing if they do not fit
@@ -84,57 +81,48 @@ pub fn layout(
     initrd_len: Option<u64>,
 ) -> Result<GuestLayout> {
     let name = &partition.name;
-    let (dtb, dtb_end) = dtb_slot(partition)?;
+    let slot = dtb_slot(partition)?;
+    let dtb = slot.base;
     let region = partition.memory[0].guest();
-    let image_end = partition
-        .load_address
-        .checked_add(image_len)
-        .ok_or_else(|| {
-            anyhow!("partition {name}: image of {image_len:#x} bytes wraps the address space")
-        })?;
-    let image = MemRange::new(partition.load_address, image_end - partition.load_address);
-    if image.overlaps(&MemRange::new(dtb, dtb_end - dtb)) {
+    if partition.load_address.checked_add(image_len).is_none() {
+        bail!("partition {name}: image of {image_len:#x} bytes wraps the address space");
+    }
+    let image = GuestRange::new(partition.load_address, image_len);
+    if image.overlaps(&slot) {
         bail!(
-            "partition {name}: image at {:#x}..{:#x} overlaps the device tree at {dtb:#x}..{dtb_end:#x} \
+            "partition {name}: image at {image} overlaps the device tree at {slot} \
              (the image must end before the last {} of the first memory region)",
-            image.base,
-            image.end(),
-            size_str(dtb_end - dtb)
+            size_str(slot.size)
         );
     }
     let initrd = match initrd_len {
         None => None,
         Some(len) => {
             let start = dtb
+                .raw()
                 .checked_sub(len)
-                .map(|s| s & !(INITRD_ALIGN - 1))
+                .map(|s| GuestPhysAddr(s).align_down(INITRD_ALIGN))
                 .filter(|&s| s >= region.base)
                 .ok_or_else(|| {
                     anyhow!(
                         "partition {name}: initrd of {} does not fit in the first memory region \
-                         {:#x}..{:#x} below the device tree at {dtb:#x}",
+                         {region} below the device tree at {dtb}",
                         size_str(len),
-                        region.base,
-                        region.end()
                     )
                 })?;
-            let end = start + len;
-            if image.overlaps(&MemRange::new(start, len)) {
-                bail!(
-                    "partition {name}: initrd at {start:#x}..{end:#x} overlaps the image at {:#x}..{:#x}",
-                    image.base,
-                    image.end()
-                );
+            let initrd = GuestRange::new(start, len);
+            if image.overlaps(&initrd) {
+                bail!("partition {name}: initrd at {initrd} overlaps the image at {image}");
             }
-            Some((start, end))
+            Some(initrd)
         }
     };
     Ok(GuestLayout { dtb, initrd })
 }
 
-/// The `(start, end)` guest-physical range reserved for `partition`'s DTB: the largest DTB
-/// [`guest_dtb`] may produce is `end - start` bytes.
-pub fn dtb_slot(partition: &Partition) -> Result<(u64, u64)> {
+/// The guest-physical range reserved for `partition`'s DTB: the largest DTB [`guest_dtb`] may
+/// produce is its size.
+pub fn dtb_slot(partition: &Partition) -> Result<GuestRange> {
     let region = partition
         .memory
         .first()
@@ -153,8 +141,10 @@ pub fn dtb_slot(partition: &Partition) -> Result<(u64, u64)> {
             size_str(space)
         );
     }
-    let end = region.end();
-    Ok((end - space, end))
+    Ok(GuestRange::new(
+        GuestPhysAddr(region.end().raw() - space),
+        space,
+    ))
 }
 
 /// Generates the device tree of partition number `partition` of `config`.
@@ -245,9 +235,9 @@ fn chosen_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     if let Some(base) = p.virtual_uart {
         fdt.property_string("stdout-path", &format!("/{}", uart_node_name(base)))?;
     }
-    if let Some((start, end)) = ctx.layout.initrd {
-        fdt.property_u64("linux,initrd-start", start)?;
-        fdt.property_u64("linux,initrd-end", end)?;
+    if let Some(initrd) = ctx.layout.initrd {
+        fdt.property_u64("linux,initrd-start", initrd.base.raw())?;
+        fdt.property_u64("linux,initrd-end", initrd.end().raw())?;
     }
     fdt.end_node(node)?;
     Ok(())
@@ -257,7 +247,7 @@ fn memory_nodes(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     for region in &ctx.partition.memory {
         let node = fdt.begin_node(&format!("memory@{:x}", region.ipa))?;
         fdt.property_string("device_type", "memory")?;
-        fdt.property_array_u64("reg", &[region.ipa, region.size])?;
+        fdt.property_array_u64("reg", &[region.ipa.raw(), region.size])?;
         fdt.end_node(node)?;
     }
     Ok(())
@@ -268,7 +258,7 @@ fn cpus_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
     for vcpu in 0..ctx.partition.cpus.len() {
-        let id = u32::try_from(vcpu).context("too many vCPUs")?;
+        let id = u32::try_from(vcpu_mpidr(VcpuId(vcpu))).context("too many vCPUs")?;
         let node = fdt.begin_node(&format!("cpu@{id:x}"))?;
         fdt.property_string("device_type", "cpu")?;
         fdt.property_string("compatible", "arm,armv8")?;
@@ -304,17 +294,17 @@ fn clock_node(fdt: &mut FdtWriter, _ctx: &Ctx) -> Result<()> {
 }
 
 /// Name of the virtual PL011's node (a child of the root).
-pub fn uart_node_name(base: u64) -> String {
+pub fn uart_node_name(base: GuestPhysAddr) -> String {
     format!("pl011@{base:x}")
 }
 
-fn uart_node(fdt: &mut FdtWriter, base: u64, intid: u32) -> Result<()> {
+fn uart_node(fdt: &mut FdtWriter, base: GuestPhysAddr, intid: u32) -> Result<()> {
     let node = fdt.begin_node(&uart_node_name(base))?;
     fdt.property_string_list(
         "compatible",
         vec!["arm,pl011".into(), "arm,primecell".into()],
     )?;
-    fdt.property_array_u64("reg", &[base, UART_SIZE])?;
+    fdt.property_array_u64("reg", &[base.raw(), VUART_SIZE])?;
     fdt.property_array_u32(
         "interrupts",
         &irq_cells(&Irq {
@@ -343,19 +333,22 @@ fn irq_cells(irq: &Irq) -> [u32; 3] {
 /// hypervisor emulates both.
 fn gic_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     let gic = &ctx.config.platform.gic;
-    let gicd = gic.distributor.base;
+    let gicd = gic.distributor.base.raw();
     let gicr = gic
         .redistributors
         .first()
         .context("the platform has no GIC redistributor region")?
-        .base;
-    let vcpus = ctx.partition.cpus.len() as u64;
+        .base
+        .raw();
     let node = fdt.begin_node(&format!("intc@{gicd:x}"))?;
     fdt.property_string("compatible", "arm,gic-v3")?;
     fdt.property_null("interrupt-controller")?;
     fdt.property_u32("#interrupt-cells", 3)?;
     fdt.property_u32("#redistributor-regions", 1)?;
-    fdt.property_array_u64("reg", &[gicd, GICD_SIZE, gicr, vcpus * GICR_STRIDE])?;
+    fdt.property_array_u64(
+        "reg",
+        &[gicd, GICD_SIZE, gicr, gicr_size(ctx.partition.cpus.len())],
+    )?;
     fdt.property_phandle(phandle::GIC)?;
     fdt.end_node(node)?;
     Ok(())
@@ -363,9 +356,9 @@ fn gic_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
 
 /// The architected timer with the platform's PPIs (QEMU virt's when the platform names none).
 fn timer_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
-    let default = [13, 14, 11, 10].map(|number| Irq {
+    let default = DEFAULT_TIMER_PPIS.map(|intid| Irq {
         kind: IrqKind::Ppi,
-        number,
+        number: intid - 16,
         flags: 0x104,
     });
     let irqs: &[Irq] = if ctx.config.platform.timer_irqs.is_empty() {
@@ -427,7 +420,11 @@ fn device_node(fdt: &mut FdtWriter, ctx: &Ctx, index: usize) -> Result<()> {
     } else {
         fdt.property_string_list("compatible", device.compatible.clone())?;
     }
-    let reg: Vec<u64> = device.regs.iter().flat_map(|r| [r.base, r.size]).collect();
+    let reg: Vec<u64> = device
+        .regs
+        .iter()
+        .flat_map(|r| [r.base.raw(), r.size])
+        .collect();
     fdt.property_array_u64("reg", &reg)?;
     if !device.irqs.is_empty() {
         let cells: Vec<u32> = device.irqs.iter().flat_map(irq_cells).collect();
@@ -584,29 +581,35 @@ mod tests {
         assert_eq!(
             l,
             GuestLayout {
-                dtb: 0x4000_0000 + 14 * MIB,
+                dtb: GuestPhysAddr(0x4000_0000 + 14 * MIB),
                 initrd: None
             }
         );
         let l = layout(hello, 0x1000, Some(0x1_2345)).unwrap();
         let start = (0x40e0_0000 - 0x1_2345) & !0xfff;
-        assert_eq!(l.initrd, Some((start, start + 0x1_2345)));
+        assert_eq!(
+            l.initrd,
+            Some(GuestRange::new(GuestPhysAddr(start), 0x1_2345))
+        );
         assert_eq!(start % 4096, 0);
-        assert!(start + 0x1_2345 <= l.dtb);
+        assert!(start + 0x1_2345 <= l.dtb.raw());
 
         // A small region: 64 KiB below the end.
         let mut small = hello.clone();
         small.memory[0].size = 4 * MIB;
         assert_eq!(
             layout(&small, 0x1000, None).unwrap().dtb,
-            0x4000_0000 + 4 * MIB - 0x1_0000
+            GuestPhysAddr(0x4000_0000 + 4 * MIB - 0x1_0000)
         );
         // Only the first region counts.
         let linux = &config.partitions[1];
-        assert_eq!(layout(linux, 0, None).unwrap().dtb, 0x4000_0000 + 126 * MIB);
+        assert_eq!(
+            layout(linux, 0, None).unwrap().dtb,
+            GuestPhysAddr(0x4000_0000 + 126 * MIB)
+        );
         assert_eq!(
             dtb_slot(linux).unwrap(),
-            (0x4000_0000 + 126 * MIB, 0x4800_0000)
+            GuestRange::new(GuestPhysAddr(0x4000_0000 + 126 * MIB), 2 * MIB)
         );
     }
 
@@ -727,9 +730,9 @@ mod tests {
     fn guest_dtb_with_initrd_bootargs_and_no_uart() {
         let mut config = sample_config();
         config.partitions[1].memory.push(MemoryRegion {
-            ipa: 0x1_0000_0000,
+            ipa: GuestPhysAddr(0x1_0000_0000),
             size: MIB,
-            pa: 0x6000_0000,
+            pa: bulkhead_config::HostPhysAddr(0x6000_0000),
         });
         let linux = &config.partitions[1];
         let l = layout(linux, 32 * MIB, Some(5000)).unwrap();
@@ -746,7 +749,8 @@ mod tests {
             Some("console=hvc0 earlycon")
         );
         assert!(chosen.property("stdout-path").is_none());
-        let (start, end) = l.initrd.unwrap();
+        let initrd = l.initrd.unwrap();
+        let (start, end) = (initrd.base.raw(), initrd.end().raw());
         assert_eq!(
             be_u64(chosen.property("linux,initrd-start").unwrap().value),
             start
@@ -793,7 +797,7 @@ mod tests {
     fn guest_dtb_refuses_bad_index() {
         let config = sample_config();
         let l = GuestLayout {
-            dtb: 0,
+            dtb: GuestPhysAddr(0),
             initrd: None,
         };
         assert!(guest_dtb(&config, None, 7, &l)

@@ -85,7 +85,7 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
     let _ = writeln!(s);
     let _ = writeln!(s, "partition {} ({})", p.name, p.path);
     for (vcpu, &cpu) in p.cpus.iter().enumerate() {
-        match config.platform.cpus.get(cpu) {
+        match config.platform.cpus.get(cpu.index()) {
             Some(c) => {
                 let _ = writeln!(s, "  vcpu {vcpu:<4} -> {} (mpidr {:#x})", c.path, c.mpidr);
             }

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bulkhead_bundle::{Entry, Kind};
-use bulkhead_config::{BoardConfig, MemRange, Partition};
+use bulkhead_config::{BoardConfig, GuestRange, HostPhysAddr, HostRange, Partition};
 
 use crate::elf;
 use crate::guest_dt::{self, size_str, GuestLayout};
@@ -193,13 +193,13 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
         }
         let layout = guest_dt::layout(p, footprint, blobs.initrd.as_ref().map(|d| d.len() as u64))?;
         let dtb = guest_dt::guest_dtb(config, Some(input.board_dtb), i, &layout)?;
-        let (slot_start, slot_end) = guest_dt::dtb_slot(p)?;
-        if dtb.len() as u64 > slot_end - slot_start {
+        let slot = guest_dt::dtb_slot(p)?;
+        if dtb.len() as u64 > slot.size {
             bail!(
                 "partition {}: its device tree ({} bytes) does not fit the {} reserved for it",
                 p.name,
                 dtb.len(),
-                size_str(slot_end - slot_start)
+                size_str(slot.size)
             );
         }
         images.push(image);
@@ -218,20 +218,20 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
         entries.push(Entry {
             kind: Kind::Image,
             partition,
-            load: p.load_address,
+            load: p.load_address.raw(),
             data: &images[i],
         });
         entries.push(Entry {
             kind: Kind::GuestDtb,
             partition,
-            load: layouts[i].dtb,
+            load: layouts[i].dtb.raw(),
             data: &dtbs[i],
         });
-        if let (Some((start, _)), Some(initrd)) = (layouts[i].initrd, &input.partitions[i].initrd) {
+        if let (Some(slot), Some(initrd)) = (layouts[i].initrd, &input.partitions[i].initrd) {
             entries.push(Entry {
                 kind: Kind::Initrd,
                 partition,
-                load: start,
+                load: slot.base.raw(),
                 data: initrd,
             });
         }
@@ -255,7 +255,7 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
     bytes[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
 
     let mem = config.hypervisor.memory;
-    if !mem.contains_range(&MemRange::new(hv.load_address, total)) {
+    if !mem.contains_range(&HostRange::new(HostPhysAddr(hv.load_address), total)) {
         bail!(
             "the packed image ({}) at {:#x}..{:#x} does not fit the hypervisor's memory {:#x}..{:#x}",
             size_str(total),
@@ -286,7 +286,7 @@ fn prepare_image(p: &Partition, image: &[u8]) -> Result<(Vec<u8>, u64)> {
     let (bytes, footprint) = if elf::is_elf(image) {
         let flat = elf::flatten(image)
             .with_context(|| format!("partition {}: cannot flatten the image", p.name))?;
-        if flat.load_address != p.load_address {
+        if flat.load_address != p.load_address.raw() {
             bail!(
                 "partition {}: the image ELF is linked at {:#x} but the partition loads it at {:#x}",
                 p.name,
@@ -308,7 +308,7 @@ fn prepare_image(p: &Partition, image: &[u8]) -> Result<(Vec<u8>, u64)> {
         };
         (image.to_vec(), declared.max(image.len() as u64))
     };
-    let range = MemRange::new(p.load_address, footprint);
+    let range = GuestRange::new(p.load_address, footprint);
     if !p.memory.iter().any(|r| r.guest().contains_range(&range)) {
         bail!(
             "partition {}: the image ({footprint:#x} bytes at {:#x}) does not fit in one of its memory regions",
@@ -455,7 +455,10 @@ mod tests {
         let initrd = bundle.find(Kind::Initrd, 1).unwrap();
         assert_eq!(initrd.data, &[0x33; 5000][..]);
         assert_eq!(
-            Some((initrd.load, initrd.load + 5000)),
+            Some(GuestRange::new(
+                bulkhead_config::GuestPhysAddr(initrd.load),
+                5000
+            )),
             packed.layouts[1].initrd
         );
         let fdt = fdt::Fdt::new(dtb1.data).unwrap();
@@ -495,7 +498,7 @@ mod tests {
         assert!(err.contains("cannot flatten the hypervisor"), "{err}");
         // Does not fit the hypervisor's memory.
         let mut small = config.clone();
-        small.hypervisor.memory = MemRange::new(0x4000_0000, 0x20_4000);
+        small.hypervisor.memory = HostRange::new(HostPhysAddr(0x4000_0000), 0x20_4000);
         let err = pack_err(&hypervisor(0x1800, 0x2000), &small, blobs());
         assert!(
             err.contains("does not fit the hypervisor's memory"),

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bulkhead_config::{BoardConfig, MemRange};
+use bulkhead_config::{BoardConfig, HostRange};
 
 use crate::board::display_path;
 use crate::build::Built;
@@ -39,7 +39,7 @@ pub fn machine_size(config: &BoardConfig) -> (usize, u64) {
 }
 
 /// Total size of `ram` in MiB, rounded up.
-fn ram_mib(ram: &[MemRange]) -> u64 {
+fn ram_mib(ram: &[HostRange]) -> u64 {
     ram.iter()
         .map(|r| r.size)
         .sum::<u64>()
@@ -274,10 +274,13 @@ mod tests {
     #[test]
     fn ram_is_summed_in_mib() {
         let ram = [
-            MemRange::new(0x4000_0000, 0x4000_0000),
-            MemRange::new(0x1_0000_0000, 0x1000_0000),
+            HostRange::new(bulkhead_config::HostPhysAddr(0x4000_0000), 0x4000_0000),
+            HostRange::new(bulkhead_config::HostPhysAddr(0x1_0000_0000), 0x1000_0000),
         ];
         assert_eq!(ram_mib(&ram), 1024 + 256);
-        assert_eq!(ram_mib(&[MemRange::new(0, 1)]), 1);
+        assert_eq!(
+            ram_mib(&[HostRange::new(bulkhead_config::HostPhysAddr(0), 1)]),
+            1
+        );
     }
 }

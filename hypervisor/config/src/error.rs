@@ -7,7 +7,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use crate::model::MemRange;
+use crate::addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange};
 
 /// A refused board config: the node at fault and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,24 +24,6 @@ impl ConfigError {
             node: node.into(),
             kind,
         }
-    }
-}
-
-/// Which address space an overlap was found in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddressSpace {
-    /// Host-physical addresses (what the memory really is).
-    Host,
-    /// Guest-physical addresses (where the partition sees it).
-    Guest,
-}
-
-impl fmt::Display for AddressSpace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AddressSpace::Host => "host-physical",
-            AddressSpace::Guest => "guest-physical",
-        })
     }
 }
 
@@ -121,22 +103,23 @@ pub enum ErrorKind {
         size: u64,
     },
     /// The hypervisor's own memory is not inside the platform's RAM.
-    HypervisorMemoryOutsideRam { range: MemRange },
+    HypervisorMemoryOutsideRam { range: HostRange },
     /// A partition memory region (host-physical) is not inside the platform's RAM.
-    MemoryOutsideRam { range: MemRange },
+    MemoryOutsideRam { range: HostRange },
     /// A partition memory region overlaps the hypervisor's `memory`.
     MemoryOverlapsHypervisor {
-        range: MemRange,
-        hypervisor: MemRange,
+        range: HostRange,
+        hypervisor: HostRange,
     },
-    /// A partition memory region overlaps another region of the same partition.
-    MemoryOverlapsSelf {
-        range: MemRange,
-        other: MemRange,
-        space: AddressSpace,
+    /// A partition memory region overlaps another region of the same partition, host-physical.
+    MemoryOverlapsSelf { range: HostRange, other: HostRange },
+    /// A partition memory region overlaps another region of the same partition, guest-physical.
+    GuestMemoryOverlapsSelf {
+        range: GuestRange,
+        other: GuestRange,
     },
     /// A partition memory region overlaps memory of another partition (host-physical).
-    MemoryOverlapsPartition { range: MemRange, partition: String },
+    MemoryOverlapsPartition { range: HostRange, partition: String },
     /// A CPU is listed twice in one partition.
     DuplicateCpu { cpu: String },
     /// A CPU is already given to another partition.
@@ -161,36 +144,33 @@ pub enum ErrorKind {
     },
     /// A partition with a DMA-capable passthrough device has memory that is not mapped 1:1.
     PassthroughNeedsIdentityMemory {
-        region: MemRange,
-        pa: u64,
+        region: GuestRange,
+        pa: HostPhysAddr,
         device: String,
     },
     /// A memory region (guest-physical) overlaps the virtual GIC the partition sees.
-    MemoryOverlapsGic { region: MemRange, gic: MemRange },
+    MemoryOverlapsGic { region: GuestRange, gic: GuestRange },
     /// A memory region (guest-physical) overlaps a passthrough device's pages.
-    MemoryOverlapsDevice { region: MemRange, device: String },
+    MemoryOverlapsDevice { region: GuestRange, device: String },
     /// A partition has a virtual UART but the hypervisor has no console to multiplex it onto.
     VirtualUartWithoutConsole,
     /// The virtual UART's page overlaps a memory region of the partition (guest-physical).
-    VirtualUartOverlapsMemory { uart: MemRange, region: MemRange },
+    VirtualUartOverlapsMemory {
+        uart: GuestRange,
+        region: GuestRange,
+    },
     /// The virtual UART's page overlaps a passthrough device of the partition.
-    VirtualUartOverlapsDevice { uart: MemRange, device: String },
+    VirtualUartOverlapsDevice { uart: GuestRange, device: String },
     /// `load-address` or `entry` is not inside the partition's memory (guest-physical).
-    AddressNotInMemory { what: &'static str, addr: u64 },
+    AddressNotInMemory {
+        what: &'static str,
+        addr: GuestPhysAddr,
+    },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "node {}: {}", self.node, self.kind)
-    }
-}
-
-/// Formats a range as `0xBASE..0xEND`.
-struct R(MemRange);
-
-impl fmt::Display for R {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}..{:#x}", self.0.base, self.0.end())
     }
 }
 
@@ -251,27 +231,29 @@ impl fmt::Display for ErrorKind {
                 write!(f, "{what} at {base:#x} with size {size:#x} wraps around the address space")
             }
             HypervisorMemoryOutsideRam { range } => {
-                write!(f, "hypervisor memory {} is not inside the platform's RAM", R(*range))
+                write!(f, "hypervisor memory {} is not inside the platform's RAM", range)
             }
             MemoryOutsideRam { range } => {
-                write!(f, "memory {} is outside the platform's RAM (host-physical)", R(*range))
+                write!(f, "memory {} is outside the platform's RAM (host-physical)", range)
             }
             MemoryOverlapsHypervisor { range, hypervisor } => write!(
                 f,
                 "memory {} overlaps the hypervisor's memory {} (host-physical)",
-                R(*range),
-                R(*hypervisor)
+                range,
+                hypervisor
             ),
-            MemoryOverlapsSelf { range, other, space } => write!(
+            MemoryOverlapsSelf { range, other } => write!(
                 f,
-                "memory {} overlaps {} of the same partition ({space})",
-                R(*range),
-                R(*other)
+                "memory {range} overlaps {other} of the same partition (host-physical)"
+            ),
+            GuestMemoryOverlapsSelf { range, other } => write!(
+                f,
+                "memory {range} overlaps {other} of the same partition (guest-physical)"
             ),
             MemoryOverlapsPartition { range, partition } => write!(
                 f,
                 "memory {} overlaps partition {partition} (host-physical)",
-                R(*range)
+                range
             ),
             DuplicateCpu { cpu } => write!(f, "cpu {cpu} is listed twice"),
             CpuInTwoPartitions { cpu, partition } => {
@@ -302,18 +284,18 @@ impl fmt::Display for ErrorKind {
                 "memory {} is mapped from host-physical {pa:#x}, but DMA-capable device {device} \
                  is passed through: it DMAs to host-physical addresses and there is no IOMMU, so \
                  the partition needs memory with guest-physical = host-physical addresses",
-                R(*region)
+                region
             ),
             MemoryOverlapsGic { region, gic } => write!(
                 f,
                 "memory {} (guest-physical) overlaps the partition's virtual GIC at {}",
-                R(*region),
-                R(*gic)
+                region,
+                gic
             ),
             MemoryOverlapsDevice { region, device } => write!(
                 f,
                 "memory {} (guest-physical) overlaps passthrough device {device}",
-                R(*region)
+                region
             ),
             VirtualUartWithoutConsole => f.write_str(
                 "virtual-uart needs a console: the /hypervisor node has no `console` to carry it",
@@ -321,11 +303,11 @@ impl fmt::Display for ErrorKind {
             VirtualUartOverlapsMemory { uart, region } => write!(
                 f,
                 "virtual-uart {} overlaps memory {} (guest-physical)",
-                R(*uart),
-                R(*region)
+                uart,
+                region
             ),
             VirtualUartOverlapsDevice { uart, device } => {
-                write!(f, "virtual-uart {} overlaps device {device}", R(*uart))
+                write!(f, "virtual-uart {} overlaps device {device}", uart)
             }
             AddressNotInMemory { what, addr } => {
                 write!(f, "{what} {addr:#x} is not inside the partition's memory (guest-physical)")

@@ -4,31 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// A contiguous range of physical (or guest-physical) addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemRange {
-    pub base: u64,
-    pub size: u64,
-}
-
-impl MemRange {
-    pub const fn new(base: u64, size: u64) -> Self {
-        Self { base, size }
-    }
-    /// One past the last address (saturating, so a range at the top of the space is safe).
-    pub const fn end(&self) -> u64 {
-        self.base.saturating_add(self.size)
-    }
-    pub const fn overlaps(&self, other: &MemRange) -> bool {
-        self.base < other.end() && other.base < self.end()
-    }
-    pub const fn contains_range(&self, other: &MemRange) -> bool {
-        other.base >= self.base && other.end() <= self.end()
-    }
-    pub const fn contains(&self, addr: u64) -> bool {
-        addr >= self.base && addr < self.end()
-    }
-}
+use crate::addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId};
 
 /// How the platform firmware's PSCI is reached (`/psci` `method`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +70,7 @@ pub struct Device {
     pub phandle: Option<u32>,
     pub compatible: Vec<String>,
     /// MMIO ranges, translated to CPU physical addresses.
-    pub regs: Vec<MemRange>,
+    pub regs: Vec<HostRange>,
     pub irqs: Vec<Irq>,
     /// Whether the device masters DMA (its node says `dma-coherent` or has `iommus`).
     pub dma: bool,
@@ -103,16 +79,16 @@ pub struct Device {
 /// The GICv3 of the platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gic {
-    pub distributor: MemRange,
+    pub distributor: HostRange,
     /// Redistributor regions (one or more), each holding 128 KiB frames, one per CPU.
-    pub redistributors: Vec<MemRange>,
+    pub redistributors: Vec<HostRange>,
 }
 
 /// The hardware of the board, as its platform device tree describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
     /// `/memory` ranges.
-    pub ram: Vec<MemRange>,
+    pub ram: Vec<HostRange>,
     pub cpus: Vec<Cpu>,
     pub gic: Gic,
     pub psci: PsciConduit,
@@ -126,7 +102,7 @@ pub struct Platform {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HypervisorConfig {
     /// RAM the hypervisor image, heap and stacks live in (`memory`).
-    pub memory: MemRange,
+    pub memory: HostRange,
     /// Index into `Platform::devices` of the console UART (`console` phandle). Without one the
     /// hypervisor prints only boot errors (on `/chosen` `stdout-path`), and partitions can have
     /// no virtual UART; a partition may then own the UART as a passthrough device.
@@ -140,17 +116,24 @@ pub struct HypervisorConfig {
 /// One guest memory region: guest-physical base, size and the host-physical memory behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryRegion {
-    pub ipa: u64,
+    pub ipa: GuestPhysAddr,
     pub size: u64,
-    pub pa: u64,
+    pub pa: HostPhysAddr,
 }
 
 impl MemoryRegion {
-    pub const fn guest(&self) -> MemRange {
-        MemRange::new(self.ipa, self.size)
+    /// Where the partition sees the region.
+    pub fn guest(&self) -> GuestRange {
+        GuestRange::new(self.ipa, self.size)
     }
-    pub const fn host(&self) -> MemRange {
-        MemRange::new(self.pa, self.size)
+    /// Where the region really is.
+    pub fn host(&self) -> HostRange {
+        HostRange::new(self.pa, self.size)
+    }
+    /// The host-physical address behind guest-physical `ipa`, if the region holds it.
+    pub fn host_address(&self, ipa: GuestPhysAddr) -> Option<HostPhysAddr> {
+        let offset = self.guest().offset_of(ipa)?;
+        self.pa.checked_add(offset)
     }
 }
 
@@ -161,19 +144,19 @@ pub struct Partition {
     pub name: String,
     /// Full node path, e.g. `/hypervisor/hello-a`.
     pub path: String,
-    /// Indices into `Platform::cpus`; vCPU n runs on `cpus[n]`.
-    pub cpus: Vec<usize>,
+    /// Physical CPUs; vCPU n runs on `cpus[n]`.
+    pub cpus: Vec<PcpuId>,
     pub memory: Vec<MemoryRegion>,
     /// Indices into `Platform::devices` of passthrough devices.
     pub devices: Vec<usize>,
     /// Guest-physical base of the virtual PL011, if the partition has one.
-    pub virtual_uart: Option<u64>,
+    pub virtual_uart: Option<GuestPhysAddr>,
     /// The `image` string: a guest crate name under `partitions/` or a file path.
     pub image: String,
     /// Guest-physical address the image is loaded at (default: first memory region's base).
-    pub load_address: u64,
+    pub load_address: GuestPhysAddr,
     /// Guest-physical entry point (default: the load address).
-    pub entry: u64,
+    pub entry: GuestPhysAddr,
     /// Optional initrd (`initrd` string), kernel command line (`bootargs`).
     pub initrd: Option<String>,
     pub bootargs: Option<String>,
@@ -202,10 +185,10 @@ impl BoardConfig {
             .map_or(DEFAULT_VIRTUAL_UART_INTID, Irq::intid)
     }
 
-    /// INTIDs of the SPIs partition `index` owns: its passthrough devices' SPIs and, if it has a
+    /// INTIDs of the SPIs `partition` owns: its passthrough devices' SPIs and, if it has a
     /// virtual UART, that UART's interrupt. Sorted, without duplicates.
-    pub fn partition_spis(&self, index: usize) -> Vec<u32> {
-        let Some(p) = self.partitions.get(index) else {
+    pub fn partition_spis(&self, partition: PartitionId) -> Vec<u32> {
+        let Some(p) = self.partitions.get(partition.index()) else {
             return Vec::new();
         };
         let mut spis: Vec<u32> = p

@@ -10,14 +10,10 @@
 use alloc::format;
 use alloc::string::String;
 
-use crate::error::{AddressSpace, ConfigError, ErrorKind};
-use crate::model::{BoardConfig, Device, MemRange, Partition};
-
-/// Granule of stage-2 mappings: every base and size must be a multiple of it.
-pub const PAGE_SIZE: u64 = 4096;
-
-/// Size of the emulated PL011 window (`virtual-uart`).
-pub const VIRTUAL_UART_SIZE: u64 = PAGE_SIZE;
+use crate::addr::{GuestRange, HostRange};
+use crate::error::{ConfigError, ErrorKind};
+use crate::guest_view::{gicr_size, GICD_SIZE, PAGE_SIZE, VUART_SIZE};
+use crate::model::{BoardConfig, Device, Partition};
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -38,7 +34,7 @@ fn validate_hypervisor(c: &BoardConfig) -> Result {
     let err = |kind| Err(ConfigError::new("/hypervisor", kind));
     let m = c.hypervisor.memory;
     if let Some(kind) = range_problem(
-        m.base,
+        m.base.raw(),
         m.size,
         "hypervisor memory",
         "hypervisor memory base",
@@ -89,18 +85,13 @@ fn range_problem(
     }
 }
 
-fn in_ram(c: &BoardConfig, r: &MemRange) -> bool {
+fn in_ram(c: &BoardConfig, r: &HostRange) -> bool {
     c.platform.ram.iter().any(|ram| ram.contains_range(r))
 }
 
-/// The range rounded out to whole pages.
-fn pages(r: &MemRange) -> MemRange {
-    let base = r.base & !(PAGE_SIZE - 1);
-    let end = r
-        .end()
-        .checked_add(PAGE_SIZE - 1)
-        .map_or(!(PAGE_SIZE - 1), |e| e & !(PAGE_SIZE - 1));
-    MemRange::new(base, end.saturating_sub(base))
+/// The range rounded out to whole pages: what mapping it exposes.
+fn pages(r: &HostRange) -> HostRange {
+    r.pages(PAGE_SIZE)
 }
 
 /// The INTID of an interrupt, without overflow.
@@ -149,12 +140,13 @@ impl Check<'_> {
     fn guest_layout(&self) -> Result {
         let p = self.p;
         let gic = &self.c.platform.gic;
-        let vcpus = p.cpus.len() as u64;
-        let gic_windows = core::iter::once(MemRange::new(gic.distributor.base, 0x1_0000)).chain(
-            gic.redistributors
-                .first()
-                .map(|r| MemRange::new(r.base, vcpus * 0x2_0000)),
-        );
+        // The virtual GIC appears where the platform's is.
+        let gic_windows =
+            core::iter::once(GuestRange::new(gic.distributor.base.identity(), GICD_SIZE)).chain(
+                gic.redistributors
+                    .first()
+                    .map(|r| GuestRange::new(r.base.identity(), gicr_size(p.cpus.len()))),
+            );
         for window in gic_windows {
             if let Some(m) = p.memory.iter().find(|m| m.guest().overlaps(&window)) {
                 return self.fail(ErrorKind::MemoryOverlapsGic {
@@ -165,14 +157,22 @@ impl Check<'_> {
         }
         for dev in p.devices.iter().filter_map(|&d| self.device(d)) {
             for m in &p.memory {
-                if dev.regs.iter().any(|r| pages(r).overlaps(&m.guest())) {
+                if dev
+                    .regs
+                    .iter()
+                    .any(|r| pages(r).identity().overlaps(&m.guest()))
+                {
                     return self.fail(ErrorKind::MemoryOverlapsDevice {
                         region: m.guest(),
                         device: dev.path.clone(),
                     });
                 }
             }
-            if let Some(m) = p.memory.iter().find(|m| dev.dma && m.ipa != m.pa) {
+            if let Some(m) = p
+                .memory
+                .iter()
+                .find(|m| dev.dma && m.pa.identity() != m.ipa)
+            {
                 return self.fail(ErrorKind::PassthroughNeedsIdentityMemory {
                     region: m.guest(),
                     pa: m.pa,
@@ -189,10 +189,10 @@ impl Check<'_> {
             return self.fail(ErrorKind::NoCpus);
         }
         for (k, &cpu) in p.cpus.iter().enumerate() {
-            let Some(info) = self.c.platform.cpus.get(cpu) else {
+            let Some(info) = self.c.platform.cpus.get(cpu.index()) else {
                 return self.fail(ErrorKind::IndexOutOfRange {
                     what: "cpu",
-                    index: cpu,
+                    index: cpu.index(),
                 });
             };
             if p.cpus.get(..k).unwrap_or_default().contains(&cpu) {
@@ -218,7 +218,7 @@ impl Check<'_> {
         let hv = self.c.hypervisor.memory;
         for (k, region) in p.memory.iter().enumerate() {
             let problem = range_problem(
-                region.ipa,
+                region.ipa.raw(),
                 region.size,
                 "memory region",
                 "memory guest-physical base",
@@ -226,7 +226,7 @@ impl Check<'_> {
             )
             .or_else(|| {
                 range_problem(
-                    region.pa,
+                    region.pa.raw(),
                     region.size,
                     "memory region",
                     "memory host-physical base",
@@ -251,14 +251,12 @@ impl Check<'_> {
                     return self.fail(ErrorKind::MemoryOverlapsSelf {
                         range: host,
                         other: other.host(),
-                        space: AddressSpace::Host,
                     });
                 }
                 if region.guest().overlaps(&other.guest()) {
-                    return self.fail(ErrorKind::MemoryOverlapsSelf {
+                    return self.fail(ErrorKind::GuestMemoryOverlapsSelf {
                         range: region.guest(),
                         other: other.guest(),
-                        space: AddressSpace::Guest,
                     });
                 }
             }
@@ -369,15 +367,15 @@ impl Check<'_> {
             return self.fail(ErrorKind::VirtualUartWithoutConsole);
         }
         if let Some(kind) = range_problem(
-            base,
-            VIRTUAL_UART_SIZE,
+            base.raw(),
+            VUART_SIZE,
             "virtual-uart",
             "virtual-uart base",
             "virtual-uart size",
         ) {
             return self.fail(kind);
         }
-        let uart = MemRange::new(base, VIRTUAL_UART_SIZE);
+        let uart = GuestRange::new(base, VUART_SIZE);
         if let Some(region) = p.memory.iter().find(|m| m.guest().overlaps(&uart)) {
             return self.fail(ErrorKind::VirtualUartOverlapsMemory {
                 uart,
@@ -385,7 +383,7 @@ impl Check<'_> {
             });
         }
         for dev in p.devices.iter().filter_map(|&d| self.device(d)) {
-            if dev.regs.iter().any(|r| pages(r).overlaps(&uart)) {
+            if dev.regs.iter().any(|r| pages(r).identity().overlaps(&uart)) {
                 let device: String = dev.path.clone();
                 return self.fail(ErrorKind::VirtualUartOverlapsDevice { uart, device });
             }

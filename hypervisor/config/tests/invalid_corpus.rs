@@ -66,7 +66,7 @@ fn trespass_config_loads() {
     let names: Vec<_> = c.partitions.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["hello-a", "trespasser"]);
     assert_eq!(c.partitions[1].image, "trespasser");
-    assert_eq!(c.platform.cpus[c.partitions[1].cpus[0]].mpidr, 1);
+    assert_eq!(c.platform.cpus[c.partitions[1].cpus[0].index()].mpidr, 1);
 }
 
 #[test]

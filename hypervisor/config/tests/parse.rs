@@ -3,7 +3,14 @@
 
 mod common;
 
-use bulkhead_config::{ErrorKind, Irq, IrqKind, LogLevel, MemRange, MemoryRegion, PsciConduit};
+use bulkhead_config::{
+    ErrorKind, GuestPhysAddr, HostPhysAddr, HostRange, Irq, IrqKind, LogLevel, MemoryRegion,
+    PsciConduit,
+};
+
+fn host(base: u64, size: u64) -> HostRange {
+    HostRange::new(HostPhysAddr(base), size)
+}
 use common::*;
 
 #[test]
@@ -32,16 +39,13 @@ fn valid_config_parses_every_field() {
 
     let c = b.load().unwrap_or_else(|e| panic!("{e}"));
     let p = &c.platform;
-    assert_eq!(p.ram, [MemRange::new(0x4000_0000, 0x4000_0000)]);
+    assert_eq!(p.ram, [host(0x4000_0000, 0x4000_0000)]);
     assert_eq!(p.cpus.len(), 4);
     assert_eq!(p.cpus[2].path, "/cpus/cpu@2");
     assert_eq!(p.cpus[2].mpidr, 2);
     assert_eq!(p.cpus[2].phandle, Some(CPU2));
-    assert_eq!(p.gic.distributor, MemRange::new(0x0800_0000, 0x1_0000));
-    assert_eq!(
-        p.gic.redistributors,
-        [MemRange::new(0x080a_0000, 0xf6_0000)]
-    );
+    assert_eq!(p.gic.distributor, host(0x0800_0000, 0x1_0000));
+    assert_eq!(p.gic.redistributors, [host(0x080a_0000, 0xf6_0000)]);
     assert_eq!(p.psci, PsciConduit::Hvc);
     assert_eq!(p.timer_irqs.len(), 4);
     assert_eq!(
@@ -58,14 +62,13 @@ fn valid_config_parses_every_field() {
     assert_eq!(console.path, "/pl011@9000000");
     assert_eq!(console.compatible, ["arm,pl011", "arm,primecell"]);
     assert_eq!(console.irqs[0].intid(), 33);
-    assert_eq!(c.hypervisor.memory, MemRange::new(0x4000_0000, 64 * MIB));
+    assert_eq!(c.hypervisor.memory, host(0x4000_0000, 64 * MIB));
     assert_eq!(c.hypervisor.log_level, LogLevel::Debug);
     // The GIC and its ITS are platform devices too (so they can be refused as passthrough).
     assert!(p
         .devices
         .iter()
-        .any(|d| d.path == "/intc@8000000/its@8080000"
-            && d.regs == [MemRange::new(0x0808_0000, 0x2_0000)]));
+        .any(|d| d.path == "/intc@8000000/its@8080000" && d.regs == [host(0x0808_0000, 0x2_0000)]));
     // Nodes without `reg` are not devices.
     assert!(!p
         .devices
@@ -77,21 +80,24 @@ fn valid_config_parses_every_field() {
     assert_eq!(a.name, "a");
     assert_eq!(a.path, "/hypervisor/a");
     assert_eq!(
-        a.cpus.iter().map(|&i| p.cpus[i].mpidr).collect::<Vec<_>>(),
+        a.cpus
+            .iter()
+            .map(|&i| p.cpus[i.index()].mpidr)
+            .collect::<Vec<_>>(),
         [2, 0]
     );
     assert_eq!(
         a.memory,
         [
             MemoryRegion {
-                ipa: 0x4000_0000,
+                ipa: GuestPhysAddr(0x4000_0000),
                 size: 16 * MIB,
-                pa: 0x4800_0000
+                pa: HostPhysAddr(0x4800_0000)
             },
             MemoryRegion {
-                ipa: 0x6000_0000,
+                ipa: GuestPhysAddr(0x6000_0000),
                 size: MIB,
-                pa: 0x4a00_0000
+                pa: HostPhysAddr(0x4a00_0000)
             },
         ]
     );
@@ -99,7 +105,7 @@ fn valid_config_parses_every_field() {
     assert_eq!(devs[0].path, "/dev@a000000");
     assert_eq!(devs[0].phandle, Some(dev(0)));
     assert_eq!(devs[0].compatible, ["test,dev"]);
-    assert_eq!(devs[0].regs, [MemRange::new(0x0a00_0000, 0x1000)]);
+    assert_eq!(devs[0].regs, [host(0x0a00_0000, 0x1000)]);
     assert_eq!(
         devs[0].irqs,
         [Irq {
@@ -110,12 +116,12 @@ fn valid_config_parses_every_field() {
     );
     // Nested under a simple-bus: `reg` translated through `ranges`.
     assert_eq!(devs[1].path, "/bus@c000000/nested@1000");
-    assert_eq!(devs[1].regs, [MemRange::new(0x0c00_1000, 0x1000)]);
+    assert_eq!(devs[1].regs, [host(0x0c00_1000, 0x1000)]);
     assert_eq!(devs[1].irqs[0].intid(), 72);
-    assert_eq!(a.virtual_uart, Some(0x0900_0000));
+    assert_eq!(a.virtual_uart, Some(GuestPhysAddr(0x0900_0000)));
     assert_eq!(a.image, "hello");
-    assert_eq!(a.load_address, 0x4008_0000);
-    assert_eq!(a.entry, 0x4008_1000);
+    assert_eq!(a.load_address, GuestPhysAddr(0x4008_0000));
+    assert_eq!(a.entry, GuestPhysAddr(0x4008_1000));
     assert_eq!(a.initrd.as_deref(), Some("rootfs.cpio"));
     assert_eq!(a.bootargs.as_deref(), Some("console=ttyAMA0"));
 
@@ -133,7 +139,8 @@ fn defaults() {
     assert_eq!(c.platform.psci, PsciConduit::Smc);
     let a = &c.partitions[0];
     assert_eq!(
-        a.load_address, 0x4000_0000,
+        a.load_address,
+        GuestPhysAddr(0x4000_0000),
         "load-address defaults to the first region's base"
     );
     assert_eq!(a.entry, a.load_address, "entry defaults to load-address");

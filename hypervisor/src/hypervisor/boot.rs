@@ -152,7 +152,7 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         .and_then(|i| config.platform.devices.get(i));
     if let Some(uart_base) = console
         .and_then(|c| c.regs.first())
-        .map(|r| r.base as usize)
+        .map(|r| r.base.raw() as usize)
     {
         let names: Vec<String> = config.partitions.iter().map(|p| p.name.clone()).collect();
         // SAFETY: the console UART is reserved for the hypervisor by the board config (no
@@ -174,21 +174,18 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     };
 
     // The hypervisor's own footprint must lie inside its configured memory.
-    let image = bulkhead_config::MemRange::new(
-        boot::image_start() as u64,
+    let image = bulkhead_config::HostRange::new(
+        bulkhead_config::HostPhysAddr(boot::image_start() as u64),
         (boot::bundle_address() - boot::image_start()) as u64 + bundle_len(&bundle),
     );
     if !config.hypervisor.memory.contains_range(&image) {
         refuse(format_args!(
-            "node /hypervisor: the hypervisor image and bundle ({:#x}..{:#x}) do not fit in its memory ({:#x}..{:#x})",
-            image.base,
-            image.end(),
-            config.hypervisor.memory.base,
-            config.hypervisor.memory.end()
+            "node /hypervisor: the hypervisor image and bundle ({}) do not fit in its memory ({})",
+            image, config.hypervisor.memory
         ));
     }
 
-    grow_heap(image.end(), config.hypervisor.memory.end());
+    grow_heap(image.end().raw(), config.hypervisor.memory.end().raw());
 
     let Some(primary) = config
         .platform
@@ -213,8 +210,8 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     // SAFETY: the GIC registers were just mapped as device memory and only this driver uses them.
     unsafe {
         gic::init(
-            config.platform.gic.distributor.base as usize,
-            config.platform.gic.redistributors[0].base as usize,
+            config.platform.gic.distributor.base.raw() as usize,
+            config.platform.gic.redistributors[0].base.raw() as usize,
             config.platform.cpus.len(),
             primary,
         )
@@ -246,7 +243,7 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     let console_irq = console.and_then(|c| c.irqs.first()).map(|i| i.intid());
     let mut spi_owner = alloc::vec![None; 1020];
     for p in &partitions {
-        for spi in config.partition_spis(p.index) {
+        for spi in config.partition_spis(bulkhead_config::PartitionId(p.index)) {
             if Some(spi) != p.vgic.vuart_intid {
                 if let Some(slot) = spi_owner.get_mut(spi as usize) {
                     *slot = Some(p.index);
@@ -350,8 +347,8 @@ fn install_hypervisor_map(config: &BoardConfig) {
             .chain(core::iter::once(&config.platform.gic.distributor))
             .chain(config.platform.gic.redistributors.iter())
         {
-            let base = r.base & !0xfff;
-            map.map_device(base, (r.end() - base).div_ceil(0x1000) * 0x1000)?;
+            let pages = r.pages(bulkhead_config::guest_view::PAGE_SIZE);
+            map.map_device(pages.base, pages.size)?;
         }
         Ok::<(), aarch64_paging::MapError>(())
     })();

@@ -14,7 +14,7 @@
 
 use alloc::string::String;
 
-use bulkhead_config::{BoardConfig, IrqKind, MemRange};
+use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, IrqKind, PartitionId};
 
 use super::partition::{PartitionRt, State};
 use crate::arch::aarch64::{cpu, gic, gich};
@@ -33,8 +33,8 @@ const DEFAULT_PRIORITY: u8 = 0xa0;
 /// A partition's virtual GIC.
 pub struct Vgic {
     /// Guest-physical GICD page and GICR region.
-    pub gicd: MemRange,
-    pub gicr: MemRange,
+    pub gicd: GuestRange,
+    pub gicr: GuestRange,
     pub dist: spin::Mutex<VirtualDistributor>,
     pub redist: spin::Mutex<RedistributorRegion>,
     /// The virtual UART's INTID, if the partition has one.
@@ -46,7 +46,7 @@ impl Vgic {
     pub fn new(config: &BoardConfig, index: usize) -> Result<Self, String> {
         let p = &config.partitions[index];
         let vcpus = p.cpus.len();
-        let spis = config.partition_spis(index);
+        let spis = config.partition_spis(PartitionId(index));
         let dist = VirtualDistributor::new(&spis, vcpus, crate::vgic::MAX_SPI_INTID)
             .map_err(|e| alloc::format!("virtual GIC: {e:?}"))?;
         let redist =
@@ -56,10 +56,10 @@ impl Vgic {
             .gic
             .redistributors
             .first()
-            .map_or(0, |r| r.base);
+            .map_or(GuestPhysAddr(0), |r| r.base.identity());
         Ok(Self {
-            gicd: MemRange::new(config.platform.gic.distributor.base, GICD_SIZE),
-            gicr: MemRange::new(gicr_base, redist.size()),
+            gicd: GuestRange::new(config.platform.gic.distributor.base.identity(), GICD_SIZE),
+            gicr: GuestRange::new(gicr_base, redist.size()),
             dist: spin::Mutex::new(dist),
             redist: spin::Mutex::new(redist),
             vuart_intid: p.virtual_uart.map(|_| config.virtual_uart_intid()),
@@ -86,7 +86,7 @@ pub fn reset_passthrough(config: &BoardConfig, p: &PartitionRt) {
 
 /// Disables partition `p`'s passthrough SPIs (when it stops).
 pub fn disable_passthrough(config: &BoardConfig, p: &PartitionRt) {
-    for spi in config.partition_spis(p.index) {
+    for spi in config.partition_spis(PartitionId(p.index)) {
         if Some(spi) != p.vgic.vuart_intid {
             gic::set_enabled(spi, 0, false);
         }
@@ -112,8 +112,8 @@ pub type Access = Result<Option<u64>, String>;
 /// Emulates a guest access to its GICD or GICR, if `ipa` is in one of them.
 pub fn mmio(p: &PartitionRt, ipa: u64, size: u8, write: Option<u64>) -> Option<Access> {
     let vgic = &p.vgic;
-    if vgic.gicd.contains(ipa) {
-        let offset = ipa - vgic.gicd.base;
+    let ipa = GuestPhysAddr(ipa);
+    if let Some(offset) = vgic.gicd.offset_of(ipa) {
         let result = match write {
             None => vgic.dist.lock().read(offset, size).map(Some),
             Some(value) => {
@@ -129,8 +129,7 @@ pub fn mmio(p: &PartitionRt, ipa: u64, size: u8, write: Option<u64>) -> Option<A
         };
         return Some(access_result(result, "GICD", offset));
     }
-    if vgic.gicr.contains(ipa) {
-        let offset = ipa - vgic.gicr.base;
+    if let Some(offset) = vgic.gicr.offset_of(ipa) {
         let result = match write {
             None => vgic.redist.lock().read(offset, size).map(Some),
             Some(value) => {

@@ -101,10 +101,9 @@ impl PartitionRt {
         }
         for &d in &p.devices {
             for reg in &config.platform.devices[d].regs {
-                let base = reg.base & !0xfff;
-                let size = (reg.end() - base).div_ceil(0x1000) * 0x1000;
+                let pages = reg.pages(bulkhead_config::guest_view::PAGE_SIZE);
                 stage2
-                    .map_device(base, base, size)
+                    .map_device(pages.base.identity(), pages.base, pages.size)
                     .map_err(|e| SetupError::Map(alloc::format!("stage-2 tables: {e:?}")))?;
             }
         }
@@ -113,8 +112,8 @@ impl PartitionRt {
             .iter()
             .enumerate()
             .map(|(n, &cpu)| Vcpu {
-                pcpu: cpu,
-                pcpu_mpidr: config.platform.cpus[cpu].mpidr,
+                pcpu: cpu.index(),
+                pcpu_mpidr: config.platform.cpus[cpu.index()].mpidr,
                 power: Mutex::new(VcpuPowerState {
                     power: if n == 0 {
                         VcpuPower::OnPending
@@ -161,16 +160,18 @@ impl PartitionRt {
                 load: entry.load,
                 len,
             };
-            let region = self
+            let blob = bulkhead_config::GuestRange::new(
+                bulkhead_config::GuestPhysAddr(entry.load),
+                len as u64,
+            );
+            let pa = self
                 .config
                 .memory
                 .iter()
-                .find(|r| {
-                    r.guest()
-                        .contains_range(&bulkhead_config::MemRange::new(entry.load, len as u64))
-                })
-                .ok_or(outside)?;
-            let pa = region.pa + (entry.load - region.ipa);
+                .find(|r| r.guest().contains_range(&blob))
+                .and_then(|r| r.host_address(blob.base))
+                .ok_or(outside)?
+                .raw();
             // SAFETY: `pa..pa + len` lies inside one of this partition's memory regions, which
             // validation placed in RAM outside the hypervisor's own memory, and which the
             // hypervisor identity-maps. The partition is not running, so nothing else uses it.
@@ -186,7 +187,7 @@ impl PartitionRt {
             *power = if n == 0 {
                 VcpuPowerState {
                     power: VcpuPower::OnPending,
-                    start: Some((self.config.entry, self.dtb.unwrap_or(0))),
+                    start: Some((self.config.entry.raw(), self.dtb.unwrap_or(0))),
                 }
             } else {
                 VcpuPowerState {
@@ -241,7 +242,7 @@ impl PartitionRt {
 
     /// The partition's virtual UART base, if it has one.
     pub fn vuart_base(&self) -> Option<u64> {
-        self.config.virtual_uart
+        self.config.virtual_uart.map(|a| a.raw())
     }
 }
 

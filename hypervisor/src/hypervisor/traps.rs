@@ -253,7 +253,12 @@ fn psci_call(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Result<Resu
                 frame.x[0] = smccc::psci::error::INVALID_PARAMETERS as u64;
                 return Ok(Resume::Guest);
             };
-            if !p.config.memory.iter().any(|m| m.guest().contains(entry)) {
+            if !p
+                .config
+                .memory
+                .iter()
+                .any(|m| m.guest().contains(bulkhead_config::GuestPhysAddr(entry)))
+            {
                 frame.x[0] = smccc::psci::error::INVALID_ADDRESS as u64;
                 return Ok(Resume::Guest);
             }

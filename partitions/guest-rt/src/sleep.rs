@@ -16,12 +16,10 @@ use tock_registers::registers::ReadWrite;
 use crate::cpu::counter_ticks;
 use crate::dt::GuestDt;
 
-/// The EL1 virtual timer's interrupt.
-const VTIMER_INTID: u32 = 27;
+use bulkhead_config::guest_view::{GICR_STRIDE, VTIMER_PPI as VTIMER_INTID};
+
 /// INTIDs from here up are special (no interrupt pending).
 const SPECIAL_INTID: u32 = 1020;
-/// Distance between two vCPUs' redistributors (RD_base + SGI_base frames).
-const GICR_STRIDE: usize = 0x2_0000;
 
 register_bitfields! {u32,
     GICD_CTLR [
@@ -58,7 +56,7 @@ pub fn init(dt: &GuestDt) {
     let Some((gicd, gicr)) = dt.gic_v3() else {
         return;
     };
-    let gicr = gicr + crate::cpu::vcpu_id() * GICR_STRIDE;
+    let gicr = gicr + crate::cpu::vcpu_id() * GICR_STRIDE as usize;
     // SAFETY: the device tree names these as the GIC distributor and this vCPU's redistributor;
     // the MMU is off, so their guest-physical addresses are used directly, and nothing else in
     // this guest touches them.

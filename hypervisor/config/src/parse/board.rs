@@ -5,10 +5,11 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::addr::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId};
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::{
-    BoardConfig, Cpu, Device, Gic, HypervisorConfig, LogLevel, MemRange, MemoryRegion, Partition,
-    Platform, PsciConduit,
+    BoardConfig, Cpu, Device, Gic, HypervisorConfig, LogLevel, MemoryRegion, Partition, Platform,
+    PsciConduit,
 };
 
 use super::tree::{combine, Tree};
@@ -58,7 +59,10 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
                 let regs = t
                     .raw_reg(c)?
                     .ok_or_else(|| t.err(c, ErrorKind::MissingProperty("reg")))?;
-                ram.extend(regs.into_iter().map(|(b, s)| MemRange::new(b, s)));
+                ram.extend(
+                    regs.into_iter()
+                        .map(|(b, s)| HostRange::new(HostPhysAddr(b), s)),
+                );
             }
         }
         if ram.is_empty() {
@@ -316,8 +320,8 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         let memory = t
             .fixed_cells(h, "memory", 4, "4 cells (2 address, 2 size)")?
             .ok_or_else(|| t.err(h, ErrorKind::MissingProperty("memory")))?;
-        let memory = MemRange::new(
-            memory.get(..2).and_then(combine).unwrap_or(0),
+        let memory = HostRange::new(
+            HostPhysAddr(memory.get(..2).and_then(combine).unwrap_or(0)),
             memory.get(2..).and_then(combine).unwrap_or(0),
         );
         let console = match t.u32_prop(h, "console")? {
@@ -350,7 +354,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         for ph in phandles {
             let target = self.resolve(p, "cpus", ph)?;
             match self.cpu_of_node.get(target).copied().flatten() {
-                Some(cpu) => cpus.push(cpu),
+                Some(cpu) => cpus.push(PcpuId(cpu)),
                 None => {
                     return Err(t.err(
                         p,
@@ -380,9 +384,9 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             .chunks_exact(6)
             .filter_map(|e| {
                 Some(MemoryRegion {
-                    ipa: combine(e.get(0..2)?)?,
+                    ipa: GuestPhysAddr(combine(e.get(0..2)?)?),
                     size: combine(e.get(2..4)?)?,
-                    pa: combine(e.get(4..6)?)?,
+                    pa: HostPhysAddr(combine(e.get(4..6)?)?),
                 })
             })
             .collect();
@@ -400,13 +404,13 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             devices.push(d);
         }
 
-        let virtual_uart = t.u64_prop(p, "virtual-uart")?;
+        let virtual_uart = t.u64_prop(p, "virtual-uart")?.map(GuestPhysAddr);
         let image = t.string(p, "image")?.unwrap_or_default();
         let load_address = match t.u64_prop(p, "load-address")? {
-            Some(a) => a,
-            None => memory.first().map_or(0, |m| m.ipa),
+            Some(a) => GuestPhysAddr(a),
+            None => memory.first().map_or(GuestPhysAddr(0), |m| m.ipa),
         };
-        let entry = t.u64_prop(p, "entry")?.unwrap_or(load_address);
+        let entry = t.u64_prop(p, "entry")?.map_or(load_address, GuestPhysAddr);
 
         Ok(Partition {
             name: t.name(p).to_string(),

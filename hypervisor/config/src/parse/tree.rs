@@ -9,8 +9,9 @@ use alloc::vec::Vec;
 use fdt::node::FdtNode;
 use fdt::Fdt;
 
+use crate::addr::{HostPhysAddr, HostRange};
 use crate::error::{ConfigError, ErrorKind};
-use crate::model::{Irq, IrqKind, MemRange};
+use crate::model::{Irq, IrqKind};
 
 use super::structure::{be32, blob_error};
 use super::Result;
@@ -315,14 +316,14 @@ impl<'b, 'a> Tree<'b, 'a> {
 
     /// The memory-mapped regions of node `i` in CPU physical addresses, or `None` if it has
     /// none that can be decoded.
-    pub(super) fn mmio_regs(&self, i: usize) -> Result<Option<Vec<MemRange>>> {
+    pub(super) fn mmio_regs(&self, i: usize) -> Result<Option<Vec<HostRange>>> {
         let (Some(parent), Some(raw)) = (self.parent(i), self.raw_reg(i)?) else {
             return Ok(None);
         };
         let mut regs = Vec::with_capacity(raw.len());
         for (addr, size) in raw {
             match self.translate(parent, addr)? {
-                Some(base) => regs.push(MemRange::new(base, size)),
+                Some(base) => regs.push(HostRange::new(HostPhysAddr(base), size)),
                 None => return Ok(None),
             }
         }
