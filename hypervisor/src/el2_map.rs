@@ -2,8 +2,9 @@
 //!
 //! This submodule of `stage2` owns the EL2 memory attributes: which `MAIR_EL2` index means what
 //! ([`MAIR_EL2`]), the descriptor attributes for hypervisor RAM and devices, and the matching
-//! `TCR_EL2` value ([`tcr_el2_value`]). The arch code builds a [`HypervisorMap`] early, programs
-//! `MAIR_EL2`, `TCR_EL2` and `TTBR0_EL2` (= [`HypervisorMap::root_address`]) and enables the MMU.
+//! `TCR_EL2` value ([`tcr_el2_value`]). The arch code builds a [`HypervisorMap`] once the board
+//! config is known, programs `MAIR_EL2` = [`MAIR_EL2`], `TCR_EL2` = [`tcr_el2_value`] and
+//! `TTBR0_EL2` = [`HypervisorMap::root_address`], and enables the MMU.
 //!
 //! Layout: 4 KiB granule, 39-bit VA (T0SZ = 25, 512 GiB), root table at level 1, so physical
 //! addresses up to 512 GiB can be identity-mapped. Normal memory is inner/outer write-back read/write-allocate, inner
@@ -85,10 +86,9 @@ const EL2_DEVICE: El23Attributes = El23Attributes::VALID
     .union(El23Attributes::USER_RES1)
     .union(El23Attributes::XN);
 
-/// The hypervisor's EL2 identity map.
-///
-/// Once it is live (in `TTBR0_EL2`), call [`mark_active`](Self::mark_active) so later changes
-/// get the required TLB maintenance, and never drop it (keep it in a static).
+/// The hypervisor's EL2 identity map. It is built completely before it goes live (in
+/// `TTBR0_EL2`) and never changed afterwards, so it needs no break-before-make handling; once
+/// live it must never be dropped.
 #[derive(Debug)]
 pub struct HypervisorMap {
     mapping: Mapping<HeapPages<El23Attributes>, El2>,
@@ -136,14 +136,8 @@ impl HypervisorMap {
     }
 
     /// Physical address of the root table, for `TTBR0_EL2`.
-    pub fn root_address(&self) -> u64 {
-        self.mapping.root_address().0 as u64
-    }
-
-    /// Records that the map is now live, so further changes do break-before-make checks and TLB
-    /// maintenance.
-    pub fn mark_active(&mut self) {
-        self.mapping.mark_active();
+    pub fn root_address(&self) -> HostPhysAddr {
+        HostPhysAddr(self.mapping.root_address().0 as u64)
     }
 
     /// Translates `va` by walking the tables, or `None` if it is not mapped.
@@ -219,7 +213,7 @@ mod tests {
         assert_eq!(map.translate(0x08ff_ffff), None);
         assert_eq!(map.translate(0x0802_0000), None);
         assert_eq!(map.translate(1 << 39), None);
-        assert_eq!(map.root_address() % 4096, 0);
+        assert!(map.root_address().is_aligned(4096));
     }
 
     #[test]

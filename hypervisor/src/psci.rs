@@ -24,6 +24,8 @@
 //! Per SMCCC, the function ID is W0 (the upper half of x0 is ignored) and SMC32/HVC32 functions
 //! only look at the low 32 bits of their arguments.
 
+use bulkhead_config::guest_view::vcpu_of_mpidr;
+use bulkhead_config::{GuestPhysAddr, VcpuId};
 use log::debug;
 use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
 use smccc::psci::error::{
@@ -41,9 +43,6 @@ pub const EMULATED_PSCI_VERSION: smccc::psci::Version = smccc::psci::Version { m
 /// The SMCCC version reported by `SMCCC_VERSION`: 1.1.
 pub const EMULATED_SMCCC_VERSION: smccc::arch::Version =
     smccc::arch::Version { major: 1, minor: 1 };
-
-/// The MPIDR bits that identify a CPU: Aff3 (\[39:32\]) and Aff2..Aff0 (\[23:0\]).
-pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
 
 /// Function IDs `PSCI_FEATURES` reports as implemented.
 const SUPPORTED: [u32; 11] = [
@@ -71,15 +70,13 @@ pub enum VcpuPower {
     OnPending,
 }
 
-/// The calling partition's vCPUs, indexed `0..vcpu_count()`.
+/// The calling partition's vCPUs, numbered `0..vcpu_count()`; vCPU `n` has the affinity the
+/// guest's view gives it ([`vcpu_of_mpidr`]).
 pub trait PartitionView {
     /// Number of vCPUs in the partition.
     fn vcpu_count(&self) -> usize;
     /// Power state of `vcpu` (`vcpu < vcpu_count()`).
-    fn vcpu_state(&self, vcpu: usize) -> VcpuPower;
-    /// The virtual MPIDR the guest sees for `vcpu` (`VMPIDR_EL2`); only the affinity fields
-    /// ([`MPIDR_AFFINITY_MASK`]) are compared.
-    fn vcpu_mpidr(&self, vcpu: usize) -> u64;
+    fn vcpu_state(&self, vcpu: VcpuId) -> VcpuPower;
 }
 
 /// What the caller must do to complete the call.
@@ -92,8 +89,8 @@ pub enum PsciAction {
     /// The caller should first check that `entry` lies in the partition's memory and return
     /// `INVALID_ADDRESS` instead if it does not.
     CpuOn {
-        vcpu: usize,
-        entry: u64,
+        vcpu: VcpuId,
+        entry: GuestPhysAddr,
         context: u64,
     },
     /// Power off the calling vCPU; it does not return to the guest.
@@ -112,15 +109,14 @@ fn success(value: u64) -> PsciAction {
     PsciAction::Return(value)
 }
 
-/// Finds the vCPU whose MPIDR affinity matches `mpidr`.
-fn find_vcpu(view: &dyn PartitionView, mpidr: u64) -> Option<usize> {
-    let target = mpidr & MPIDR_AFFINITY_MASK;
-    (0..view.vcpu_count()).find(|&vcpu| view.vcpu_mpidr(vcpu) & MPIDR_AFFINITY_MASK == target)
+/// Finds the vCPU whose affinity is `mpidr`.
+fn find_vcpu(view: &dyn PartitionView, mpidr: u64) -> Option<VcpuId> {
+    vcpu_of_mpidr(mpidr, view.vcpu_count())
 }
 
 /// Decides what a PSCI/SMCCC call from `caller_vcpu` of the partition described by `view` does.
 /// `regs` are the caller's x0..x3.
-pub fn dispatch(caller_vcpu: usize, regs: [u64; 4], view: &dyn PartitionView) -> PsciAction {
+pub fn dispatch(caller_vcpu: VcpuId, regs: [u64; 4], view: &dyn PartitionView) -> PsciAction {
     let function = regs[0] as u32;
     // SMC32/HVC32 calls (bit 30 clear) use only W1..W3.
     let args = if function & (1 << 30) == 0 {
@@ -186,7 +182,7 @@ fn cpu_on(args: [u64; 3], view: &dyn PartitionView) -> PsciAction {
         VcpuPower::Off if entry % 4 != 0 => error(INVALID_ADDRESS),
         VcpuPower::Off => PsciAction::CpuOn {
             vcpu,
-            entry,
+            entry: GuestPhysAddr(entry),
             context,
         },
     }
@@ -202,18 +198,15 @@ mod tests {
         PSCI_SYSTEM_SUSPEND_64,
     };
 
-    /// vCPU i has MPIDR 0x8000_0000 | (cluster << 8) | core, two cores per cluster.
+    /// vCPU i has the affinity 0.0.0.i.
     struct FakeView(Vec<VcpuPower>);
 
     impl PartitionView for FakeView {
         fn vcpu_count(&self) -> usize {
             self.0.len()
         }
-        fn vcpu_state(&self, vcpu: usize) -> VcpuPower {
-            self.0[vcpu]
-        }
-        fn vcpu_mpidr(&self, vcpu: usize) -> u64 {
-            0x8000_0000 | (((vcpu / 2) as u64) << 8) | (vcpu % 2) as u64
+        fn vcpu_state(&self, vcpu: VcpuId) -> VcpuPower {
+            self.0[vcpu.index()]
         }
     }
 
@@ -227,7 +220,7 @@ mod tests {
     }
 
     fn call(regs: [u64; 4]) -> PsciAction {
-        dispatch(0, regs, &view())
+        dispatch(VcpuId(0), regs, &view())
     }
 
     fn err(code: i32) -> PsciAction {
@@ -289,31 +282,36 @@ mod tests {
         assert_eq!(
             call([PSCI_CPU_ON_64.into(), 0x1, 0x4008_0000, 0x1234_5678_9abc]),
             PsciAction::CpuOn {
-                vcpu: 1,
-                entry: 0x4008_0000,
+                vcpu: VcpuId(1),
+                entry: GuestPhysAddr(0x4008_0000),
                 context: 0x1234_5678_9abc
             }
         );
-        // vCPU 3 = cluster 1, core 1 = 0x101.
+        // vCPU 3 = 0.0.0.3, with the RES1 bit 31 set as Linux passes it.
         assert_eq!(
-            call([PSCI_CPU_ON_64.into(), 0x8000_0101, 0x4000_0000, 7]),
+            call([PSCI_CPU_ON_64.into(), 0x8000_0003, 0x4000_0000, 7]),
             PsciAction::CpuOn {
-                vcpu: 3,
-                entry: 0x4000_0000,
+                vcpu: VcpuId(3),
+                entry: GuestPhysAddr(0x4000_0000),
                 context: 7
             }
+        );
+        // Another cluster has no vCPU of this partition.
+        assert_eq!(
+            call([PSCI_CPU_ON_64.into(), 0x101, 0x4000_0000, 0]),
+            err(INVALID_PARAMETERS)
         );
         assert_eq!(
             call([PSCI_CPU_ON_64.into(), 0x0, 0x4000_0000, 0]),
             err(ALREADY_ON)
         );
         assert_eq!(
-            call([PSCI_CPU_ON_64.into(), 0x100, 0x4000_0000, 0]),
+            call([PSCI_CPU_ON_64.into(), 0x2, 0x4000_0000, 0]),
             err(ON_PENDING)
         );
         // Not one of this partition's vCPUs.
         assert_eq!(
-            call([PSCI_CPU_ON_64.into(), 0x2, 0x4000_0000, 0]),
+            call([PSCI_CPU_ON_64.into(), 0x4, 0x4000_0000, 0]),
             err(INVALID_PARAMETERS)
         );
         assert_eq!(
@@ -336,8 +334,8 @@ mod tests {
                 0x1_0000_0005
             ]),
             PsciAction::CpuOn {
-                vcpu: 1,
-                entry: 0x4000_0000,
+                vcpu: VcpuId(1),
+                entry: GuestPhysAddr(0x4000_0000),
                 context: 5
             }
         );
@@ -345,7 +343,7 @@ mod tests {
 
     #[test]
     fn affinity_info() {
-        let cases = [(0x0, 0), (0x1, 1), (0x100, 2), (0x101, 1)];
+        let cases = [(0x0, 0), (0x1, 1), (0x2, 2), (0x8000_0003, 1)];
         for (mpidr, state) in cases {
             assert_eq!(
                 call([PSCI_AFFINITY_INFO_64.into(), mpidr, 0, 0]),
@@ -361,7 +359,7 @@ mod tests {
             err(INVALID_PARAMETERS)
         );
         assert_eq!(
-            call([PSCI_AFFINITY_INFO_64.into(), 0x200, 0, 0]),
+            call([PSCI_AFFINITY_INFO_64.into(), 0x100, 0, 0]),
             err(INVALID_PARAMETERS)
         );
     }
@@ -414,11 +412,11 @@ mod tests {
     fn empty_partition_view_is_harmless() {
         let empty = FakeView(Vec::new());
         assert_eq!(
-            dispatch(5, [PSCI_CPU_ON_64.into(), 0, 0x1000, 0], &empty),
+            dispatch(VcpuId(5), [PSCI_CPU_ON_64.into(), 0, 0x1000, 0], &empty),
             err(INVALID_PARAMETERS)
         );
         assert_eq!(
-            dispatch(5, [PSCI_AFFINITY_INFO_64.into(), 0, 0, 0], &empty),
+            dispatch(VcpuId(5), [PSCI_AFFINITY_INFO_64.into(), 0, 0, 0], &empty),
             err(INVALID_PARAMETERS)
         );
     }

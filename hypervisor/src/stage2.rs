@@ -301,14 +301,14 @@ impl Stage2Tables {
     }
 
     /// Physical address of the root table, for `VTTBR_EL2.BADDR`.
-    pub fn root_address(&self) -> u64 {
-        self.mapping.root_address().0 as u64
+    pub fn root_address(&self) -> HostPhysAddr {
+        HostPhysAddr(self.mapping.root_address().0 as u64)
     }
 
     /// The `VTTBR_EL2` value for these tables and the partition's VMID (8-bit VMIDs, so the
     /// VMID goes to bits \[55:48\]).
     pub fn vttbr_value(&self, vmid: u8) -> u64 {
-        self.root_address() | (u64::from(vmid) << 48)
+        self.root_address().raw() | (u64::from(vmid) << 48)
     }
 
     /// Number of table pages in use (root included).
@@ -775,8 +775,8 @@ mod tests {
     #[test]
     fn root_is_aligned_and_vttbr() {
         let t = Stage2Tables::new();
-        assert_eq!(t.root_address() % PAGE, 0);
-        assert_eq!(t.vttbr_value(3), t.root_address() | 3 << 48);
+        assert!(t.root_address().is_aligned(PAGE));
+        assert_eq!(t.vttbr_value(3), t.root_address().raw() | 3 << 48);
     }
 
     #[test]

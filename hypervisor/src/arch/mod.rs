@@ -1,4 +1,4 @@
-//! Architecture-specific code. Only AArch64 exists today; everything here is built for the target
-//! only and is the sole place with inline assembly and real register access.
+//! Architecture-specific code, built for the target only: the sole place with inline assembly
+//! and real register access. Only AArch64 exists.
 
 pub mod aarch64;

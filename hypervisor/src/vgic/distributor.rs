@@ -34,6 +34,9 @@
 
 use alloc::vec::Vec;
 
+use bulkhead_config::guest_view::vcpu_of_mpidr;
+use bulkhead_config::VcpuId;
+
 use super::regs::{
     decode_access, read_bits, read_cfg, read_priority, write_bits, write_cfg, write_priority,
     BitReg, IrqBank, IrqCfg, Width,
@@ -84,17 +87,11 @@ pub const IROUTER_MASK: u64 = 0xff_0000_0000 | IROUTER_IRM | 0xff_ffff;
 /// The guest's affinity is `0.0.0.n` for vCPU `n`. `IRM` = 1 (1-of-N, which the vGIC does not
 /// implement: `GICD_TYPER.No1N` = 1) and affinities naming no vCPU of the partition (non-zero
 /// Aff1..Aff3, or Aff0 >= `vcpu_count`) route to vCPU 0, so the interrupt stays deliverable.
-pub fn irouter_to_vcpu(irouter: u64, vcpu_count: usize) -> usize {
+pub fn irouter_to_vcpu(irouter: u64, vcpu_count: usize) -> VcpuId {
     if irouter & IROUTER_IRM != 0 {
-        return 0;
+        return VcpuId(0);
     }
-    let aff0 = (irouter & 0xff) as usize;
-    let upper = irouter & (0xff_0000_0000 | 0xff_ff00);
-    if upper == 0 && aff0 < vcpu_count {
-        aff0
-    } else {
-        0
-    }
+    vcpu_of_mpidr(irouter, vcpu_count).unwrap_or(VcpuId(0))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -252,7 +249,7 @@ impl VirtualDistributor {
     }
 
     /// The vCPU owned SPI `intid` is routed to.
-    pub fn route(&self, intid: u32) -> Option<usize> {
+    pub fn route(&self, intid: u32) -> Option<VcpuId> {
         let state = self.spis.get(spi_index(intid)?)?.as_ref()?;
         Some(irouter_to_vcpu(state.irouter, self.vcpu_count))
     }
@@ -655,36 +652,36 @@ mod tests {
     fn irouter_translation() {
         let mut d = dist();
         let off = 0x6000 + 8 * u64::from(NET_SPI);
-        assert_eq!(d.route(NET_SPI), Some(0));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(0)));
         let a = d.write(off, 8, 2).unwrap();
         assert_eq!(
             acts(&a),
             vec![VgicAction::Route {
                 intid: NET_SPI,
-                vcpu: 2
+                vcpu: VcpuId(2)
             }]
         );
         assert_eq!(d.read(off, 8).unwrap(), 2);
-        assert_eq!(d.route(NET_SPI), Some(2));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(2)));
         // Non-existent vCPU (Aff0 = 4 of 4 vCPUs) -> vCPU 0; read back as written.
         let a = d.write(off, 8, 4).unwrap();
         assert_eq!(
             acts(&a),
             vec![VgicAction::Route {
                 intid: NET_SPI,
-                vcpu: 0
+                vcpu: VcpuId(0)
             }]
         );
         assert_eq!(d.read(off, 8).unwrap(), 4);
         // Aff1 != 0 -> vCPU 0.
         d.write(off, 8, 0x101).unwrap();
-        assert_eq!(d.route(NET_SPI), Some(0));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(0)));
         // Aff3 != 0 -> vCPU 0.
         d.write(off, 8, (1 << 32) | 3).unwrap();
-        assert_eq!(d.route(NET_SPI), Some(0));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(0)));
         // IRM = 1 -> vCPU 0.
         d.write(off, 8, IROUTER_IRM | 3).unwrap();
-        assert_eq!(d.route(NET_SPI), Some(0));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(0)));
         // Reserved bits are dropped.
         d.write(off, 8, u64::MAX).unwrap();
         assert_eq!(d.read(off, 8).unwrap(), IROUTER_MASK);
@@ -695,16 +692,16 @@ mod tests {
             acts(&a),
             vec![VgicAction::Route {
                 intid: NET_SPI,
-                vcpu: 3
+                vcpu: VcpuId(3)
             }]
         );
         d.write(off + 4, 4, 0x12).unwrap();
         assert_eq!(d.read(off, 8).unwrap(), 0x12_0000_0003);
         assert_eq!(d.read(off, 4).unwrap(), 3);
         assert_eq!(d.read(off + 4, 4).unwrap(), 0x12);
-        assert_eq!(d.route(NET_SPI), Some(0));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(0)));
         d.write(off + 4, 4, 0).unwrap();
-        assert_eq!(d.route(NET_SPI), Some(3));
+        assert_eq!(d.route(NET_SPI), Some(VcpuId(3)));
         // Non-owned SPI: RAZ/WI, no action.
         let other = 0x6000 + 8 * 80;
         assert!(d.write(other, 8, 1).unwrap().is_empty());
@@ -724,7 +721,7 @@ mod tests {
             d.read(0x6000 + 8 * 1020, 8),
             Err(AccessError::UnknownRegister { .. })
         ));
-        assert_eq!(irouter_to_vcpu(255, 256), 255);
+        assert_eq!(irouter_to_vcpu(255, 256), VcpuId(255));
     }
 
     #[test]

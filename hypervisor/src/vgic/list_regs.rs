@@ -1,21 +1,12 @@
-//! List-register encoding and the per-vCPU queue of virtual interrupts waiting to be injected.
+//! The per-vCPU queue of virtual interrupts waiting for a list register, and list registers as
+//! the runtime sees them: decoded ([`ListReg`]), whatever the interrupt controller's register
+//! format (`ich_lr` encodes them for GICv3).
 //!
-//! `ICH_LR<n>_EL2` layout:
-//!
-//! | Bits | Field |
-//! |---|---|
-//! | 31:0 | `vINTID` |
-//! | 44:32 | `pINTID` when `HW` = 1; otherwise bit 41 is `EOI` (maintenance interrupt on EOI) |
-//! | 55:48 | `Priority` |
-//! | 60 | `Group` (1 = Group 1) |
-//! | 61 | `HW`: the guest's deactivation also deactivates physical `pINTID` |
-//! | 63:62 | `State`: 0 invalid, 1 pending, 2 active, 3 pending and active |
-//!
-//! The glue owns the registers themselves: it reads the vCPU's LRs into a slice, calls
-//! [`PendingQueue::refill`] while the vCPU is not running (in the EL2 exception handler, before
-//! returning to the guest), writes the slice back, and sets `ICH_HCR_EL2.UIE` when `refill`
-//! reports that interrupts are still queued, so the underflow maintenance interrupt tells it when
-//! LRs free up.
+//! The runtime owns the registers themselves: it reads the vCPU's LRs into a slice (through the
+//! arch interface), calls [`PendingQueue::refill`] while the vCPU is not running (in the EL2
+//! exception handler, before returning to the guest), writes back what changed, and turns the
+//! underflow maintenance interrupt on when `refill` reports that interrupts are still queued, so
+//! it learns when LRs free up.
 //!
 //! Every interrupt is injected as Group 1 (a Non-secure guest only uses Group 1; `IGROUPR` is
 //! stored but not used for delivery) and without an EOI maintenance request.
@@ -23,25 +14,6 @@
 use alloc::vec::Vec;
 
 use super::MAX_SPI_INTID;
-
-/// `ICH_LR<n>_EL2.State` shift.
-pub const LR_STATE_SHIFT: u32 = 62;
-/// `ICH_LR<n>_EL2.State` = pending.
-pub const LR_STATE_PENDING: u64 = 1 << LR_STATE_SHIFT;
-/// `ICH_LR<n>_EL2.State` = active.
-pub const LR_STATE_ACTIVE: u64 = 2 << LR_STATE_SHIFT;
-/// `ICH_LR<n>_EL2.HW`.
-pub const LR_HW: u64 = 1 << 61;
-/// `ICH_LR<n>_EL2.Group`.
-pub const LR_GROUP1: u64 = 1 << 60;
-/// `ICH_LR<n>_EL2.Priority` shift.
-pub const LR_PRIORITY_SHIFT: u32 = 48;
-/// `ICH_LR<n>_EL2.pINTID` shift.
-pub const LR_PINTID_SHIFT: u32 = 32;
-/// `ICH_LR<n>_EL2.pINTID` width mask (13 bits).
-pub const LR_PINTID_MASK: u64 = 0x1fff;
-/// `ICH_LR<n>_EL2.EOI` (only when `HW` = 0).
-pub const LR_EOI: u64 = 1 << 41;
 
 /// A virtual interrupt to inject into one vCPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +35,7 @@ impl VirtualIrq {
     }
 }
 
-/// `ICH_LR<n>_EL2.State`.
+/// The state of a list register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LrState {
     /// Empty: free for a new interrupt.
@@ -76,68 +48,40 @@ pub enum LrState {
     PendingActive,
 }
 
-impl LrState {
-    fn of(lr: u64) -> Self {
-        match lr >> LR_STATE_SHIFT {
-            0 => Self::Invalid,
-            1 => Self::Pending,
-            2 => Self::Active,
-            _ => Self::PendingActive,
-        }
-    }
-}
-
-/// The fields of a list-register value.
+/// One list register: an interrupt and its state ([`LrState::Invalid`]: the register is free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecodedLr {
-    /// `vINTID`.
-    pub vintid: u32,
-    /// `pINTID` if `HW` = 1.
-    pub pintid: Option<u32>,
-    /// `Priority`.
-    pub priority: u8,
-    /// `Group`.
-    pub group1: bool,
-    /// `EOI` (only meaningful when `HW` = 0).
-    pub eoi_maintenance: bool,
-    /// `State`.
+pub struct ListReg {
+    pub irq: VirtualIrq,
     pub state: LrState,
 }
 
-impl DecodedLr {
-    /// The interrupt held by the list register.
-    pub fn irq(&self) -> VirtualIrq {
-        VirtualIrq {
-            intid: self.vintid,
-            priority: self.priority,
-            hw: self.pintid,
+impl ListReg {
+    /// A free list register.
+    pub const EMPTY: Self = Self {
+        irq: VirtualIrq {
+            intid: 0,
+            priority: 0,
+            hw: None,
+        },
+        state: LrState::Invalid,
+    };
+
+    /// `irq`, pending.
+    pub const fn pending(irq: VirtualIrq) -> Self {
+        Self {
+            irq,
+            state: LrState::Pending,
         }
     }
-}
 
-/// Encodes `irq` as a pending, Group 1 list-register value, with `HW` and `pINTID` for a
-/// passthrough interrupt.
-pub fn encode_lr(irq: &VirtualIrq) -> u64 {
-    let mut lr = LR_STATE_PENDING
-        | LR_GROUP1
-        | (u64::from(irq.priority) << LR_PRIORITY_SHIFT)
-        | u64::from(irq.intid);
-    if let Some(pintid) = irq.hw {
-        lr |= LR_HW | ((u64::from(pintid) & LR_PINTID_MASK) << LR_PINTID_SHIFT);
+    /// Whether the register is free.
+    pub fn is_free(&self) -> bool {
+        self.state == LrState::Invalid
     }
-    lr
-}
 
-/// Decodes a list-register value.
-pub fn decode_lr(lr: u64) -> DecodedLr {
-    let hw = lr & LR_HW != 0;
-    DecodedLr {
-        vintid: lr as u32,
-        pintid: hw.then_some(((lr >> LR_PINTID_SHIFT) & LR_PINTID_MASK) as u32),
-        priority: (lr >> LR_PRIORITY_SHIFT) as u8,
-        group1: lr & LR_GROUP1 != 0,
-        eoi_maintenance: !hw && lr & LR_EOI != 0,
-        state: LrState::of(lr),
+    /// Whether it holds `intid` (pending, active or both).
+    pub fn holds(&self, intid: u32) -> bool {
+        !self.is_free() && self.irq.intid == intid
     }
 }
 
@@ -244,53 +188,47 @@ impl PendingQueue {
         outcome
     }
 
-    /// Moves queued interrupts into the list registers `lrs` (the vCPU's `ICH_LR<n>_EL2` values),
-    /// most urgent first. Returns whether interrupts are still queued, in which case the glue
-    /// should enable the underflow maintenance interrupt (`ICH_HCR_EL2.UIE`).
+    /// Moves queued interrupts into the list registers `lrs` (the vCPU's), most urgent first.
+    /// Returns whether interrupts are still queued, in which case the runtime should enable the
+    /// underflow maintenance interrupt.
     ///
     /// - An interrupt already pending in an LR is not put in a second one: the queued copy is
     ///   merged into it. One that is active in an LR (software interrupt) becomes pending and
     ///   active there; a hardware one stays queued until the guest deactivates it.
-    /// - Otherwise it goes into an empty LR (`State` = 0).
-    /// - With no empty LR, it replaces the least urgent LR that is only pending, if that one is
+    /// - Otherwise it goes into a free LR.
+    /// - With no free LR, it replaces the least urgent LR that is only pending, if that one is
     ///   strictly less urgent; the replaced interrupt goes back into the queue.
     /// - Nothing is ever dropped: what does not fit stays queued.
-    pub fn refill(&mut self, lrs: &mut [u64]) -> bool {
+    pub fn refill(&mut self, lrs: &mut [ListReg]) -> bool {
         let mut i = 0;
         while let Some(entry) = self.entries.get(i).copied() {
             let irq = entry.irq;
-            let in_lr = lrs.iter_mut().find(|lr| {
-                LrState::of(**lr) != LrState::Invalid && decode_lr(**lr).vintid == irq.intid
-            });
-            if let Some(lr) = in_lr {
-                match LrState::of(*lr) {
+            if let Some(lr) = lrs.iter_mut().find(|lr| lr.holds(irq.intid)) {
+                match lr.state {
                     LrState::Pending | LrState::PendingActive => {
                         self.entries.remove(i);
                     }
-                    LrState::Active if *lr & LR_HW == 0 && irq.hw.is_none() => {
-                        *lr |= LR_STATE_PENDING;
+                    LrState::Active if lr.irq.hw.is_none() && irq.hw.is_none() => {
+                        lr.state = LrState::PendingActive;
                         self.entries.remove(i);
                     }
                     _ => i += 1,
                 }
                 continue;
             }
-            if let Some(lr) = lrs
-                .iter_mut()
-                .find(|lr| LrState::of(**lr) == LrState::Invalid)
-            {
-                *lr = encode_lr(&irq);
+            if let Some(lr) = lrs.iter_mut().find(|lr| lr.is_free()) {
+                *lr = ListReg::pending(irq);
                 self.entries.remove(i);
                 continue;
             }
             let victim = lrs
                 .iter_mut()
-                .filter(|lr| LrState::of(**lr) == LrState::Pending)
-                .max_by_key(|lr| decode_lr(**lr).priority);
+                .filter(|lr| lr.state == LrState::Pending)
+                .max_by_key(|lr| lr.irq.priority);
             if let Some(lr) = victim {
-                let evicted = decode_lr(*lr).irq();
+                let evicted = lr.irq;
                 if evicted.priority > irq.priority {
-                    *lr = encode_lr(&irq);
+                    *lr = ListReg::pending(irq);
                     self.entries.remove(i);
                     let seq = self.next_seq;
                     self.next_seq = self.next_seq.wrapping_add(1);
@@ -326,51 +264,15 @@ mod tests {
         }
     }
 
-    fn lr_intids(lrs: &[u64]) -> Vec<u32> {
-        lrs.iter().map(|&lr| decode_lr(lr).vintid).collect()
+    fn active(irq: VirtualIrq) -> ListReg {
+        ListReg {
+            irq,
+            state: LrState::Active,
+        }
     }
 
-    #[test]
-    fn encode_decode() {
-        let lr = encode_lr(&hw(79, 0xa0));
-        assert_eq!(
-            lr,
-            (1 << 62) | (1 << 61) | (1 << 60) | (0xa0 << 48) | (79 << 32) | 79
-        );
-        let d = decode_lr(lr);
-        assert_eq!(
-            d,
-            DecodedLr {
-                vintid: 79,
-                pintid: Some(79),
-                priority: 0xa0,
-                group1: true,
-                eoi_maintenance: false,
-                state: LrState::Pending,
-            }
-        );
-        assert_eq!(d.irq(), hw(79, 0xa0));
-
-        let lr = encode_lr(&sw(1, 0x10));
-        assert_eq!(lr, (1 << 62) | (1 << 60) | (0x10 << 48) | 1);
-        assert_eq!(decode_lr(lr).pintid, None);
-        assert_eq!(decode_lr(lr).irq(), sw(1, 0x10));
-
-        // Virtual and physical INTIDs may differ.
-        let lr = encode_lr(&VirtualIrq {
-            intid: 40,
-            priority: 0,
-            hw: Some(1019),
-        });
-        assert_eq!(decode_lr(lr).pintid, Some(1019));
-        assert_eq!(decode_lr(lr).vintid, 40);
-
-        assert_eq!(decode_lr(0).state, LrState::Invalid);
-        assert_eq!(decode_lr(2 << 62).state, LrState::Active);
-        assert_eq!(decode_lr(3 << 62).state, LrState::PendingActive);
-        assert!(decode_lr(LR_EOI | 5).eoi_maintenance);
-        assert!(!decode_lr(LR_EOI | LR_HW).eoi_maintenance);
-        assert!(!decode_lr(0).group1);
+    fn lr_intids(lrs: &[ListReg]) -> Vec<u32> {
+        lrs.iter().map(|lr| lr.irq.intid).collect()
     }
 
     #[test]
@@ -414,7 +316,7 @@ mod tests {
         q.push(sw(42, 0xa0));
         q.push(hw(43, 0x80));
         q.push(sw(44, 0x20));
-        let mut lrs = [0u64; 2];
+        let mut lrs = [ListReg::EMPTY; 2];
         assert!(q.refill(&mut lrs), "overflow remains");
         assert_eq!(
             lr_intids(&lrs),
@@ -426,14 +328,14 @@ mod tests {
             vec![43, 40, 42]
         );
         // Nothing is lost: the guest handles both, the LRs empty.
-        lrs = [0; 2];
+        lrs = [ListReg::EMPTY; 2];
         assert!(q.refill(&mut lrs));
         assert_eq!(lr_intids(&lrs), vec![43, 40]);
-        assert_eq!(decode_lr(lrs[0]).pintid, Some(43));
-        lrs = [0; 2];
+        assert_eq!(lrs[0].irq.hw, Some(43));
+        lrs = [ListReg::EMPTY; 2];
         assert!(!q.refill(&mut lrs), "all injected");
-        assert_eq!(decode_lr(lrs[0]).vintid, 42);
-        assert_eq!(decode_lr(lrs[1]).state, LrState::Invalid);
+        assert_eq!(lrs[0], ListReg::pending(sw(42, 0xa0)));
+        assert!(lrs[1].is_free());
         assert!(q.is_empty());
         // No list registers at all: everything stays queued.
         q.push(sw(50, 0));
@@ -444,50 +346,45 @@ mod tests {
     #[test]
     fn not_queued_twice() {
         let mut q = PendingQueue::new();
-        let mut lrs = [0u64; 4];
+        let mut lrs = [ListReg::EMPTY; 4];
         q.push(sw(33, 0xa0));
         assert!(!q.refill(&mut lrs));
         // The same interrupt fires again while still pending in an LR: merged.
         q.push(sw(33, 0xa0));
         assert!(!q.refill(&mut lrs));
-        assert_eq!(
-            lrs.iter()
-                .filter(|&&lr| decode_lr(lr).state != LrState::Invalid)
-                .count(),
-            1
-        );
+        assert_eq!(lrs.iter().filter(|lr| !lr.is_free()).count(), 1);
 
         // The guest acknowledged it (active); a new edge makes it pending + active in place.
-        lrs[0] = (lrs[0] & !(3 << 62)) | LR_STATE_ACTIVE;
+        lrs[0].state = LrState::Active;
         q.push(sw(33, 0xa0));
         assert!(!q.refill(&mut lrs));
-        assert_eq!(decode_lr(lrs[0]).state, LrState::PendingActive);
-        assert_eq!(decode_lr(lrs[1]).state, LrState::Invalid);
+        assert_eq!(lrs[0].state, LrState::PendingActive);
+        assert!(lrs[1].is_free());
 
         // Pending + active already: merged again.
         q.push(sw(33, 0xa0));
         assert!(!q.refill(&mut lrs));
-        assert_eq!(decode_lr(lrs[1]).state, LrState::Invalid);
+        assert!(lrs[1].is_free());
 
         // A hardware interrupt active in an LR waits for its deactivation.
-        lrs[1] = (encode_lr(&hw(79, 0x80)) & !(3 << 62)) | LR_STATE_ACTIVE;
+        lrs[1] = active(hw(79, 0x80));
         q.push(hw(79, 0x80));
         assert!(q.refill(&mut lrs));
-        assert_eq!(decode_lr(lrs[2]).state, LrState::Invalid);
-        assert_eq!(decode_lr(lrs[1]).state, LrState::Active);
-        // Deactivated by the guest (state 0): now it goes in, into the first free LR.
-        lrs[1] &= !(3 << 62);
+        assert!(lrs[2].is_free());
+        assert_eq!(lrs[1].state, LrState::Active);
+        // Deactivated by the guest: now it goes in, into the first free LR.
+        lrs[1].state = LrState::Invalid;
         assert!(!q.refill(&mut lrs));
-        assert_eq!(decode_lr(lrs[1]), decode_lr(encode_lr(&hw(79, 0x80))));
+        assert_eq!(lrs[1], ListReg::pending(hw(79, 0x80)));
     }
 
     #[test]
     fn eviction_of_less_urgent_pending() {
         let mut q = PendingQueue::new();
         let mut lrs = [
-            encode_lr(&sw(40, 0xa0)),
-            (encode_lr(&sw(41, 0xf0)) & !(3 << 62)) | LR_STATE_ACTIVE,
-            encode_lr(&sw(42, 0xc0)),
+            ListReg::pending(sw(40, 0xa0)),
+            active(sw(41, 0xf0)),
+            ListReg::pending(sw(42, 0xc0)),
         ];
         q.push(sw(50, 0x10));
         q.push(sw(51, 0xc0));
@@ -500,7 +397,7 @@ mod tests {
             vec![(51, 0xc0), (42, 0xc0)]
         );
         // Equal priority never evicts.
-        let mut lrs = [encode_lr(&sw(60, 0x80))];
+        let mut lrs = [ListReg::pending(sw(60, 0x80))];
         let mut q = PendingQueue::new();
         q.push(sw(61, 0x80));
         assert!(q.refill(&mut lrs));
@@ -510,21 +407,10 @@ mod tests {
     #[test]
     fn eviction_keeps_hw_link() {
         let mut q = PendingQueue::new();
-        let mut lrs = [encode_lr(&hw(79, 0xa0))];
+        let mut lrs = [ListReg::pending(hw(79, 0xa0))];
         q.push(sw(1, 0x00));
         assert!(q.refill(&mut lrs));
-        assert_eq!(decode_lr(lrs[0]).vintid, 1);
+        assert_eq!(lrs[0].irq.intid, 1);
         assert_eq!(q.iter().next(), Some(&hw(79, 0xa0)));
-    }
-
-    #[test]
-    fn garbage_lrs_do_not_panic() {
-        let mut q = PendingQueue::new();
-        for i in 0..64u32 {
-            q.push(sw(32 + i, (i * 7) as u8));
-        }
-        let mut lrs = [u64::MAX, 0x5555_5555_5555_5555, 0xaaaa_aaaa_aaaa_aaaa, 0];
-        q.refill(&mut lrs);
-        assert_eq!(q.len(), 63);
     }
 }

@@ -12,8 +12,8 @@
 //!   the banked SGIs and PPIs, the `GICR_WAKER` handshake and the `GICR_TYPER` topology.
 //! - [`sgi`]: decoding of a trapped `ICC_SGI1R_EL1` (or `ICC_ASGI1R_EL1`/`ICC_SGI0R_EL1`, which
 //!   share the layout) into the set of target vCPUs of the same partition.
-//! - [`list_regs`]: the per-vCPU queue of virtual interrupts waiting for a list register, and the
-//!   `ICH_LR<n>_EL2` encoding.
+//! - [`list_regs`]: the per-vCPU queue of virtual interrupts waiting for a list register, and
+//!   list registers decoded ([`ListReg`]); [`ich_lr`] is their GICv3 `ICH_LR<n>_EL2` encoding.
 //!
 //! # What it must not touch
 //!
@@ -34,10 +34,12 @@
 //!
 //! The guest sees a GICv3 with affinity routing enabled (`ARE_NS` = 1, not writable), from the
 //! Non-secure side of a GIC with two Security states (`GICD_CTLR.DS` = 0), no LPIs/ITS, no
-//! extended SPI/PPI ranges, and a topology where vCPU `n` has affinity `0.0.0.n` (Aff0 = vCPU
-//! index, Aff1..Aff3 = 0). The glue must program `VMPIDR_EL2` to match.
+//! extended SPI/PPI ranges, and the topology of the guest's view
+//! ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout of
+//! the GICD and GICR windows is the guest view's too.
 
 pub mod distributor;
+pub mod ich_lr;
 pub mod list_regs;
 pub mod redistributor;
 mod regs;
@@ -45,29 +47,20 @@ pub mod sgi;
 
 use core::fmt;
 
+use bulkhead_config::VcpuId;
+
 pub use distributor::VirtualDistributor;
-pub use list_regs::{
-    decode_lr, encode_lr, DecodedLr, LrState, PendingQueue, PushOutcome, VirtualIrq,
-};
+pub use list_regs::{ListReg, LrState, PendingQueue, PushOutcome, VirtualIrq};
 pub use redistributor::{frame_for, RedistributorRegion, VirtualRedistributor};
 pub use sgi::{sgi_targets, Sgi1r, VcpuSet};
 
-/// Size of the GICD page the guest sees.
-pub const GICD_SIZE: u64 = 0x1_0000;
-/// Size of one redistributor frame (RD_base or SGI_base).
-pub const GICR_FRAME_SIZE: u64 = 0x1_0000;
-/// Distance between two vCPUs' redistributors: RD_base + SGI_base, no VLPI frames.
-pub const GICR_STRIDE: u64 = 2 * GICR_FRAME_SIZE;
+pub use bulkhead_config::guest_view::{GICD_SIZE, GICR_FRAME_SIZE, GICR_STRIDE, MAX_VCPUS};
 /// First SPI INTID.
 pub const SPI_BASE: u32 = 32;
 /// Highest INTID an SPI can have (1020..1023 are special).
 pub const MAX_SPI_INTID: u32 = 1019;
 /// Number of SGIs + PPIs (banked per vCPU).
 pub const BANKED_IRQS: u32 = 32;
-/// Most vCPUs a partition can have: Aff0 is the vCPU index and is 8 bits wide.
-pub const MAX_VCPUS: usize = 256;
-/// The EL1 virtual timer's PPI.
-pub const VTIMER_PPI: u32 = 27;
 
 /// `GICD_IIDR`/`GICR_IIDR`: ProductID 0x42 ('B' for Bulkhead), variant 0, revision 0, and no
 /// JEP106 implementer code (0), so a guest applies no vendor erratum workaround to the vGIC.
@@ -75,11 +68,10 @@ pub const IIDR_VALUE: u32 = 0x4200_0000;
 /// `GICD_PIDR2`/`GICR_PIDR2`: ArchRev (bits 7:4) = 3, i.e. GICv3. Other ID registers read 0.
 pub const PIDR2_VALUE: u32 = 0x30;
 
-/// Why a trapped access could not be performed. The model's state is unchanged. The glue decides
-/// what the guest sees: an injected external abort is the natural answer for size/alignment/range
-/// errors; for [`AccessError::UnknownRegister`] the architecture makes reserved locations RES0,
-/// so completing the access as read-as-zero/write-ignored (and logging it) is the compatible
-/// choice.
+/// Why a trapped access could not be performed. The model's state is unchanged. The runtime
+/// decides what the guest sees: a size/alignment/range error stops the partition with a report;
+/// for [`AccessError::UnknownRegister`] the architecture makes reserved locations RES0, so the
+/// access completes as read-as-zero/write-ignored (and is logged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessError {
     /// The access size (bytes) is not one this register supports (e.g. 2, or 8 on a 32-bit
@@ -142,8 +134,8 @@ pub enum VgicAction {
     SetPriority { intid: u32, prio: u8 },
     /// Edge-triggered (`true`) or level-sensitive (`false`).
     SetTrigger { intid: u32, edge: bool },
-    /// Route the SPI to this vCPU index of the partition (the glue maps it to `pcpus[vcpu]`).
-    Route { intid: u32, vcpu: usize },
+    /// Route the SPI to this vCPU of the partition (the glue maps it to its physical CPU).
+    Route { intid: u32, vcpu: VcpuId },
     /// Make the interrupt pending (`ISPENDR`).
     SetPending { intid: u32 },
     /// Clear the pending state (`ICPENDR`).

@@ -39,6 +39,9 @@
 
 use alloc::vec::Vec;
 
+use bulkhead_config::guest_view::vcpu_mpidr;
+use bulkhead_config::VcpuId;
+
 use super::list_regs::VirtualIrq;
 use super::regs::{
     decode_access, read_bits, read_cfg, read_priority, write_bits, write_cfg, write_priority,
@@ -92,9 +95,9 @@ const ICFGR0_VALUE: u32 = 0xaaaa_aaaa;
 
 /// Decodes an offset in a partition's GICR region into (vCPU index, offset within that vCPU's
 /// 128 KiB RD_base + SGI_base pair). `None` past the last vCPU's frames.
-pub fn frame_for(offset: u64, vcpu_count: usize) -> Option<(usize, u64)> {
+pub fn frame_for(offset: u64, vcpu_count: usize) -> Option<(VcpuId, u64)> {
     let vcpu = usize::try_from(offset / GICR_STRIDE).ok()?;
-    (vcpu < vcpu_count).then_some((vcpu, offset % GICR_STRIDE))
+    (vcpu < vcpu_count).then_some((VcpuId(vcpu), offset % GICR_STRIDE))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +131,7 @@ impl IrqBank for Banked {
 /// The redistributor of one vCPU. See the [module documentation](self).
 #[derive(Clone, Debug)]
 pub struct VirtualRedistributor {
-    vcpu: usize,
+    vcpu: VcpuId,
     last: bool,
     processor_sleep: bool,
     irqs: Banked,
@@ -138,13 +141,13 @@ impl VirtualRedistributor {
     /// The redistributor of vCPU `vcpu` of a partition with `vcpu_count` vCPUs. SGIs reset
     /// edge-triggered, PPIs level-sensitive; all disabled, inactive, not pending, Group 1,
     /// priority 0. The redistributor resets asleep (`GICR_WAKER` = 0b110).
-    pub fn new(vcpu: usize, vcpu_count: usize) -> Result<Self, ConfigError> {
+    pub fn new(vcpu: VcpuId, vcpu_count: usize) -> Result<Self, ConfigError> {
         if vcpu_count == 0 {
             return Err(ConfigError::NoVcpus);
         }
-        if vcpu_count > MAX_VCPUS || vcpu >= vcpu_count {
+        if vcpu_count > MAX_VCPUS || vcpu.index() >= vcpu_count {
             return Err(ConfigError::TooManyVcpus(
-                vcpu_count.max(vcpu.saturating_add(1)),
+                vcpu_count.max(vcpu.index().saturating_add(1)),
             ));
         }
         let mut irqs = [IrqCfg::reset(false); BANKED_IRQS as usize];
@@ -153,14 +156,14 @@ impl VirtualRedistributor {
         }
         Ok(Self {
             vcpu,
-            last: vcpu + 1 == vcpu_count,
+            last: vcpu.index() + 1 == vcpu_count,
             processor_sleep: true,
             irqs: Banked(irqs),
         })
     }
 
     /// The vCPU index this redistributor belongs to.
-    pub fn vcpu(&self) -> usize {
+    pub fn vcpu(&self) -> VcpuId {
         self.vcpu
     }
 
@@ -168,9 +171,9 @@ impl VirtualRedistributor {
     /// `Processor_Number` (23:8) = index, `Last` (4) on the partition's last vCPU, and
     /// `PLPIS`, `VLPIS`, `DirectLPI`, `DPGS`, `CommonLPIAff`, `PPInum` all 0.
     pub fn typer(&self) -> u64 {
-        let aff0 = (self.vcpu & 0xff) as u64;
-        let processor_number = (self.vcpu & 0xffff) as u64;
-        (aff0 << 32) | (processor_number << 8) | if self.last { TYPER_LAST } else { 0 }
+        let affinity = vcpu_mpidr(self.vcpu);
+        let processor_number = (self.vcpu.index() & 0xffff) as u64;
+        (affinity << 32) | (processor_number << 8) | if self.last { TYPER_LAST } else { 0 }
     }
 
     /// Whether the guest has woken the redistributor up (`GICR_WAKER.ProcessorSleep` = 0).
@@ -318,7 +321,7 @@ impl RedistributorRegion {
             return Err(ConfigError::TooManyVcpus(vcpu_count));
         }
         let redists = (0..vcpu_count)
-            .map(|vcpu| VirtualRedistributor::new(vcpu, vcpu_count))
+            .map(|vcpu| VirtualRedistributor::new(VcpuId(vcpu), vcpu_count))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { redists })
     }
@@ -334,13 +337,13 @@ impl RedistributorRegion {
     }
 
     /// The redistributor of vCPU `vcpu`.
-    pub fn get(&self, vcpu: usize) -> Option<&VirtualRedistributor> {
-        self.redists.get(vcpu)
+    pub fn get(&self, vcpu: VcpuId) -> Option<&VirtualRedistributor> {
+        self.redists.get(vcpu.index())
     }
 
     /// The redistributor of vCPU `vcpu`, mutably.
-    pub fn get_mut(&mut self, vcpu: usize) -> Option<&mut VirtualRedistributor> {
-        self.redists.get_mut(vcpu)
+    pub fn get_mut(&mut self, vcpu: VcpuId) -> Option<&mut VirtualRedistributor> {
+        self.redists.get_mut(vcpu.index())
     }
 
     /// Emulates a guest read at `offset` in the partition's GICR region.
@@ -349,7 +352,7 @@ impl RedistributorRegion {
             frame_for(offset, self.redists.len()).ok_or(AccessError::OutOfRange { offset })?;
         let redist = self
             .redists
-            .get(vcpu)
+            .get(vcpu.index())
             .ok_or(AccessError::OutOfRange { offset })?;
         redist.read(in_frame, size).map_err(|e| rebase(e, offset))
     }
@@ -361,12 +364,12 @@ impl RedistributorRegion {
         offset: u64,
         size: u8,
         value: u64,
-    ) -> Result<(usize, Actions), AccessError> {
+    ) -> Result<(VcpuId, Actions), AccessError> {
         let (vcpu, in_frame) =
             frame_for(offset, self.redists.len()).ok_or(AccessError::OutOfRange { offset })?;
         let redist = self
             .redists
-            .get_mut(vcpu)
+            .get_mut(vcpu.index())
             .ok_or(AccessError::OutOfRange { offset })?;
         let actions = redist
             .write(in_frame, size, value)
@@ -397,10 +400,10 @@ mod tests {
 
     #[test]
     fn frame_decode() {
-        assert_eq!(frame_for(0, 2), Some((0, 0)));
-        assert_eq!(frame_for(0x1_0080, 2), Some((0, 0x1_0080)));
-        assert_eq!(frame_for(0x2_0014, 2), Some((1, 0x14)));
-        assert_eq!(frame_for(0x3_ffff, 2), Some((1, 0x1_ffff)));
+        assert_eq!(frame_for(0, 2), Some((VcpuId(0), 0)));
+        assert_eq!(frame_for(0x1_0080, 2), Some((VcpuId(0), 0x1_0080)));
+        assert_eq!(frame_for(0x2_0014, 2), Some((VcpuId(1), 0x14)));
+        assert_eq!(frame_for(0x3_ffff, 2), Some((VcpuId(1), 0x1_ffff)));
         assert_eq!(frame_for(0x4_0000, 2), None);
         assert_eq!(frame_for(u64::MAX, 256), None);
         assert_eq!(frame_for(0, 0), None);
@@ -409,11 +412,11 @@ mod tests {
     #[test]
     fn constructor_validates() {
         assert_eq!(
-            VirtualRedistributor::new(0, 0).unwrap_err(),
+            VirtualRedistributor::new(VcpuId(0), 0).unwrap_err(),
             ConfigError::NoVcpus
         );
-        assert!(VirtualRedistributor::new(2, 2).is_err());
-        assert!(VirtualRedistributor::new(usize::MAX, 2).is_err());
+        assert!(VirtualRedistributor::new(VcpuId(2), 2).is_err());
+        assert!(VirtualRedistributor::new(VcpuId(usize::MAX), 2).is_err());
         assert!(RedistributorRegion::new(0).is_err());
         assert!(RedistributorRegion::new(257).is_err());
         assert_eq!(RedistributorRegion::new(3).unwrap().size(), 0x6_0000);
@@ -439,7 +442,10 @@ mod tests {
         // Read-only.
         let mut region = region;
         assert!(region.write(8, 8, 0).unwrap().1.is_empty());
-        assert_eq!(region.read(8, 8).unwrap(), region.get(0).unwrap().typer());
+        assert_eq!(
+            region.read(8, 8).unwrap(),
+            region.get(VcpuId(0)).unwrap().typer()
+        );
         assert!(matches!(
             region.read(0xc, 8),
             Err(AccessError::Misaligned { .. })
@@ -452,7 +458,7 @@ mod tests {
 
     #[test]
     fn id_ctlr_iidr() {
-        let mut r = VirtualRedistributor::new(0, 1).unwrap();
+        let mut r = VirtualRedistributor::new(VcpuId(0), 1).unwrap();
         assert_eq!((r.read(0xffe8, 4).unwrap() >> 4) & 0xf, 3);
         assert_eq!(r.read(0xffd0, 4).unwrap(), 0);
         assert_eq!(r.read(4, 4).unwrap(), u64::from(IIDR_VALUE));
@@ -469,18 +475,18 @@ mod tests {
         let mut region = RedistributorRegion::new(2).unwrap();
         let waker = GICR_STRIDE + 0x14;
         assert_eq!(region.read(waker, 4).unwrap(), 0b110, "resets asleep");
-        assert!(!region.get(1).unwrap().is_awake());
+        assert!(!region.get(VcpuId(1)).unwrap().is_awake());
         // Linux: clear ProcessorSleep, then poll until ChildrenAsleep reads 0.
         let v = region.read(waker, 4).unwrap() & !u64::from(WAKER_PROCESSOR_SLEEP);
         let (vcpu, actions) = region.write(waker, 4, v).unwrap();
-        assert_eq!(vcpu, 1);
+        assert_eq!(vcpu, VcpuId(1));
         assert!(actions.is_empty());
         assert_eq!(
             region.read(waker, 4).unwrap() & u64::from(WAKER_CHILDREN_ASLEEP),
             0
         );
-        assert!(region.get(1).unwrap().is_awake());
-        assert!(!region.get(0).unwrap().is_awake(), "per vCPU");
+        assert!(region.get(VcpuId(1)).unwrap().is_awake());
+        assert!(!region.get(VcpuId(0)).unwrap().is_awake(), "per vCPU");
         // And back to sleep.
         region
             .write(waker, 4, u64::from(WAKER_PROCESSOR_SLEEP))
@@ -518,7 +524,7 @@ mod tests {
         );
         assert_eq!(region.read(sgi + 0x100, 4).unwrap(), 0x0800_ffff);
         assert_eq!(region.read(sgi + 0x180, 4).unwrap(), 0x0800_ffff);
-        let r1 = region.get(1).unwrap();
+        let r1 = region.get(VcpuId(1)).unwrap();
         assert!(r1.is_enabled(27) && r1.is_enabled(3) && !r1.is_enabled(26));
         assert!(!r1.is_enabled(32) && !r1.is_enabled(u32::MAX));
         assert_eq!(region.read(0x1_0100, 4).unwrap(), 0, "vCPU 0 unaffected");
@@ -550,7 +556,7 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_eq!(region.read(sgi + 0x300, 4).unwrap(), 0);
 
-        let r1 = region.get_mut(1).unwrap();
+        let r1 = region.get_mut(VcpuId(1)).unwrap();
         r1.set_pending_latch(27, true);
         r1.set_active_latch(1, true);
         r1.set_pending_latch(40, true);
@@ -560,7 +566,7 @@ mod tests {
 
     #[test]
     fn priorities() {
-        let mut r = VirtualRedistributor::new(0, 1).unwrap();
+        let mut r = VirtualRedistributor::new(VcpuId(0), 1).unwrap();
         // PPI 27 is byte 3 of IPRIORITYR6 (0x10418).
         let a = r.write(0x1_041b, 1, 0xa0).unwrap();
         assert_eq!(
@@ -600,7 +606,7 @@ mod tests {
 
     #[test]
     fn icfgr() {
-        let mut r = VirtualRedistributor::new(0, 1).unwrap();
+        let mut r = VirtualRedistributor::new(VcpuId(0), 1).unwrap();
         assert_eq!(r.read(0x1_0c00, 4).unwrap(), 0xaaaa_aaaa);
         assert!(r.write(0x1_0c00, 4, 0).unwrap().is_empty());
         assert_eq!(

@@ -18,6 +18,8 @@
 
 use core::fmt;
 
+use bulkhead_config::VcpuId;
+
 use super::MAX_VCPUS;
 
 /// A decoded `ICC_SGI1R_EL1` value.
@@ -67,11 +69,11 @@ impl Sgi1r {
     /// The vCPUs of a partition with `vcpu_count` vCPUs that this SGI, sent by vCPU `sender`,
     /// targets. With `IRM` = 1 that is every vCPU but the sender. A target list may include the
     /// sender itself (Linux's `smp_send_reschedule` to self, `IPI` to self).
-    pub fn targets(&self, sender: usize, vcpu_count: usize) -> VcpuSet {
+    pub fn targets(&self, sender: VcpuId, vcpu_count: usize) -> VcpuSet {
         let mut set = VcpuSet::new();
         let vcpu_count = vcpu_count.min(MAX_VCPUS);
         if self.irm {
-            for vcpu in (0..vcpu_count).filter(|&v| v != sender) {
+            for vcpu in (0..vcpu_count).map(VcpuId).filter(|&v| v != sender) {
                 set.insert(vcpu);
             }
             return set;
@@ -83,7 +85,7 @@ impl Sgi1r {
         for bit in 0..16usize {
             let vcpu = base + bit;
             if self.target_list & (1 << bit) != 0 && vcpu < vcpu_count {
-                set.insert(vcpu);
+                set.insert(VcpuId(vcpu));
             }
         }
         set
@@ -91,7 +93,7 @@ impl Sgi1r {
 }
 
 /// Decodes a trapped `ICC_SGI1R_EL1` write by vCPU `sender`: the SGI number and its targets.
-pub fn sgi_targets(value: u64, sender: usize, vcpu_count: usize) -> (u32, VcpuSet) {
+pub fn sgi_targets(value: u64, sender: VcpuId, vcpu_count: usize) -> (u32, VcpuSet) {
     let sgi = Sgi1r::decode(value);
     (sgi.intid, sgi.targets(sender, vcpu_count))
 }
@@ -111,14 +113,16 @@ impl VcpuSet {
     }
 
     /// Adds `vcpu`; indices >= [`MAX_VCPUS`] are ignored.
-    pub fn insert(&mut self, vcpu: usize) {
+    pub fn insert(&mut self, vcpu: VcpuId) {
+        let vcpu = vcpu.index();
         if let Some(word) = self.bits.get_mut(vcpu / 64) {
             *word |= 1 << (vcpu % 64);
         }
     }
 
     /// Whether `vcpu` is in the set.
-    pub fn contains(&self, vcpu: usize) -> bool {
+    pub fn contains(&self, vcpu: VcpuId) -> bool {
+        let vcpu = vcpu.index();
         self.bits
             .get(vcpu / 64)
             .is_some_and(|word| word & (1 << (vcpu % 64)) != 0)
@@ -135,14 +139,16 @@ impl VcpuSet {
     }
 
     /// The vCPUs in ascending order.
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_VCPUS).filter(|&v| self.contains(v))
+    pub fn iter(&self) -> impl Iterator<Item = VcpuId> + '_ {
+        (0..MAX_VCPUS).map(VcpuId).filter(|&v| self.contains(v))
     }
 }
 
 impl fmt::Debug for VcpuSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+        f.debug_set()
+            .entries(self.iter().map(VcpuId::index))
+            .finish()
     }
 }
 
@@ -153,8 +159,8 @@ mod tests {
     use alloc::vec::Vec;
 
     fn targets(value: u64, sender: usize, count: usize) -> (u32, Vec<usize>) {
-        let (intid, set) = sgi_targets(value, sender, count);
-        (intid, set.iter().collect())
+        let (intid, set) = sgi_targets(value, VcpuId(sender), count);
+        (intid, set.iter().map(VcpuId::index).collect())
     }
 
     #[test]
@@ -190,15 +196,15 @@ mod tests {
         assert_eq!(targets(0xffff, 0, 3), (0, vec![0, 1, 2]));
         assert_eq!(targets(1 << 5, 0, 3), (0, vec![]));
         // Empty target list.
-        assert!(sgi_targets(15 << 24, 0, 4).1.is_empty());
+        assert!(sgi_targets(15 << 24, VcpuId(0), 4).1.is_empty());
     }
 
     #[test]
     fn out_of_partition_affinity() {
         // Aff1/Aff2/Aff3 != 0 name PEs outside the partition.
-        assert!(sgi_targets((1 << 16) | 1, 0, 4).1.is_empty());
-        assert!(sgi_targets((1 << 32) | 1, 0, 4).1.is_empty());
-        assert!(sgi_targets((1 << 48) | 1, 0, 4).1.is_empty());
+        assert!(sgi_targets((1 << 16) | 1, VcpuId(0), 4).1.is_empty());
+        assert!(sgi_targets((1 << 32) | 1, VcpuId(0), 4).1.is_empty());
+        assert!(sgi_targets((1 << 48) | 1, VcpuId(0), 4).1.is_empty());
     }
 
     #[test]
@@ -206,7 +212,7 @@ mod tests {
         // RS = 1, bit 2 -> Aff0 = 18.
         let v = (1 << 44) | (1 << 2);
         assert_eq!(targets(v, 0, 32).1, vec![18]);
-        assert!(sgi_targets(v, 0, 18).1.is_empty());
+        assert!(sgi_targets(v, VcpuId(0), 18).1.is_empty());
         // RS = 15, bit 15 -> Aff0 = 255.
         let v = (0xf << 44) | (1 << 15);
         assert_eq!(targets(v, 0, 256).1, vec![255]);
@@ -216,26 +222,34 @@ mod tests {
     fn irm_broadcast() {
         let v = (1 << 40) | (3 << 24) | 0x1 | (0x55 << 16);
         assert_eq!(targets(v, 2, 4), (3, vec![0, 1, 3]));
-        assert!(sgi_targets(v, 0, 1).1.is_empty(), "alone in the partition");
-        assert_eq!(sgi_targets(v, 0, 256).1.len(), 255);
+        assert!(
+            sgi_targets(v, VcpuId(0), 1).1.is_empty(),
+            "alone in the partition"
+        );
+        assert_eq!(sgi_targets(v, VcpuId(0), 256).1.len(), 255);
         // Out-of-range counts are clamped, not a panic.
-        assert_eq!(sgi_targets(v, 0, usize::MAX).1.len(), 255);
-        assert_eq!(sgi_targets(v, usize::MAX, 2).1.len(), 2);
+        assert_eq!(sgi_targets(v, VcpuId(0), usize::MAX).1.len(), 255);
+        assert_eq!(sgi_targets(v, VcpuId(usize::MAX), 2).1.len(), 2);
     }
 
     #[test]
     fn vcpu_set() {
         let mut s = VcpuSet::new();
         assert!(s.is_empty());
-        s.insert(0);
-        s.insert(63);
-        s.insert(64);
-        s.insert(255);
-        s.insert(256);
-        s.insert(usize::MAX);
+        s.insert(VcpuId(0));
+        s.insert(VcpuId(63));
+        s.insert(VcpuId(64));
+        s.insert(VcpuId(255));
+        s.insert(VcpuId(256));
+        s.insert(VcpuId(usize::MAX));
         assert_eq!(s.len(), 4);
-        assert!(s.contains(64) && !s.contains(1) && !s.contains(usize::MAX));
-        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 63, 64, 255]);
+        assert!(
+            s.contains(VcpuId(64)) && !s.contains(VcpuId(1)) && !s.contains(VcpuId(usize::MAX))
+        );
+        assert_eq!(
+            s.iter().map(VcpuId::index).collect::<Vec<_>>(),
+            vec![0, 63, 64, 255]
+        );
         assert_eq!(alloc::format!("{s:?}"), "{0, 63, 64, 255}");
     }
 }

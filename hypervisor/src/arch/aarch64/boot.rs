@@ -1,115 +1,334 @@
-//! Entry points: the arm64 Image header, the primary CPU's entry (zero bss, set the stack, call
-//! `crate::hypervisor::primary_main`) and the secondary CPUs' entry used with PSCI `CPU_ON`
-//! (turn the MMU on with the primary's tables first, then the stack, then Rust).
+//! Boot: from the first instruction in Rust to every assigned CPU running its vCPU.
+//!
+//! Primary CPU ([`primary_main`]): MMU and caches on with a coarse map, heap, vectors; the
+//! bundle and the board config in it (a bad config is refused here too, with the node and
+//! reason, and the machine powered off); console and logging; the precise EL2 map; the GIC; the
+//! runtime's [`System`] (partitions built and loaded); then the other assigned CPUs are started
+//! with PSCI `CPU_ON`. CPUs no partition owns stay off. Secondary CPUs ([`secondary_main`]) only
+//! set up their own interfaces and join the run loop.
 
-use core::arch::global_asm;
+use alloc::string::String;
+use alloc::vec::Vec;
+use buddy_system_allocator::LockedHeap;
+use spin::Once;
 
-use super::cpu::{MAX_CPUS, STACK_SIZE};
-use super::mmu::SECONDARY_MMU;
+use bulkhead_bundle::{Bundle, Kind, HEADER_SIZE};
+use bulkhead_config::guest_view::PAGE_SIZE;
+use bulkhead_config::{BoardConfig, HostPhysAddr, HostRange, PcpuId, PsciConduit};
 
-/// Per-CPU EL2 stacks. CPU n uses `STACKS[n]`, growing down from its end.
-#[repr(C, align(16))]
-pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+use super::hw::Aarch64;
+use super::trap::run_this_cpu;
+use super::{console, cpu, entry, exceptions, firmware, gic, mmu, panic};
+use crate::runtime::System;
+use crate::stage2::{HypervisorMap, MAIR_EL2};
 
-#[unsafe(no_mangle)]
-pub static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+/// The heap the boot starts with, enough to parse the board config. Once the config is known,
+/// the rest of the hypervisor's memory after the bundle is added to the heap.
+const HEAP_SIZE: usize = 1024 * 1024;
 
-// The Image header (Documentation/arch/arm64/booting.rst) lets QEMU `-kernel` and U-Boot `booti`
-// load us: they place the image text_offset bytes above a 2 MiB-aligned RAM base.
-global_asm!(
-    r#"
-    .section .text.head, "ax"
-    .global _start
-_start:
-    b       primary_entry           // code0
-    .long   0                       // code1
-    .quad   0x200000                // text_offset
-    .quad   __image_size            // image_size (the packer rewrites it to cover the bundle)
-    .quad   0x2                     // flags: little-endian, 4 KiB pages, 2 MiB-aligned base
-    .quad   0                       // res2
-    .quad   0                       // res3
-    .quad   0                       // res4
-    .ascii  "ARM\x64"               // magic
-    .long   0                       // res5
+#[repr(C, align(4096))]
+struct HeapSpace([u8; HEAP_SIZE]);
 
-primary_entry:
-    msr     daifset, #0xf
-    mrs     x19, CurrentEL
-    lsr     x19, x19, #2
-    adrp    x1, __bss_start
-    add     x1, x1, :lo12:__bss_start
-    adrp    x2, __bss_end
-    add     x2, x2, :lo12:__bss_end
-1:  cmp     x1, x2
-    b.hs    2f
-    stp     xzr, xzr, [x1], #16
-    b       1b
-2:  adrp    x1, {stacks}
-    add     x1, x1, :lo12:{stacks}
-    mov     x2, #{stack_size}
-    add     sp, x1, x2
-    mov     x0, x19
-    bl      {primary_main}
-3:  wfe
-    b       3b
+static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
 
-    .global secondary_entry
-secondary_entry:
-    // x0 = logical CPU index (PSCI context id). MMU off, caches off.
-    msr     daifset, #0xf
-    mov     x19, x0
-    adrp    x1, {mmu}
-    add     x1, x1, :lo12:{mmu}
-    ldp     x2, x3, [x1]            // mair, tcr
-    ldp     x4, x5, [x1, #16]       // ttbr, sctlr
-    msr     mair_el2, x2
-    msr     tcr_el2, x3
-    msr     ttbr0_el2, x4
-    isb
-    tlbi    alle2
-    dsb     nsh
-    isb
-    msr     sctlr_el2, x5
-    isb
-    adrp    x1, {stacks}
-    add     x1, x1, :lo12:{stacks}
-    add     x2, x19, #1
-    mov     x3, #{stack_size}
-    madd    x1, x2, x3, x1
-    mov     sp, x1
-    mov     x0, x19
-    bl      {secondary_main}
-4:  wfe
-    b       4b
-"#,
-    stacks = sym STACKS,
-    stack_size = const STACK_SIZE,
-    mmu = sym SECONDARY_MMU,
-    primary_main = sym crate::hypervisor::primary_main,
-    secondary_main = sym crate::hypervisor::secondary_main,
-);
+#[global_allocator]
+static HEAP: LockedHeap<32> = LockedHeap::empty();
 
-unsafe extern "C" {
-    /// Start of the appended bundle (end of the image in memory), from the linker script.
-    static __bundle_start: u8;
-    /// First byte of the image, from the linker script.
-    static __image_start: u8;
-    fn secondary_entry();
+static SYSTEM: Once<System<Aarch64>> = Once::new();
+
+/// The booted system. Only called after boot published it (from traps and secondary CPUs, which
+/// start later).
+pub fn system() -> &'static System<Aarch64> {
+    match SYSTEM.get() {
+        Some(s) => s,
+        None => panic!("the system is used before boot completed"),
+    }
 }
 
-/// Address of the bundle the packer appended to this image.
-pub fn bundle_address() -> usize {
-    // Only the address of the linker symbol is taken; it is never dereferenced here.
-    core::ptr::addr_of!(__bundle_start) as usize
+/// Powers the machine off through the platform firmware.
+pub fn power_off() -> ! {
+    let conduit = SYSTEM
+        .get()
+        .map_or(PsciConduit::Smc, |s| s.config.platform.psci);
+    halt_with(conduit)
 }
 
-/// Address the image starts at.
-pub fn image_start() -> usize {
-    // Only the address of the linker symbol is taken.
-    core::ptr::addr_of!(__image_start) as usize
+fn halt_with(conduit: PsciConduit) -> ! {
+    let err = firmware::system_off(conduit);
+    console::print(format_args!(
+        "[bulkhead] firmware refused SYSTEM_OFF ({err:?}); halting\n"
+    ));
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
 }
 
-/// Physical address of the secondary CPU entry point, for PSCI `CPU_ON`.
-pub fn secondary_entry_address() -> u64 {
-    secondary_entry as *const () as u64
+fn bundle() -> Result<Bundle<'static>, &'static str> {
+    let start = entry::bundle_address();
+    // SAFETY: the packer appends the bundle at __bundle_start, inside the loaded image; the
+    // header is read first to learn the length, and Bundle::parse bounds-checks the rest.
+    let header = unsafe { &*(start as *const [u8; HEADER_SIZE]) };
+    let len = bulkhead_bundle::total_size(header)
+        .ok_or("no bundle after the hypervisor image (was it packed?)")?;
+    // SAFETY: as above; the bundle lives in memory nothing writes to after boot.
+    let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, len as usize) };
+    Bundle::parse(bytes).map_err(|_| "the bundle after the hypervisor image is corrupt")
+}
+
+/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known.
+fn fallback_uart(dtb: &[u8]) -> Option<usize> {
+    let fdt = fdt::Fdt::new(dtb).ok()?;
+    let node = fdt.chosen().stdout()?;
+    Some(node.reg()?.next()?.starting_address as usize)
+}
+
+/// Entry from `entry` on the primary CPU, MMU off. `el` is the exception level we were entered
+/// at.
+pub extern "C" fn primary_main(el: u64) -> ! {
+    if el != 2 {
+        refuse_below_el2(el);
+    }
+    // SAFETY: first thing on the primary CPU, MMU off, single-threaded.
+    unsafe { mmu::enable_early(entry::image_start()) };
+    // SAFETY: the heap array is used by nothing else; this runs once.
+    unsafe {
+        HEAP.lock()
+            .init(core::ptr::addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE)
+    };
+    exceptions::install();
+
+    let Ok(bundle) = bundle() else {
+        // Nothing to print with: without a bundle there is no board description.
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    };
+    let dtb = bundle
+        .find(Kind::BoardDtb, 0)
+        .map(|e| e.data)
+        .unwrap_or(&[]);
+    if let Some(uart) = fallback_uart(dtb) {
+        console::set_emergency_uart(uart);
+    }
+    let config = match bulkhead_config::load(dtb) {
+        Ok(c) => c,
+        Err(e) => {
+            console::panic_print(format_args!("bulkhead: invalid board config: {e}\n"));
+            // The conduit is unknown if the config did not parse; QEMU virt with EL2 uses SMC.
+            let conduit = bulkhead_config::parse::parse(dtb)
+                .map(|c| c.platform.psci)
+                .unwrap_or(PsciConduit::Smc);
+            halt_with(conduit);
+        }
+    };
+    let conduit = config.platform.psci;
+    panic::set_conduit(conduit);
+    start_console(&config);
+    log::info!(
+        "Bulkhead {} starting at EL2 on CPU {:#x}, {} partition(s)",
+        env!("CARGO_PKG_VERSION"),
+        cpu::mpidr(),
+        config.partitions.len()
+    );
+    let refuse = |what: core::fmt::Arguments| -> ! {
+        console::print_error(format_args!("bulkhead: invalid board config: {what}\n"));
+        halt_with(conduit)
+    };
+
+    // The hypervisor's own footprint must lie inside its configured memory.
+    let image = HostRange::new(
+        HostPhysAddr(entry::image_start() as u64),
+        (entry::bundle_address() - entry::image_start()) as u64 + bundle_len(&bundle),
+    );
+    if !config.hypervisor.memory.contains_range(&image) {
+        refuse(format_args!(
+            "node /hypervisor: the hypervisor image and bundle ({image}) do not fit in its memory ({})",
+            config.hypervisor.memory
+        ));
+    }
+    grow_heap(image.end(), config.hypervisor.memory.end());
+
+    let Some(primary) = config
+        .platform
+        .cpus
+        .iter()
+        .position(|c| c.mpidr == cpu::mpidr())
+        .map(PcpuId)
+    else {
+        refuse(format_args!(
+            "node /cpus: no CPU node has this CPU's MPIDR {:#x}",
+            cpu::mpidr()
+        ));
+    };
+    if config.platform.cpus.len() > cpu::MAX_CPUS {
+        refuse(format_args!(
+            "node /cpus: Bulkhead supports at most {} CPUs",
+            cpu::MAX_CPUS
+        ));
+    }
+    cpu::set_id(primary);
+
+    install_hypervisor_map(&config);
+    let mpidrs = config.platform.cpus.iter().map(|c| c.mpidr).collect();
+    // SAFETY: the GIC registers were just mapped as device memory and only this driver uses them.
+    unsafe {
+        gic::init(
+            config.platform.gic.distributor.base.raw() as usize,
+            config.platform.gic.redistributors[0].base.raw() as usize,
+            mpidrs,
+            primary,
+        )
+    };
+
+    let sys = match System::new(Aarch64, config, bundle) {
+        Ok(sys) => SYSTEM.call_once(|| sys),
+        Err(e) => refuse(format_args!("{e}")),
+    };
+    sys.start();
+    if let Some(irq) = sys.console_irq() {
+        gic::enable_spi(irq, primary);
+    }
+    start_secondaries(sys, primary);
+    run_this_cpu()
+}
+
+/// Entry from `entry` on a secondary CPU, MMU already on.
+pub extern "C" fn secondary_main(id: usize) -> ! {
+    cpu::set_id(PcpuId(id));
+    exceptions::install();
+    gic::init_cpu(PcpuId(id));
+    run_this_cpu()
+}
+
+/// Says, with what the DTB alone tells, that Bulkhead must run at EL2, and stops this CPU. No
+/// MMU, no heap yet.
+fn refuse_below_el2(el: u64) -> ! {
+    let uart = bundle()
+        .ok()
+        .and_then(|b| b.find(Kind::BoardDtb, 0))
+        .and_then(|e| fallback_uart(e.data));
+    if let Some(uart) = uart {
+        console::emergency_print(
+            uart,
+            format_args!(
+                "bulkhead: entered at EL{el}, but Bulkhead must be entered at EL2 (enable \
+                 virtualization in the firmware or QEMU `virtualization=on`); stopping\n"
+            ),
+        );
+    }
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
+/// The console (if the board gives the hypervisor one) and the `log` backend.
+fn start_console(config: &BoardConfig) {
+    let base = config
+        .hypervisor
+        .console
+        .and_then(|i| config.platform.devices.get(i))
+        .and_then(|c| c.regs.first())
+        .map(|r| r.base.raw() as usize);
+    if let Some(base) = base {
+        let names: Vec<String> = config.partitions.iter().map(|p| p.name.clone()).collect();
+        // SAFETY: the console UART is reserved for the hypervisor by the board config (no
+        // partition may own it); the early map maps it as device memory.
+        unsafe { console::init(base, names) };
+    }
+    let _ = log::set_logger(&console::LOGGER);
+    log::set_max_level(level_filter(config.hypervisor.log_level));
+}
+
+/// Starts every other CPU a partition owns with PSCI `CPU_ON`; the rest stay off.
+fn start_secondaries(sys: &System<Aarch64>, primary: PcpuId) {
+    for (n, c) in sys.config.platform.cpus.iter().enumerate() {
+        let id = PcpuId(n);
+        if id == primary {
+            continue;
+        }
+        if !sys.is_assigned(id) {
+            log::info!("CPU {n} is not assigned to any partition: parked");
+            continue;
+        }
+        let result = firmware::cpu_on(
+            sys.config.platform.psci,
+            c.mpidr,
+            entry::secondary_entry_address(),
+            n as u64,
+        );
+        if let Err(e) = result {
+            log::error!(
+                "CPU {n} (MPIDR {:#x}) failed to start: {e:?}; its partition cannot run",
+                c.mpidr
+            );
+        }
+    }
+}
+
+/// Gives the hypervisor memory after the image and bundle to the heap.
+fn grow_heap(free_start: HostPhysAddr, memory_end: HostPhysAddr) {
+    let start = free_start.raw().next_multiple_of(PAGE_SIZE);
+    if start < memory_end.raw() {
+        // SAFETY: validated above: this range lies in the hypervisor's own memory, after the
+        // image and bundle, and no partition memory overlaps it; nothing else uses it.
+        unsafe {
+            HEAP.lock()
+                .add_to_heap(start as usize, memory_end.raw() as usize)
+        };
+        log::debug!("heap grows by {start:#x}..{memory_end}");
+    }
+}
+
+fn bundle_len(bundle: &Bundle) -> u64 {
+    bundle
+        .entries()
+        .map(|e| e.data.as_ptr() as u64 + e.data.len() as u64)
+        .max()
+        .unwrap_or(0)
+        .saturating_sub(entry::bundle_address() as u64)
+}
+
+fn level_filter(level: bulkhead_config::LogLevel) -> log::LevelFilter {
+    use bulkhead_config::LogLevel::*;
+    match level {
+        Error => log::LevelFilter::Error,
+        Warn => log::LevelFilter::Warn,
+        Info => log::LevelFilter::Info,
+        Debug => log::LevelFilter::Debug,
+        Trace => log::LevelFilter::Trace,
+    }
+}
+
+/// Replaces the coarse boot map with one that maps exactly RAM, the console and the GIC. The
+/// map is complete before it goes live and never changes afterwards.
+fn install_hypervisor_map(config: &BoardConfig) {
+    let mut map = HypervisorMap::new();
+    let result = (|| {
+        for ram in &config.platform.ram {
+            map.map_normal(ram.base, ram.size)?;
+        }
+        let console = config
+            .hypervisor
+            .console
+            .and_then(|i| config.platform.devices.get(i));
+        for r in console
+            .into_iter()
+            .flat_map(|c| c.regs.iter())
+            .chain(core::iter::once(&config.platform.gic.distributor))
+            .chain(config.platform.gic.redistributors.iter())
+        {
+            let pages = r.pages(PAGE_SIZE);
+            map.map_device(pages.base, pages.size)?;
+        }
+        Ok::<(), crate::stage2::MapError>(())
+    })();
+    if let Err(e) = result {
+        panic!("cannot build the hypervisor's own page tables: {e}");
+    }
+    let root = map.root_address();
+    // The tables must outlive everything: they stay installed until power-off.
+    core::mem::forget(map);
+    // SAFETY: the new map identity-maps all RAM (image, stacks, heap) as normal memory and the
+    // devices EL2 uses as device memory, like the early map did.
+    unsafe { mmu::switch_to(MAIR_EL2, root.raw()) };
 }

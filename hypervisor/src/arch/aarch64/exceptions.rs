@@ -1,50 +1,17 @@
-//! The EL2 exception vector table and the saved register frame.
+//! The EL2 exception vector table.
 //!
-//! Every exception saves x0–x30, ELR_EL2 and SPSR_EL2 in a `TrapFrame` on the CPU's EL2 stack and
-//! calls a Rust handler with it; returning from the handler restores the frame and `eret`s. The
-//! frame layout is defined once, here in Rust, and the assembly takes its size and offsets as
-//! `const` operands so the two cannot drift. Guest entry (`enter`) loads a frame the same way
-//! after resetting the CPU's stack.
+//! Every exception saves x0–x30, ELR_EL2 and SPSR_EL2 in a [`TrapFrame`] on the CPU's EL2 stack
+//! and calls a handler of `trap` with it; returning from the handler restores the frame and
+//! `eret`s. The frame's layout is defined once, in `crate::frame`; the assembly takes its size
+//! and offsets as `const` operands so the two cannot drift. Guest entry ([`enter`]) loads a
+//! frame the same way after resetting the CPU's stack.
 
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
-/// General-purpose registers and return state of the interrupted context.
-#[repr(C)]
-#[derive(Clone, Debug, Default)]
-pub struct TrapFrame {
-    pub x: [u64; 31],
-    pub elr: u64,
-    pub spsr: u64,
-    _pad: u64,
-}
-
-impl TrapFrame {
-    /// A frame that enters EL1h at `entry` with all interrupts masked and x0 = `x0`.
-    pub fn for_entry(entry: u64, x0: u64) -> Self {
-        let mut frame = Self::default();
-        frame.x[0] = x0;
-        frame.elr = entry;
-        // EL1h, D, A, I, F masked.
-        frame.spsr = 0b0101 | (0xf << 6);
-        frame
-    }
-
-    /// Reads register `n` as an instruction names it (31 = xzr).
-    pub fn reg(&self, n: u8) -> u64 {
-        self.x.get(n as usize).copied().unwrap_or(0)
-    }
-
-    /// Writes register `n` (writes to xzr are dropped).
-    pub fn set_reg(&mut self, n: u8, value: u64) {
-        if let Some(r) = self.x.get_mut(n as usize) {
-            *r = value;
-        }
-    }
-}
+use crate::frame::TrapFrame;
 
 const FRAME_SIZE: usize = size_of::<TrapFrame>();
-const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
 
 global_asm!(
     r#"
@@ -158,14 +125,12 @@ vcpu_enter:
     frame_size = const FRAME_SIZE,
     x30 = const offset_of!(TrapFrame, x) + 30 * 8,
     elr = const offset_of!(TrapFrame, elr),
-    el2_fault = sym crate::hypervisor::traps::el2_fault,
-    el2_irq = sym crate::hypervisor::traps::el2_irq,
-    lower_sync = sym crate::hypervisor::traps::lower_sync,
-    lower_irq = sym crate::hypervisor::traps::lower_irq,
-    lower_fault = sym crate::hypervisor::traps::lower_fault,
+    el2_fault = sym super::trap::el2_fault,
+    el2_irq = sym super::trap::el2_irq,
+    lower_sync = sym super::trap::lower_sync,
+    lower_irq = sym super::trap::lower_irq,
+    lower_fault = sym super::trap::lower_fault,
 );
-
-const _: () = assert!(offset_of!(TrapFrame, spsr) == offset_of!(TrapFrame, elr) + 8);
 
 unsafe extern "C" {
     static el2_vectors: u8;

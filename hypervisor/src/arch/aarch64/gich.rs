@@ -1,7 +1,8 @@
 //! The GICv3 virtual CPU interface control registers (`ICH_*_EL2`) and the physical CPU
 //! interface operations the virtual GIC needs beyond `arm-gic`: split priority drop and
 //! deactivation, so an interrupt forwarded to a guest with the list register's HW bit is
-//! deactivated by the guest's own EOI.
+//! deactivated by the guest's own EOI. List registers go in and out in their `ICH_LR<n>_EL2`
+//! encoding; `crate::vgic::ich_lr` translates.
 
 use aarch64_cpu::registers::{
     Readable, Writeable, ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR10_EL2,
@@ -9,18 +10,15 @@ use aarch64_cpu::registers::{
     ICH_LR3_EL2, ICH_LR4_EL2, ICH_LR5_EL2, ICH_LR6_EL2, ICH_LR7_EL2, ICH_LR8_EL2, ICH_LR9_EL2,
     ICH_VMCR_EL2, ICH_VTR_EL2,
 };
-use core::arch::asm;
+use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTV_CTL_EL0};
 use core::sync::atomic::{AtomicBool, Ordering};
+use tock_registers::interfaces::ReadWriteable;
 
 use super::cpu::MAX_CPUS;
+use super::sysregs::{ICC_CTLR_EL1, ICC_DIR_EL1};
 
 /// Most list registers the architecture has.
 pub const MAX_LRS: usize = 16;
-
-/// `ICH_HCR_EL2.En`: virtual CPU interface enabled.
-const HCR_EN: u64 = 1 << 0;
-/// `ICH_HCR_EL2.UIE`: maintenance interrupt when at most one list register is valid.
-const HCR_UIE: u64 = 1 << 1;
 
 /// Number of list registers this CPU implements.
 pub fn lr_count() -> usize {
@@ -82,8 +80,8 @@ pub fn reset() {
     ICH_AP0R0_EL2.set(0);
     ICH_AP1R0_EL2.set(0);
     ICH_VMCR_EL2.set(0);
-    ICH_HCR_EL2.set(HCR_EN);
-    if let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id()) {
+    ICH_HCR_EL2.write(ICH_HCR_EL2::En::SET);
+    if let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id().index()) {
         state.store(false, Ordering::Relaxed);
     }
 }
@@ -94,38 +92,34 @@ static UNDERFLOW_IRQ: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }
 
 /// Turns the underflow maintenance interrupt on or off.
 pub fn set_underflow_irq(on: bool) {
-    let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id()) else {
+    let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id().index()) else {
         return;
     };
     if state.swap(on, Ordering::Relaxed) == on {
         return;
     }
-    let hcr = ICH_HCR_EL2.get();
-    ICH_HCR_EL2.set(if on { hcr | HCR_UIE } else { hcr & !HCR_UIE });
+    ICH_HCR_EL2.modify(if on {
+        ICH_HCR_EL2::UIE::SET
+    } else {
+        ICH_HCR_EL2::UIE::CLEAR
+    });
 }
 
 /// Makes EL2's end-of-interrupt a priority drop only (`ICC_CTLR_EL1.EOImode` = 1), so that
-/// deactivation is separate: `deactivate` for interrupts EL2 handles itself, the guest's EOI for
-/// interrupts forwarded with the HW bit.
+/// deactivation is separate: [`deactivate`] for interrupts EL2 handles itself, the guest's EOI
+/// for interrupts forwarded with the HW bit.
 pub fn split_eoi() {
-    let mut ctlr: u64;
-    // SAFETY: ICC_CTLR_EL1 (S3_0_C12_C12_4) only configures this CPU's physical interface.
-    unsafe {
-        asm!("mrs {0}, s3_0_c12_c12_4", out(reg) ctlr);
-        ctlr |= 1 << 1;
-        asm!("msr s3_0_c12_c12_4, {0}", "isb", in(reg) ctlr);
-    }
+    ICC_CTLR_EL1.modify(ICC_CTLR_EL1::EOIMODE::SET);
 }
 
 /// Deactivates physical interrupt `intid` (`ICC_DIR_EL1`).
 pub fn deactivate(intid: u32) {
-    // SAFETY: ICC_DIR_EL1 (S3_0_C12_C11_1) only deactivates the given interrupt.
-    unsafe { asm!("msr s3_0_c12_c11_1, {0}", "isb", in(reg) intid as u64) };
+    ICC_DIR_EL1.set(u64::from(intid));
 }
 
 /// Disables this CPU's guest timers (EL1 virtual and physical), so a restarted vCPU cannot
 /// inherit a pending timer interrupt.
 pub fn stop_guest_timers() {
-    // SAFETY: CNTV_CTL_EL0 and CNTP_CTL_EL0 only control the timers EL1 uses.
-    unsafe { asm!("msr cntv_ctl_el0, xzr", "msr cntp_ctl_el0, xzr", "isb") };
+    CNTV_CTL_EL0.set(0);
+    CNTP_CTL_EL0.set(0);
 }

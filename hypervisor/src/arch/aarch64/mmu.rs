@@ -3,13 +3,18 @@
 //! device memory) so nothing runs long with caches off; once the board config is parsed,
 //! `switch_to` installs the precise identity map built by `crate::stage2::HypervisorMap` (RAM
 //! normal, the console and GIC device, nothing else). Secondary CPUs enable the MMU straight
-//! from `SECONDARY_MMU` in their entry code.
+//! from `SECONDARY_MMU` in their entry code. The register values (`MAIR_EL2`, `TCR_EL2`) and
+//! memory attribute indices are `crate::stage2`'s, tested on the host; this module only writes
+//! them.
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     Readable, Writeable, ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2,
 };
 use core::arch::asm;
+
+use crate::stage2::el2_map::{MAIR_INDEX_DEVICE, MAIR_INDEX_NORMAL};
+use crate::stage2::{tcr_el2_value, MAIR_EL2 as MAIR_VALUE};
 
 /// Register values a secondary CPU loads before turning its MMU on. Layout is read by the asm in
 /// `boot`: mair, tcr, ttbr, sctlr.
@@ -29,40 +34,32 @@ pub static mut SECONDARY_MMU: SecondaryMmu = SecondaryMmu {
     sctlr: 0,
 };
 
-/// Attribute index 0: Device-nGnRE. Index 1: Normal, inner/outer write-back.
-const EARLY_MAIR: u64 = 0x04 | (0xff << 8);
-
 #[repr(C, align(4096))]
 struct Level1([u64; 512]);
 
 static mut EARLY_TABLE: Level1 = Level1([0; 512]);
 
-/// The physical address range the CPU supports, as TCR/VTCR `PS` encodes it.
+/// This CPU's physical address range (`ID_AA64MMFR0_EL1.PARange`).
 pub fn pa_range() -> u64 {
-    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange).min(5)
+    ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange)
 }
 
-/// TCR_EL2 for a 39-bit identity map with 4 KiB pages, write-back inner-shareable walks.
-pub fn tcr_value() -> u64 {
-    (TCR_EL2::T0SZ.val(25)
-        + TCR_EL2::IRGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
-        + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
-        + TCR_EL2::SH0::Inner
-        + TCR_EL2::TG0::KiB_4
-        + TCR_EL2::PS.val(pa_range()))
-    .value
-        | (1 << 31)
-        | (1 << 23)
+/// `TCR_EL2` for the EL2 map on this CPU.
+fn tcr_value() -> u64 {
+    tcr_el2_value(pa_range())
 }
+
+/// RES1 bits of `SCTLR_EL2` without `HCR_EL2.E2H`: 4, 5, 11, 16, 18, 22, 23, 28, 29.
+const SCTLR_EL2_RES1: u64 = (3 << 28) | (3 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (3 << 4);
 
 fn sctlr_value() -> u64 {
-    // RES1 bits of SCTLR_EL2 (non-VHE) plus MMU, data cache, instruction cache, SP alignment.
-    let res1: u64 = (3 << 28) | (3 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (3 << 4);
-    res1 | (SCTLR_EL2::M::Enable
-        + SCTLR_EL2::C::Cacheable
-        + SCTLR_EL2::I::Cacheable
-        + SCTLR_EL2::SA::Enable)
-        .value
+    // MMU, data cache, instruction cache, SP alignment check.
+    SCTLR_EL2_RES1
+        | (SCTLR_EL2::M::Enable
+            + SCTLR_EL2::C::Cacheable
+            + SCTLR_EL2::I::Cacheable
+            + SCTLR_EL2::SA::Enable)
+            .value
 }
 
 /// Builds the coarse identity map and turns the MMU and caches on.
@@ -76,12 +73,13 @@ pub unsafe fn enable_early(image: usize) {
     let table = unsafe { &mut *core::ptr::addr_of_mut!(EARLY_TABLE) };
     for (i, entry) in table.0.iter_mut().enumerate() {
         let block = (i as u64) << 30;
-        // Block descriptor, access flag, inner shareable.
+        // Block descriptor, access flag, inner shareable; AttrIndx in bits [4:2].
         let common = 0b01 | (1 << 10) | (3 << 8);
         *entry = if i == image_block {
-            block | common | (1 << 2)
+            block | common | (u64::from(MAIR_INDEX_NORMAL) << 2)
         } else {
-            block | common | (1 << 54)
+            // Device memory, execute-never.
+            block | common | (u64::from(MAIR_INDEX_DEVICE) << 2) | (1 << 54)
         };
     }
     let ttbr = core::ptr::addr_of!(EARLY_TABLE) as u64;
@@ -89,7 +87,7 @@ pub unsafe fn enable_early(image: usize) {
     // does not move the code or stack. Stale lines of the table are invalidated first.
     unsafe {
         install(
-            EARLY_MAIR,
+            MAIR_VALUE,
             tcr_value(),
             ttbr,
             sctlr_value(),

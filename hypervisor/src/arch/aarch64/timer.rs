@@ -1,18 +1,25 @@
-//! The EL2 physical timer (CNTHP), the hypervisor's own one-shot timer. Only the console uses it
-//! today: to show a partition's unfinished line (a prompt) if it is still unfinished a moment
-//! after it started.
+//! Time: the physical counter, and the EL2 physical timer (CNTHP), the hypervisor's own
+//! one-shot timer (the console uses it to show a partition's prompt a moment after it starts).
 
-use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2};
-use core::arch::asm;
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0};
 
-/// The EL2 physical timer's PPI.
-pub const HYP_TIMER_PPI: u32 = 26;
+use super::sysregs::CNTHP_TVAL_EL2;
 
-/// Fires `HYP_TIMER_PPI` on this core once, `ms` milliseconds from now (re-arming moves it).
+/// The EL2 physical timer's interrupt (PPI 10).
+pub const HYP_TIMER_IRQ: u32 = 26;
+
+/// The physical counter now.
+pub fn physical_count() -> u64 {
+    // The counter may be read early otherwise.
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Fires [`HYP_TIMER_IRQ`] on this core once, `ms` milliseconds from now (re-arming moves it).
 pub fn arm_ms(ms: u64) {
-    let ticks = CNTFRQ_EL0.get() * ms / 1000;
-    // SAFETY: CNTHP_TVAL_EL2 only sets when this core's EL2 timer fires.
-    unsafe { asm!("msr cnthp_tval_el2, {0}", in(reg) ticks.min(u64::from(u32::MAX))) };
+    let ticks = CNTFRQ_EL0.get().saturating_mul(ms) / 1000;
+    CNTHP_TVAL_EL2.write(CNTHP_TVAL_EL2::TIMERVALUE.val(ticks.min(u64::from(i32::MAX as u32))));
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::SET + CNTHP_CTL_EL2::IMASK::CLEAR);
 }
 

@@ -1,10 +1,12 @@
 //! The physical PL011 the hypervisor owns as its console: polled transmit, interrupt-driven
-//! receive. Registers are a `tock-registers` block.
+//! receive. Registers are a `tock-registers` block. It is the console service's serial port.
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use crate::console::SerialPort;
 
 register_bitfields! {u32,
     FR [
@@ -57,8 +59,10 @@ pub struct Pl011 {
 }
 
 // SAFETY: the registers are MMIO; the hypervisor serialises all use of its console UART through
-// one lock (`hypervisor::output`), so sharing the handle between CPUs is sound.
+// the console's lock (the panic path aside, which writes whole bytes), so sharing the handle
+// between CPUs is sound.
 unsafe impl Send for Pl011 {}
+// SAFETY: as for `Send`.
 unsafe impl Sync for Pl011 {}
 
 impl Pl011 {
@@ -77,10 +81,11 @@ impl Pl011 {
         self.regs
             .cr
             .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
-        self.regs.icr.set(0x7ff);
+        self.regs.icr.write(ICR::ALL::SET);
         self.regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
     }
 
+    /// Writes one byte, waiting while the transmit FIFO is full.
     pub fn write_byte(&self, byte: u8) {
         while self.regs.fr.is_set(FR::TXFF) {
             core::hint::spin_loop();
@@ -111,5 +116,15 @@ impl Pl011 {
         } else {
             Some(self.regs.dr.get() as u8)
         }
+    }
+}
+
+impl SerialPort for Pl011 {
+    fn write_bytes(&self, bytes: &[u8]) {
+        Pl011::write_bytes(self, bytes);
+    }
+
+    fn read_byte(&self) -> Option<u8> {
+        Pl011::read_byte(self)
     }
 }

@@ -33,6 +33,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use bulkhead_config::PartitionId;
+
 /// The longest line emitted in one piece, excluding prefix and line ending.
 pub const MAX_LINE: usize = 256;
 
@@ -43,9 +45,9 @@ pub const ESCAPE: u8 = 0x14;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     /// Push `byte` into the receive FIFO of `partition`'s virtual UART.
-    Deliver { partition: usize, byte: u8 },
+    Deliver { partition: PartitionId, byte: u8 },
     /// The focus moved to `partition`; the caller should print [`ConsoleMux::focus_banner`].
-    Switched { partition: usize },
+    Switched { partition: PartitionId },
     /// The byte was part of a switch sequence (or there is nobody to deliver it to).
     Consumed,
 }
@@ -84,8 +86,8 @@ impl ConsoleMux {
     }
 
     /// The name of `partition`, if it exists.
-    pub fn name(&self, partition: usize) -> Option<&str> {
-        self.names.get(partition).map(String::as_str)
+    pub fn name(&self, partition: PartitionId) -> Option<&str> {
+        self.names.get(partition.index()).map(String::as_str)
     }
 
     /// Takes one byte of output from `partition`. Complete lines (and more of the focused
@@ -94,7 +96,8 @@ impl ConsoleMux {
     /// partial line that is not shown: the caller should call [`show_partial`](Self::show_partial)
     /// a moment later (it shows the line only if it is still unfinished). Bytes for unknown
     /// partitions are dropped.
-    pub fn write(&mut self, partition: usize, byte: u8, out: &mut dyn FnMut(&[u8])) -> bool {
+    pub fn write(&mut self, partition: PartitionId, byte: u8, out: &mut dyn FnMut(&[u8])) -> bool {
+        let partition = partition.index();
         let Some(buf) = self.pending.get_mut(partition) else {
             return false;
         };
@@ -133,7 +136,8 @@ impl ConsoleMux {
 
     /// Emits `partition`'s pending partial line, if any, terminated like a whole line. Used when a
     /// partition stops, so its last words are not lost.
-    pub fn flush(&mut self, partition: usize, out: &mut dyn FnMut(&[u8])) {
+    pub fn flush(&mut self, partition: PartitionId, out: &mut dyn FnMut(&[u8])) {
+        let partition = partition.index();
         if self
             .pending
             .get(partition)
@@ -146,7 +150,7 @@ impl ConsoleMux {
     /// Emits pending partial lines of all partitions.
     pub fn flush_all(&mut self, out: &mut dyn FnMut(&[u8])) {
         for partition in 0..self.pending.len() {
-            self.flush(partition, out);
+            self.flush(PartitionId(partition), out);
         }
     }
 
@@ -221,18 +225,18 @@ impl ConsoleMux {
                 return Input::Consumed;
             }
             return Input::Deliver {
-                partition: self.focus,
+                partition: PartitionId(self.focus),
                 byte,
             };
         }
         self.escape = false;
         match byte {
             ESCAPE => Input::Deliver {
-                partition: self.focus,
+                partition: PartitionId(self.focus),
                 byte: ESCAPE,
             },
             b'1'..=b'9' => {
-                let partition = usize::from(byte - b'1');
+                let partition = PartitionId(usize::from(byte - b'1'));
                 if self.set_focus(partition) {
                     Input::Switched { partition }
                 } else {
@@ -240,24 +244,25 @@ impl ConsoleMux {
                 }
             }
             b'n' => {
-                let partition = (self.focus + 1) % self.names.len();
-                self.focus = partition;
-                Input::Switched { partition }
+                self.focus = (self.focus + 1) % self.names.len();
+                Input::Switched {
+                    partition: PartitionId(self.focus),
+                }
             }
             _ => Input::Consumed,
         }
     }
 
     /// The partition that currently receives input.
-    pub fn focus(&self) -> usize {
-        self.focus
+    pub fn focus(&self) -> PartitionId {
+        PartitionId(self.focus)
     }
 
     /// Gives the input focus to `partition`. Returns `false` (and keeps the focus) if there is no
     /// such partition.
-    pub fn set_focus(&mut self, partition: usize) -> bool {
-        if partition < self.names.len() {
-            self.focus = partition;
+    pub fn set_focus(&mut self, partition: PartitionId) -> bool {
+        if partition.index() < self.names.len() {
+            self.focus = partition.index();
             true
         } else {
             false
@@ -301,6 +306,7 @@ mod tests {
     }
 
     fn write_str(mux: &mut ConsoleMux, partition: usize, s: &str, sink: &mut Sink) {
+        let partition = PartitionId(partition);
         for b in s.bytes() {
             mux.write(partition, b, &mut sink.f());
         }
@@ -321,15 +327,15 @@ mod tests {
         let mut mux = mux();
         let mut sink = Sink::default();
         // Byte-by-byte interleaving of two partitions without the input focus.
-        mux.set_focus(2);
+        mux.set_focus(PartitionId(2));
         let a = b"hello from linux\r\n";
         let b = b"rtos tick 1\nrtos tick 2\n";
         for i in 0..a.len().max(b.len()) {
             if let Some(&x) = a.get(i) {
-                mux.write(0, x, &mut sink.f());
+                mux.write(PartitionId(0), x, &mut sink.f());
             }
             if let Some(&y) = b.get(i) {
-                mux.write(1, y, &mut sink.f());
+                mux.write(PartitionId(1), y, &mut sink.f());
             }
         }
         assert_eq!(
@@ -348,15 +354,18 @@ mod tests {
         let mut sink = Sink::default();
         // A prompt from the focused partition waits until the caller shows it...
         assert!(
-            mux.write(0, b'#', &mut sink.f()),
+            mux.write(PartitionId(0), b'#', &mut sink.f()),
             "a new partial line asks to be shown"
         );
-        assert!(!mux.write(0, b' ', &mut sink.f()), "once is enough");
+        assert!(
+            !mux.write(PartitionId(0), b' ', &mut sink.f()),
+            "once is enough"
+        );
         assert!(sink.0.is_empty());
         mux.show_partial(&mut sink.f());
         assert_eq!(sink.0.concat(), "[linux] # ");
         // ...and once shown, what follows appears at once.
-        assert!(!mux.write(0, b' ', &mut sink.f()));
+        assert!(!mux.write(PartitionId(0), b' ', &mut sink.f()));
         assert_eq!(sink.0.concat(), "[linux] #  ");
         let mut mux = self::mux();
         let mut sink = Sink::default();
@@ -392,7 +401,7 @@ mod tests {
         let mut sink = Sink::default();
         write_str(&mut mux, 1, "login: ", &mut sink);
         assert!(sink.0.is_empty(), "a partial line without focus waits");
-        mux.set_focus(1);
+        mux.set_focus(PartitionId(1));
         mux.line(b"--- focus ---", &mut sink.f());
         mux.show_partial(&mut sink.f());
         assert_eq!(sink.0.concat(), "--- focus ---\r\n[rtos] login: ");
@@ -427,9 +436,9 @@ mod tests {
         let mut sink = Sink::default();
         write_str(&mut mux, 1, "panic: no", &mut sink);
         assert!(sink.0.is_empty());
-        mux.flush(1, &mut sink.f());
-        mux.flush(1, &mut sink.f());
-        mux.flush(7, &mut sink.f());
+        mux.flush(PartitionId(1), &mut sink.f());
+        mux.flush(PartitionId(1), &mut sink.f());
+        mux.flush(PartitionId(7), &mut sink.f());
         assert_eq!(sink.0, ["[rtos] panic: no\r\n"]);
         write_str(&mut mux, 2, "bye", &mut sink);
         mux.flush_all(&mut sink.f());
@@ -447,32 +456,37 @@ mod tests {
     #[test]
     fn input_goes_to_focus() {
         let mut mux = mux();
-        assert_eq!(mux.focus(), 0);
+        assert_eq!(mux.focus(), PartitionId(0));
         assert_eq!(
             mux.input(b'a'),
             Input::Deliver {
-                partition: 0,
+                partition: PartitionId(0),
                 byte: b'a'
             }
         );
-        assert!(mux.set_focus(2));
+        assert!(mux.set_focus(PartitionId(2)));
         assert_eq!(
             mux.input(b'\r'),
             Input::Deliver {
-                partition: 2,
+                partition: PartitionId(2),
                 byte: b'\r'
             }
         );
-        assert!(!mux.set_focus(3));
-        assert_eq!(mux.focus(), 2);
+        assert!(!mux.set_focus(PartitionId(3)));
+        assert_eq!(mux.focus(), PartitionId(2));
     }
 
     #[test]
     fn switch_sequences() {
         let mut mux = mux();
         assert_eq!(mux.input(ESCAPE), Input::Consumed);
-        assert_eq!(mux.input(b'2'), Input::Switched { partition: 1 });
-        assert_eq!(mux.focus(), 1);
+        assert_eq!(
+            mux.input(b'2'),
+            Input::Switched {
+                partition: PartitionId(1)
+            }
+        );
+        assert_eq!(mux.focus(), PartitionId(1));
         assert_eq!(
             mux.focus_banner(),
             "--- console input now goes to rtos (Ctrl-T <n> to switch) ---"
@@ -480,18 +494,28 @@ mod tests {
         // Nonexistent partition: consumed, focus unchanged.
         assert_eq!(mux.input(ESCAPE), Input::Consumed);
         assert_eq!(mux.input(b'9'), Input::Consumed);
-        assert_eq!(mux.focus(), 1);
+        assert_eq!(mux.focus(), PartitionId(1));
         // Next, with wrap-around.
         mux.input(ESCAPE);
-        assert_eq!(mux.input(b'n'), Input::Switched { partition: 2 });
+        assert_eq!(
+            mux.input(b'n'),
+            Input::Switched {
+                partition: PartitionId(2)
+            }
+        );
         mux.input(ESCAPE);
-        assert_eq!(mux.input(b'n'), Input::Switched { partition: 0 });
+        assert_eq!(
+            mux.input(b'n'),
+            Input::Switched {
+                partition: PartitionId(0)
+            }
+        );
         // Literal Ctrl-T.
         mux.input(ESCAPE);
         assert_eq!(
             mux.input(ESCAPE),
             Input::Deliver {
-                partition: 0,
+                partition: PartitionId(0),
                 byte: ESCAPE
             }
         );
@@ -501,7 +525,7 @@ mod tests {
         assert_eq!(
             mux.input(b'x'),
             Input::Deliver {
-                partition: 0,
+                partition: PartitionId(0),
                 byte: b'x'
             }
         );
@@ -517,8 +541,8 @@ mod tests {
         assert_eq!(mux.input(b'a'), Input::Consumed);
         assert_eq!(mux.input(ESCAPE), Input::Consumed);
         assert_eq!(mux.input(b'n'), Input::Consumed);
-        mux.write(0, b'a', &mut sink.f());
-        mux.flush(0, &mut sink.f());
+        mux.write(PartitionId(0), b'a', &mut sink.f());
+        mux.flush(PartitionId(0), &mut sink.f());
         assert!(sink.0.is_empty());
         assert_eq!(
             mux.focus_banner(),

@@ -1,0 +1,112 @@
+//! The runtime's arch interface ([`Hw`]) on AArch64 with a GICv3 and a PL011 console: each
+//! operation delegates to the driver module that owns the hardware.
+
+use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+
+use super::{console, cpu, gic, gich, timer};
+use crate::runtime::Hw;
+use crate::vgic::{ich_lr, ListReg};
+
+/// This machine.
+pub struct Aarch64;
+
+impl Hw for Aarch64 {
+    const KICK_SGI: u32 = gic::KICK_SGI;
+    const MAINTENANCE_IRQ: u32 = gic::MAINTENANCE_IRQ;
+    const HYP_TIMER_IRQ: u32 = timer::HYP_TIMER_IRQ;
+
+    fn this_cpu(&self) -> PcpuId {
+        cpu::id()
+    }
+
+    fn acknowledge(&self) -> Option<u32> {
+        gic::acknowledge()
+    }
+
+    fn priority_drop(&self, intid: u32) {
+        gic::priority_drop(intid);
+    }
+
+    fn deactivate(&self, intid: u32) {
+        gich::deactivate(intid);
+    }
+
+    fn set_enabled(&self, intid: u32, cpu: PcpuId, enable: bool) {
+        gic::set_enabled(intid, cpu, enable);
+    }
+
+    fn set_edge_triggered(&self, intid: u32, cpu: PcpuId, edge: bool) {
+        gic::set_trigger(intid, cpu, edge);
+    }
+
+    fn route_spi(&self, intid: u32, cpu: PcpuId) {
+        gic::route_spi(intid, cpu);
+    }
+
+    fn kick(&self, cpu: PcpuId) {
+        gic::kick(cpu);
+    }
+
+    fn lr_count(&self) -> usize {
+        gich::lr_count()
+    }
+
+    fn read_lr(&self, n: usize) -> ListReg {
+        ich_lr::decode(gich::read_lr(n))
+    }
+
+    fn write_lr(&self, n: usize, lr: ListReg) {
+        gich::write_lr(n, ich_lr::encode(&lr));
+    }
+
+    fn set_underflow_irq(&self, on: bool) {
+        gich::set_underflow_irq(on);
+    }
+
+    fn reset_vcpu_interface(&self) {
+        gich::reset();
+        gich::stop_guest_timers();
+    }
+
+    fn counter(&self) -> u64 {
+        timer::physical_count()
+    }
+
+    fn arm_timer_ms(&self, ms: u64) {
+        timer::arm_ms(ms);
+    }
+
+    fn cancel_timer(&self) {
+        timer::cancel();
+    }
+
+    fn load(&self, pa: HostPhysAddr, data: &[u8]) {
+        // SAFETY: the runtime only loads into a partition's own memory (checked against its
+        // regions), which validation placed in RAM outside the hypervisor's memory, which the
+        // hypervisor identity-maps, and which nothing uses while the partition does not run.
+        let dst = unsafe { core::slice::from_raw_parts_mut(pa.raw() as *mut u8, data.len()) };
+        dst.copy_from_slice(data);
+    }
+
+    fn console_output(&self, partition: PartitionId, byte: u8) -> bool {
+        console::console().is_some_and(|c| c.partition_output(partition, byte))
+    }
+
+    fn console_show_partial(&self) {
+        if let Some(c) = console::console() {
+            c.show_partial();
+        }
+    }
+
+    fn console_flush(&self, partition: PartitionId) {
+        if let Some(c) = console::console() {
+            c.flush_partition(partition);
+        }
+    }
+
+    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8)) {
+        if let Some(c) = console::console() {
+            c.drain_input(deliver);
+        }
+    }
+}

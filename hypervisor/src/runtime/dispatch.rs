@@ -1,0 +1,212 @@
+//! The one dispatcher of guest exits: each handler looks at one decoded [`Exit`] and returns an
+//! explicit [`Next`] step; [`System::handle_exit`] carries that step out and tells the arch code
+//! what this CPU does next ([`Continue`]).
+//!
+//! Nothing a guest does may stop the hypervisor: every exit is either served and the vCPU
+//! resumes, or stops that partition alone with a report.
+
+use bulkhead_config::{GuestPhysAddr, PcpuId, VcpuId};
+
+use super::hw::Hw;
+use super::lifecycle::{DeviceError, Fault, Stop};
+use super::partition::{Partition, VcpuEntry, VcpuPowerState};
+use super::vgic::GicWindow;
+use super::System;
+use crate::exit::{Exit, GuestAccess, SysReg, SysRegTrap};
+use crate::frame::TrapFrame;
+use crate::psci::{self, PsciAction, VcpuPower};
+
+/// What the arch code does after the runtime handled an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Continue {
+    /// Return to the guest, with the registers as the runtime left them.
+    Guest,
+    /// This CPU's vCPU no longer runs: idle at EL2 until there is something to run.
+    Idle,
+    /// Every partition has stopped: power the machine off.
+    PowerOff,
+}
+
+/// What a handler decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Back to the guest.
+    Resume,
+    /// This vCPU no longer runs (it called `CPU_OFF`).
+    Idle,
+    /// Stop the partition.
+    Stop(Stop),
+    /// Restart the partition alone.
+    Restart,
+}
+
+impl<H: Hw> System<H> {
+    /// Handles one exit of the vCPU that physical CPU `cpu` runs; `regs` are its registers.
+    pub fn handle_exit(&self, cpu: PcpuId, regs: &mut TrapFrame, exit: Exit) -> Continue {
+        let Some((p, vcpu)) = self.current(cpu) else {
+            // A CPU without a vCPU cannot take exceptions from a guest.
+            return Continue::Idle;
+        };
+        let next = match exit {
+            Exit::Hvc => self.hypercall(p, vcpu, regs),
+            Exit::Smc { insn_len } => {
+                // A trapped SMC returns to the SMC itself: step over it.
+                regs.elr = regs.elr.wrapping_add(insn_len);
+                self.hypercall(p, vcpu, regs)
+            }
+            Exit::DataAbort(access) => self.data_abort(p, cpu, regs, access),
+            Exit::SysReg(trap) => self.system_register(p, vcpu, regs, trap),
+            Exit::Irq => {
+                self.handle_irqs(cpu);
+                if p.runs(vcpu) {
+                    Next::Resume
+                } else {
+                    Next::Idle
+                }
+            }
+            Exit::Unhandled(unhandled) => Next::Stop(Stop::Fault(Fault::Unhandled {
+                report: unhandled.report(regs.elr),
+                cpu,
+            })),
+        };
+        match next {
+            Next::Resume => {
+                self.flush(p, vcpu);
+                Continue::Guest
+            }
+            Next::Idle => Continue::Idle,
+            Next::Stop(why) => self.stop_partition(p, why),
+            Next::Restart => self.restart_partition(p),
+        }
+    }
+
+    /// A stage-2 data abort: an emulated device access, or a fault that stops the partition.
+    fn data_abort(
+        &self,
+        p: &Partition,
+        cpu: PcpuId,
+        regs: &mut TrapFrame,
+        access: GuestAccess,
+    ) -> Next {
+        let pc = regs.elr;
+        let Some((ipa, syndrome)) = access.emulable() else {
+            return Next::Stop(Stop::Fault(Fault::Access { access, pc, cpu }));
+        };
+        let write = access.write.then(|| regs.reg(syndrome.reg));
+        let result = if let Some(offset) = self.vuart_offset(p, ipa) {
+            self.vuart_access(p, offset, syndrome.size, write)
+                .map_err(DeviceError::Uart)
+        } else if let Some(window) = gic_window(p, ipa) {
+            self.gic_access(p, window, syndrome.size, write)
+                .map_err(DeviceError::Gic)
+        } else {
+            return Next::Stop(Stop::Fault(Fault::Access { access, pc, cpu }));
+        };
+        match result {
+            Ok(read) => {
+                if let Some(value) = read {
+                    regs.set_reg(syndrome.reg, syndrome.load_value(value));
+                }
+                regs.elr = regs.elr.wrapping_add(access.insn_len);
+                Next::Resume
+            }
+            Err(device) => Next::Stop(Stop::Fault(Fault::Device { device, access, pc })),
+        }
+    }
+
+    /// The offset of `ipa` in `p`'s virtual UART window, if it lies there.
+    fn vuart_offset(&self, p: &Partition, ipa: GuestPhysAddr) -> Option<u64> {
+        let base = p.config.virtual_uart?;
+        bulkhead_config::GuestRange::new(base, bulkhead_config::guest_view::VUART_SIZE)
+            .offset_of(ipa)
+    }
+
+    /// A trapped system register. With `HCR_EL2.IMO` set, the guest's SGI generation registers
+    /// trap here; nothing else is configured to trap.
+    fn system_register(
+        &self,
+        p: &Partition,
+        vcpu: VcpuId,
+        regs: &mut TrapFrame,
+        trap: SysRegTrap,
+    ) -> Next {
+        match (trap.reg, trap.read) {
+            (SysReg::IccSgi1r | SysReg::IccAsgi1r, false) => {
+                self.send_sgi(p, vcpu, regs.reg(trap.rt));
+            }
+            // Group 0 SGIs do not exist for a Non-secure guest: ignored.
+            (SysReg::IccSgi0r, false) => {}
+            _ => return Next::Stop(Stop::Fault(Fault::SysReg { trap, pc: regs.elr })),
+        }
+        regs.elr = regs.elr.wrapping_add(trap.insn_len);
+        Next::Resume
+    }
+
+    /// An HVC or SMC: PSCI and the SMCCC discovery calls, for the calling partition only.
+    fn hypercall(&self, p: &Partition, vcpu: VcpuId, regs: &mut TrapFrame) -> Next {
+        let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
+        match psci::dispatch(vcpu, args, p) {
+            PsciAction::Return(value) => {
+                regs.x[0] = value;
+                Next::Resume
+            }
+            PsciAction::CpuOn {
+                vcpu: target,
+                entry,
+                context,
+            } => {
+                regs.x[0] = self.cpu_on(p, target, entry, context) as u64;
+                Next::Resume
+            }
+            PsciAction::CpuOff => {
+                if let Some(v) = p.vcpu(vcpu) {
+                    *v.power.lock() = VcpuPowerState::OFF;
+                }
+                if p.vcpus.iter().all(|v| v.power() == VcpuPower::Off) {
+                    Next::Stop(Stop::PoweredOff)
+                } else {
+                    Next::Idle
+                }
+            }
+            PsciAction::SystemOff => Next::Stop(Stop::PoweredOff),
+            PsciAction::SystemReset => Next::Restart,
+        }
+    }
+
+    /// PSCI `CPU_ON` of `target` at `entry`: refused with `INVALID_ADDRESS` unless the entry
+    /// point lies in the partition's memory; otherwise the target's core is told to start it.
+    /// Returns the PSCI status.
+    fn cpu_on(&self, p: &Partition, target: VcpuId, entry: GuestPhysAddr, context: u64) -> i64 {
+        let Some(t) = p.vcpu(target) else {
+            return smccc::psci::error::INVALID_PARAMETERS.into();
+        };
+        if !p.owns_memory(entry) {
+            return smccc::psci::error::INVALID_ADDRESS.into();
+        }
+        // Checked again under the lock: another vCPU may have started it meanwhile.
+        let mut power = t.power.lock();
+        match power.power {
+            VcpuPower::On => smccc::psci::error::ALREADY_ON.into(),
+            VcpuPower::OnPending => smccc::psci::error::ON_PENDING.into(),
+            VcpuPower::Off => {
+                *power = VcpuPowerState::starting(VcpuEntry {
+                    pc: entry,
+                    x0: context,
+                });
+                drop(power);
+                self.hw.kick(t.pcpu);
+                0
+            }
+        }
+    }
+}
+
+/// Which of `p`'s emulated GIC windows `ipa` falls in, if any.
+fn gic_window(p: &Partition, ipa: GuestPhysAddr) -> Option<GicWindow> {
+    if let Some(offset) = p.vgic.gicd.offset_of(ipa) {
+        Some(GicWindow::Distributor(offset))
+    } else {
+        p.vgic.gicr.offset_of(ipa).map(GicWindow::Redistributors)
+    }
+}

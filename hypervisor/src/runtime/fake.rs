@@ -1,0 +1,163 @@
+//! A fake of the arch interface for host tests: it records every call, keeps per-CPU list
+//! registers and a queue of physical interrupts to acknowledge, and lets a test choose which
+//! physical CPU is "this" one.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::Mutex;
+
+use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+
+use super::hw::Hw;
+use crate::vgic::ListReg;
+
+/// A call the runtime made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    PriorityDrop(u32),
+    Deactivate(u32),
+    SetEnabled(u32, PcpuId, bool),
+    SetEdgeTriggered(u32, PcpuId, bool),
+    RouteSpi(u32, PcpuId),
+    Kick(PcpuId),
+    Underflow(bool),
+    ResetVcpuInterface,
+    ArmTimer(u64),
+    CancelTimer,
+    Load(HostPhysAddr, usize),
+    ConsoleShowPartial,
+    ConsoleFlush(PartitionId),
+}
+
+/// Number of list registers each fake CPU has.
+pub const LRS: usize = 4;
+
+#[derive(Default)]
+pub struct FakeHw {
+    cpu: AtomicUsize,
+    pub calls: Mutex<Vec<Call>>,
+    /// Physical interrupts `acknowledge` hands out, in order.
+    pub irqs: Mutex<VecDeque<u32>>,
+    lrs: Mutex<BTreeMap<PcpuId, [ListReg; LRS]>>,
+    pub counter: AtomicU64,
+    /// Bytes partitions wrote to the console.
+    pub output: Mutex<Vec<(PartitionId, u8)>>,
+    /// Bytes "typed" on the console, with the partition the mux would give them to.
+    pub typed: Mutex<VecDeque<(PartitionId, u8)>>,
+}
+
+impl FakeHw {
+    /// Makes `cpu` the CPU the following calls come from.
+    pub fn on_cpu(&self, cpu: usize) {
+        self.cpu.store(cpu, Ordering::Relaxed);
+    }
+
+    /// The calls made so far, forgetting them.
+    pub fn take_calls(&self) -> Vec<Call> {
+        core::mem::take(&mut *self.calls.lock())
+    }
+
+    /// This CPU's list registers.
+    pub fn lrs(&self) -> [ListReg; LRS] {
+        *self
+            .lrs
+            .lock()
+            .entry(self.this_cpu())
+            .or_insert([ListReg::EMPTY; LRS])
+    }
+
+    /// Sets this CPU's list register `n` (as the guest's EOI would change it).
+    pub fn set_lr(&self, n: usize, lr: ListReg) {
+        self.lrs
+            .lock()
+            .entry(self.this_cpu())
+            .or_insert([ListReg::EMPTY; LRS])[n] = lr;
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().push(call);
+    }
+}
+
+impl Hw for FakeHw {
+    const KICK_SGI: u32 = 0;
+    const MAINTENANCE_IRQ: u32 = 25;
+    const HYP_TIMER_IRQ: u32 = 26;
+
+    fn this_cpu(&self) -> PcpuId {
+        PcpuId(self.cpu.load(Ordering::Relaxed))
+    }
+    fn acknowledge(&self) -> Option<u32> {
+        self.irqs.lock().pop_front()
+    }
+    fn priority_drop(&self, intid: u32) {
+        self.record(Call::PriorityDrop(intid));
+    }
+    fn deactivate(&self, intid: u32) {
+        self.record(Call::Deactivate(intid));
+    }
+    fn set_enabled(&self, intid: u32, cpu: PcpuId, enable: bool) {
+        self.record(Call::SetEnabled(intid, cpu, enable));
+    }
+    fn set_edge_triggered(&self, intid: u32, cpu: PcpuId, edge: bool) {
+        self.record(Call::SetEdgeTriggered(intid, cpu, edge));
+    }
+    fn route_spi(&self, intid: u32, cpu: PcpuId) {
+        self.record(Call::RouteSpi(intid, cpu));
+    }
+    fn kick(&self, cpu: PcpuId) {
+        self.record(Call::Kick(cpu));
+    }
+    fn lr_count(&self) -> usize {
+        LRS
+    }
+    fn read_lr(&self, n: usize) -> ListReg {
+        self.lrs().get(n).copied().unwrap_or(ListReg::EMPTY)
+    }
+    fn write_lr(&self, n: usize, lr: ListReg) {
+        if n < LRS {
+            self.set_lr(n, lr);
+        }
+    }
+    fn set_underflow_irq(&self, on: bool) {
+        self.record(Call::Underflow(on));
+    }
+    fn reset_vcpu_interface(&self) {
+        self.lrs
+            .lock()
+            .insert(self.this_cpu(), [ListReg::EMPTY; LRS]);
+        self.record(Call::ResetVcpuInterface);
+    }
+    fn counter(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+    fn arm_timer_ms(&self, ms: u64) {
+        self.record(Call::ArmTimer(ms));
+    }
+    fn cancel_timer(&self) {
+        self.record(Call::CancelTimer);
+    }
+    fn load(&self, pa: HostPhysAddr, data: &[u8]) {
+        self.record(Call::Load(pa, data.len()));
+    }
+    fn console_output(&self, partition: PartitionId, byte: u8) -> bool {
+        self.output.lock().push((partition, byte));
+        false
+    }
+    fn console_show_partial(&self) {
+        self.record(Call::ConsoleShowPartial);
+    }
+    fn console_flush(&self, partition: PartitionId) {
+        self.record(Call::ConsoleFlush(partition));
+    }
+    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8)) {
+        loop {
+            let next = self.typed.lock().pop_front();
+            let Some((partition, byte)) = next else {
+                return;
+            };
+            deliver(partition, byte);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The arch interface: everything the runtime needs from the hardware, and nothing more.
+//!
+//! The runtime (`crate::runtime`) decides; an implementation of [`Hw`] carries the decisions out
+//! on real hardware. `arch::aarch64` implements it for the GICv3 and the PL011 console; the host
+//! tests implement it with a fake that records what was asked (`runtime::fake`). A second
+//! interrupt-controller backend (GICv2) is a second implementation of the same trait: list
+//! registers are exchanged decoded ([`ListReg`]), never as a backend's register encoding.
+//!
+//! All calls are about the physical CPU that makes them, except where a [`PcpuId`] says
+//! otherwise. None may fail in a way the runtime could act on: they report nothing back.
+
+use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+
+use crate::vgic::ListReg;
+
+/// The hardware operations of the runtime. See the [module documentation](self).
+pub trait Hw: Sync {
+    /// INTID of the interrupt one CPU sends another to make it re-examine its vCPU ([`kick`]).
+    ///
+    /// [`kick`]: Hw::kick
+    const KICK_SGI: u32;
+    /// INTID of the virtual CPU interface's maintenance interrupt (list-register underflow).
+    const MAINTENANCE_IRQ: u32;
+    /// INTID of the hypervisor's own timer ([`arm_timer_ms`](Hw::arm_timer_ms)).
+    const HYP_TIMER_IRQ: u32;
+
+    /// The physical CPU making the call.
+    fn this_cpu(&self) -> PcpuId;
+
+    // ---- The physical interrupt controller ----
+
+    /// Takes the highest-priority pending physical interrupt of this CPU, if any.
+    fn acknowledge(&self) -> Option<u32>;
+    /// Drops the running priority of acknowledged interrupt `intid` without deactivating it: for
+    /// an interrupt handed to a guest, whose deactivation then deactivates it.
+    fn priority_drop(&self, intid: u32);
+    /// Deactivates physical interrupt `intid`.
+    fn deactivate(&self, intid: u32);
+    /// Enables or disables `intid`; an SGI or PPI on CPU `cpu`'s redistributor.
+    fn set_enabled(&self, intid: u32, cpu: PcpuId, enable: bool);
+    /// Makes `intid` edge-triggered or level-sensitive; an SGI or PPI on CPU `cpu`.
+    fn set_edge_triggered(&self, intid: u32, cpu: PcpuId, edge: bool);
+    /// Routes SPI `intid` to CPU `cpu`.
+    fn route_spi(&self, intid: u32, cpu: PcpuId);
+    /// Makes CPU `cpu` take an interrupt ([`KICK_SGI`](Hw::KICK_SGI)) soon, which leaves any
+    /// guest it runs.
+    fn kick(&self, cpu: PcpuId);
+
+    // ---- This CPU's virtual CPU interface ----
+
+    /// Number of list registers.
+    fn lr_count(&self) -> usize;
+    /// List register `n` (empty for one the CPU does not have).
+    fn read_lr(&self, n: usize) -> ListReg;
+    /// Writes list register `n` (ignored for one the CPU does not have).
+    fn write_lr(&self, n: usize, lr: ListReg);
+    /// Turns the underflow maintenance interrupt on or off.
+    fn set_underflow_irq(&self, on: bool);
+    /// Resets the virtual CPU interface and the guest timers for a vCPU that starts afresh: no
+    /// list register in use, no active priority, the guest's timers stopped.
+    fn reset_vcpu_interface(&self);
+
+    // ---- Time ----
+
+    /// The physical counter (`CNTPCT`).
+    fn counter(&self) -> u64;
+    /// Fires [`HYP_TIMER_IRQ`](Hw::HYP_TIMER_IRQ) on this CPU once, `ms` milliseconds from now.
+    fn arm_timer_ms(&self, ms: u64);
+    /// Stops this CPU's hypervisor timer and lowers its interrupt.
+    fn cancel_timer(&self);
+
+    // ---- Memory ----
+
+    /// Copies `data` to host-physical `pa`, inside a partition's memory (which the runtime
+    /// checked), while that partition does not run.
+    fn load(&self, pa: HostPhysAddr, data: &[u8]);
+
+    // ---- The console ----
+
+    /// A byte partition `partition` wrote to its console. Returns whether a line of the focused
+    /// partition just started unfinished: the caller then arms the timer to show it a moment
+    /// later ([`console_show_partial`](Hw::console_show_partial)).
+    fn console_output(&self, partition: PartitionId, byte: u8) -> bool;
+    /// Shows the focused partition's unfinished line (a prompt), if it still is.
+    fn console_show_partial(&self);
+    /// Emits `partition`'s unfinished line (when it stops).
+    fn console_flush(&self, partition: PartitionId);
+    /// Takes the bytes typed on the console, handing each one meant for a partition to `deliver`.
+    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8));
+}

@@ -1,0 +1,201 @@
+//! The partition lifecycle: loading a partition, starting it, stopping it (the guest asked, or
+//! it did something the hypervisor cannot serve), restarting it alone (its PSCI
+//! `SYSTEM_RESET`), and powering the machine off once every partition has stopped.
+//!
+//! A stop or restart touches only the partition concerned: its vCPUs are turned off and the
+//! cores running them kicked out of the guest; its passthrough interrupts are disabled; nothing
+//! of another partition changes.
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use bulkhead_bundle::Kind;
+use bulkhead_config::{GuestPhysAddr, GuestRange, PcpuId};
+
+use super::dispatch::Continue;
+use super::hw::Hw;
+use super::partition::{Partition, SetupError, State, VcpuPowerState};
+use super::System;
+use crate::esr::ExceptionReport;
+use crate::exit::{GuestAccess, SysRegTrap};
+use crate::vgic::AccessError;
+use crate::vuart::MmioError;
+
+/// Why a partition stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The guest asked for it (PSCI `SYSTEM_OFF`, or its last vCPU called `CPU_OFF`).
+    PoweredOff,
+    /// The guest did something the hypervisor cannot serve.
+    Fault(Fault),
+}
+
+/// Something a guest did that stops its partition, with what the report needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A memory access outside what the partition may reach, or one that cannot be emulated.
+    Access {
+        access: GuestAccess,
+        pc: u64,
+        cpu: PcpuId,
+    },
+    /// An access to an emulated device that the device refuses.
+    Device {
+        device: DeviceError,
+        access: GuestAccess,
+        pc: u64,
+    },
+    /// A trapped system register the hypervisor does not serve.
+    SysReg { trap: SysRegTrap, pc: u64 },
+    /// An exception the hypervisor does not serve.
+    Unhandled {
+        report: ExceptionReport,
+        cpu: PcpuId,
+    },
+}
+
+/// Why an emulated device refused an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    Uart(MmioError),
+    Gic(AccessError),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::Uart(e) => write!(f, "bad access to its virtual UART ({e})"),
+            DeviceError::Gic(e) => write!(f, "bad access to its virtual GIC ({e})"),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Access { access, pc, cpu } => {
+                write!(f, "stage-2 data abort: {access} at PC {pc:#x}, CPU {cpu}")
+            }
+            Fault::Device { device, access, pc } => write!(f, "{device}: {access} at PC {pc:#x}"),
+            Fault::SysReg { trap, pc } => write!(
+                f,
+                "trapped system register access `{}` at PC {pc:#x}",
+                trap.access
+            ),
+            Fault::Unhandled { report, cpu } => {
+                write!(
+                    f,
+                    "unhandled exception from the guest: {report} on CPU {cpu}"
+                )
+            }
+        }
+    }
+}
+
+impl<H: Hw> System<H> {
+    /// Copies `p`'s blobs (image, device tree, initrd) from the bundle into its memory, resets
+    /// its virtual counter and marks vCPU 0 to start at the entry point. `p` must not run.
+    pub(super) fn load_partition(&self, p: &Partition) -> Result<(), SetupError> {
+        for entry in self.bundle.entries() {
+            if entry.partition as usize != p.id.index() || entry.kind == Kind::BoardDtb {
+                continue;
+            }
+            let blob = GuestRange::new(GuestPhysAddr(entry.load), entry.data.len() as u64);
+            let pa = p
+                .config
+                .memory
+                .iter()
+                .find(|r| r.guest().contains_range(&blob))
+                .and_then(|r| r.host_address(blob.base))
+                .ok_or(SetupError::BlobOutside {
+                    kind: entry.kind,
+                    load: blob.base,
+                    len: entry.data.len(),
+                })?;
+            self.hw.load(pa, entry.data);
+        }
+        p.set_cntvoff(self.hw.counter());
+        for v in &p.vcpus {
+            *v.power.lock() = if v.id.index() == 0 {
+                VcpuPowerState::starting(p.boot_entry())
+            } else {
+                VcpuPowerState::OFF
+            };
+        }
+        Ok(())
+    }
+
+    /// Stops `p` (unless it already stopped) and reports why. Returns what this CPU does next:
+    /// power the machine off if `p` was the last partition running, else idle.
+    pub(super) fn stop_partition(&self, p: &Partition, why: Stop) -> Continue {
+        self.hw.console_flush(p.id);
+        if p.try_stop() {
+            self.disable_passthrough(p);
+            match why {
+                Stop::PoweredOff => log::info!("partition {} powered off", p.name),
+                Stop::Fault(fault) => log::error!("partition {} stopped: {fault}", p.name),
+            }
+            self.turn_vcpus_off(p);
+        }
+        self.power_off_if_all_stopped()
+    }
+
+    /// Restarts `p` alone (its PSCI `SYSTEM_RESET`): every vCPU leaves the guest, its memory
+    /// image and virtual devices are reloaded, and vCPU 0 starts again at the entry point.
+    /// Called on one of `p`'s CPUs, which then idles.
+    pub(super) fn restart_partition(&self, p: &Partition) -> Continue {
+        self.hw.console_flush(p.id);
+        if !p.try_stop() {
+            return Continue::Idle;
+        }
+        log::info!("partition {} requested a reset: restarting it", p.name);
+        let me = self.hw.this_cpu();
+        self.turn_vcpus_off(p);
+        // Wait for every other vCPU to be back at EL2 before touching the partition's memory.
+        for v in p.vcpus.iter().filter(|v| v.pcpu != me) {
+            while v.in_guest.load(Ordering::Acquire) {
+                core::hint::spin_loop();
+            }
+        }
+        *p.vuart.lock() = crate::vuart::VirtualPl011::new();
+        self.reset_vgic(p);
+        match self.load_partition(p) {
+            Ok(()) => {
+                p.set_running();
+                if let Some(boot) = p.vcpus.first().filter(|v| v.pcpu != me) {
+                    self.hw.kick(boot.pcpu);
+                }
+                Continue::Idle
+            }
+            Err(e) => {
+                log::error!("partition {} cannot restart: {e}", p.name);
+                self.power_off_if_all_stopped()
+            }
+        }
+    }
+
+    /// Turns every vCPU of `p` off and kicks the other cores running them out of the guest (the
+    /// kick is a physical interrupt, which always leaves the guest).
+    fn turn_vcpus_off(&self, p: &Partition) {
+        let me = self.hw.this_cpu();
+        for v in &p.vcpus {
+            *v.power.lock() = VcpuPowerState::OFF;
+            if v.pcpu != me {
+                self.hw.kick(v.pcpu);
+            }
+        }
+    }
+
+    /// [`Continue::PowerOff`] once every partition has stopped, for the first CPU that sees it;
+    /// [`Continue::Idle`] otherwise.
+    pub(super) fn power_off_if_all_stopped(&self) -> Continue {
+        if self.partitions.iter().all(|p| p.state() == State::Stopped)
+            && !self.powering_off.swap(true, Ordering::AcqRel)
+        {
+            log::info!("all partitions have stopped: powering off");
+            Continue::PowerOff
+        } else {
+            Continue::Idle
+        }
+    }
+}

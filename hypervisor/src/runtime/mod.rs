@@ -1,0 +1,42 @@
+//! The portable vCPU runtime: what happens on every guest exit, physical interrupt and
+//! partition lifecycle event, as plain Rust that builds and is tested on the host.
+//!
+//! The runtime decides; the hardware is reached only through the arch interface [`Hw`]
+//! (implemented by `arch::aarch64`, and by a recording fake in the host tests). The arch code
+//! decodes each exit once ([`crate::exit::Exit`]) and calls [`System::handle_exit`], whose
+//! handlers each return an explicit next step that one dispatcher carries out; the arch code
+//! then does what [`Continue`] says (return to the guest, idle, power off).
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`hw`] | the arch interface |
+//! | [`system`] | everything fixed at boot: partitions, CPU assignment, SPI ownership |
+//! | [`partition`] | a partition's and its vCPUs' state |
+//! | [`dispatch`] | the exit dispatcher: hypercalls (PSCI), MMIO, system registers |
+//! | [`lifecycle`] | loading, stopping, restarting partitions; power-off |
+//! | [`physical_irq`] | physical interrupts: forwarding to guests, the hypervisor's own |
+//! | [`vgic`] | a partition's virtual GIC wired to list registers and the physical GIC |
+//! | [`virtual_uart`] | a partition's virtual UART wired to the console and its vGIC |
+//! | [`vcpu_run`] | what each physical CPU runs, and how a vCPU starts |
+
+pub mod dispatch;
+pub mod hw;
+pub mod lifecycle;
+pub mod partition;
+pub mod physical_irq;
+pub mod system;
+pub mod vcpu_run;
+pub mod vgic;
+pub mod virtual_uart;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use dispatch::Continue;
+pub use hw::Hw;
+pub use lifecycle::{Fault, Stop};
+pub use partition::{Partition, State};
+pub use system::{BootError, System};
+pub use vcpu_run::VcpuStart;

@@ -1,0 +1,133 @@
+//! The system: everything fixed at boot (the board config, the bundle, the partitions, which
+//! physical CPU runs which vCPU, which partition owns which SPI), built once from the validated
+//! config and never reallocated afterwards, plus the hardware it runs on.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicBool;
+
+use bulkhead_bundle::Bundle;
+use bulkhead_config::{BoardConfig, PartitionId, PcpuId, VcpuId};
+
+use super::hw::Hw;
+use super::partition::{Partition, SetupError};
+
+/// Highest INTID an SPI can have, plus one: the size of the SPI ownership table.
+const SPI_TABLE: usize = 1020;
+
+/// The booted system. See the [module documentation](self).
+pub struct System<H: Hw> {
+    pub hw: H,
+    pub config: BoardConfig,
+    pub partitions: Vec<Partition>,
+    pub(super) bundle: Bundle<'static>,
+    /// For each physical CPU: the vCPU it runs, if any.
+    assignment: Vec<Option<(PartitionId, VcpuId)>>,
+    /// The console UART's receive interrupt.
+    pub(super) console_irq: Option<u32>,
+    /// For each SPI INTID: the partition it is passed through to, if any.
+    pub(super) spi_owner: Vec<Option<PartitionId>>,
+    /// Set once, by the CPU that powers the machine off.
+    pub(super) powering_off: AtomicBool,
+}
+
+/// Why the system could not be built: the partition at fault (its node path) and why.
+#[derive(Debug)]
+pub struct BootError {
+    pub node: alloc::string::String,
+    pub error: SetupError,
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "node {}: {}", self.node, self.error)
+    }
+}
+
+impl<H: Hw> System<H> {
+    /// Builds every partition of `config` (stage-2 tables, virtual devices) and loads its
+    /// images from `bundle`; puts the passthrough interrupts in their boot state. Nothing runs
+    /// yet: see [`start`](Self::start).
+    pub fn new(hw: H, config: BoardConfig, bundle: Bundle<'static>) -> Result<Self, BootError> {
+        let mut partitions = Vec::with_capacity(config.partitions.len());
+        for (i, pc) in config.partitions.iter().enumerate() {
+            let p =
+                Partition::new(&config, PartitionId(i), &bundle).map_err(|error| BootError {
+                    node: pc.path.clone(),
+                    error,
+                })?;
+            partitions.push(p);
+        }
+        let mut assignment = vec![None; config.platform.cpus.len()];
+        let mut spi_owner = vec![None; SPI_TABLE];
+        for p in &partitions {
+            for v in &p.vcpus {
+                if let Some(slot) = assignment.get_mut(v.pcpu.index()) {
+                    *slot = Some((p.id, v.id));
+                }
+            }
+            for spi in config.partition_spis(p.id) {
+                if Some(spi) != p.vgic.vuart_intid {
+                    if let Some(slot) = spi_owner.get_mut(spi as usize) {
+                        *slot = Some(p.id);
+                    }
+                }
+            }
+        }
+        let console_irq = config
+            .hypervisor
+            .console
+            .and_then(|c| config.platform.devices.get(c))
+            .and_then(|c| c.irqs.first())
+            .map(|i| i.intid());
+        let system = Self {
+            hw,
+            config,
+            partitions,
+            bundle,
+            assignment,
+            console_irq,
+            spi_owner,
+            powering_off: AtomicBool::new(false),
+        };
+        for p in &system.partitions {
+            system.load_partition(p).map_err(|error| BootError {
+                node: p.config.path.clone(),
+                error,
+            })?;
+            system.reset_passthrough(p);
+        }
+        Ok(system)
+    }
+
+    /// Lets every partition run: vCPU 0 of each starts as soon as its CPU looks.
+    pub fn start(&self) {
+        for p in &self.partitions {
+            p.set_running();
+            log::info!(
+                "partition {}: {} vCPU(s) on CPU(s) {:?}, {} MiB, VMID {}",
+                p.name,
+                p.vcpus.len(),
+                p.vcpus.iter().map(|v| v.pcpu.index()).collect::<Vec<_>>(),
+                p.config.memory.iter().map(|m| m.size).sum::<u64>() >> 20,
+                p.vmid
+            );
+        }
+    }
+
+    /// The partition and vCPU physical CPU `cpu` runs, if any.
+    pub fn current(&self, cpu: PcpuId) -> Option<(&Partition, VcpuId)> {
+        let (p, v) = (*self.assignment.get(cpu.index())?)?;
+        Some((self.partitions.get(p.index())?, v))
+    }
+
+    /// Whether physical CPU `cpu` runs a vCPU.
+    pub fn is_assigned(&self, cpu: PcpuId) -> bool {
+        self.current(cpu).is_some()
+    }
+
+    /// The console UART's interrupt, if the hypervisor has a console with one.
+    pub fn console_irq(&self) -> Option<u32> {
+        self.console_irq
+    }
+}

@@ -1,0 +1,652 @@
+//! Host tests of the runtime's policy, on the fake arch interface: guest exits go in decoded,
+//! and the tests check the partitions' state and the hardware calls that come out.
+//!
+//! The board: four CPUs; partition `linux` (vCPUs 0 and 1 on CPUs 0 and 1, 16 MiB at
+//! 0x5000_0000, a passthrough device with SPI 48, a virtual UART) and partition `ticker`
+//! (vCPU 0 on CPU 2, 16 MiB, a virtual UART); CPU 3 runs nothing.
+
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use bulkhead_bundle::{Bundle, Entry, Kind};
+use bulkhead_config::*;
+
+use super::dispatch::Continue;
+use super::fake::{Call, FakeHw};
+use super::partition::State;
+use super::System;
+use crate::exit::{Exit, GuestAccess, SysRegTrap, Unhandled};
+use crate::frame::TrapFrame;
+use crate::psci::VcpuPower;
+use crate::vgic::{ListReg, LrState, VirtualIrq};
+
+const MIB: u64 = 1 << 20;
+const LINUX: PartitionId = PartitionId(0);
+const TICKER: PartitionId = PartitionId(1);
+const PASSTHROUGH_SPI: u32 = 48;
+const UART_SPI: u32 = 33;
+const VUART: u64 = 0x0900_0000;
+const GICD: u64 = 0x0800_0000;
+
+fn device(path: &str, base: u64, size: u64, spi: u32) -> Device {
+    Device {
+        path: path.to_string(),
+        phandle: None,
+        compatible: vec!["test".to_string()],
+        regs: vec![HostRange::new(HostPhysAddr(base), size)],
+        irqs: vec![Irq {
+            kind: IrqKind::Spi,
+            number: spi - 32,
+            flags: 4,
+        }],
+        dma: false,
+    }
+}
+
+fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>) -> Partition {
+    Partition {
+        name: name.to_string(),
+        path: alloc::format!("/hypervisor/{name}"),
+        cpus: cpus.iter().map(|&c| PcpuId(c)).collect(),
+        memory: vec![MemoryRegion {
+            ipa: GuestPhysAddr(ipa),
+            size: 16 * MIB,
+            pa: HostPhysAddr(pa),
+        }],
+        devices,
+        virtual_uart: Some(GuestPhysAddr(VUART)),
+        image: "test".to_string(),
+        load_address: GuestPhysAddr(ipa),
+        entry: GuestPhysAddr(ipa),
+        initrd: None,
+        bootargs: None,
+    }
+}
+
+fn config() -> BoardConfig {
+    let config = BoardConfig {
+        platform: Platform {
+            ram: vec![HostRange::new(HostPhysAddr(0x4000_0000), 1 << 30)],
+            cpus: (0..4)
+                .map(|i| Cpu {
+                    path: alloc::format!("/cpus/cpu@{i}"),
+                    phandle: None,
+                    mpidr: i,
+                })
+                .collect(),
+            gic: Gic {
+                distributor: HostRange::new(HostPhysAddr(GICD), 0x1_0000),
+                redistributors: vec![HostRange::new(HostPhysAddr(0x080a_0000), 0xf6_0000)],
+            },
+            psci: PsciConduit::Smc,
+            devices: vec![
+                device("/pl011@9000000", VUART, 0x1000, UART_SPI),
+                device("/virtio@a000000", 0x0a00_0000, 0x200, PASSTHROUGH_SPI),
+            ],
+            timer_irqs: vec![],
+        },
+        hypervisor: HypervisorConfig {
+            memory: HostRange::new(HostPhysAddr(0x4000_0000), 64 * MIB),
+            console: Some(0),
+            log_level: LogLevel::Info,
+            stage2_blocks: true,
+        },
+        partitions: vec![
+            partition("linux", &[0, 1], 0x5000_0000, 0x5000_0000, vec![1]),
+            partition("ticker", &[2], 0x4000_0000, 0x4800_0000, vec![]),
+        ],
+    };
+    validate::validate(&config).expect("the test board is valid");
+    config
+}
+
+fn bundle() -> Bundle<'static> {
+    let image = [0xaa; 64];
+    let dtb = [0xd7; 32];
+    let bytes = bulkhead_bundle::write(&[
+        Entry {
+            kind: Kind::Image,
+            partition: 0,
+            load: 0x5000_0000,
+            data: &image,
+        },
+        Entry {
+            kind: Kind::GuestDtb,
+            partition: 0,
+            load: 0x50e0_0000,
+            data: &dtb,
+        },
+        Entry {
+            kind: Kind::Image,
+            partition: 1,
+            load: 0x4000_0000,
+            data: &image,
+        },
+    ]);
+    Bundle::parse(Box::leak(bytes.into_boxed_slice())).unwrap()
+}
+
+/// A started system, with the boot's calls forgotten.
+fn system() -> System<FakeHw> {
+    let sys = System::new(FakeHw::default(), config(), bundle()).unwrap();
+    sys.start();
+    sys.hw.take_calls();
+    sys
+}
+
+/// Runs vCPU `cpu`'s start as the idle loop would, and returns the CPU's frame for its traps.
+fn enter(sys: &System<FakeHw>, cpu: usize) -> TrapFrame {
+    sys.hw.on_cpu(cpu);
+    let start = sys.next_vcpu_start(PcpuId(cpu)).expect("the vCPU starts");
+    TrapFrame::new(start.pc.raw(), 0x3c5, start.x0)
+}
+
+/// An HVC with `x0..x3` from the vCPU on `cpu`; returns what the CPU does next and x0.
+fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
+    sys.hw.on_cpu(cpu);
+    let mut regs = TrapFrame::default();
+    regs.x[..4].copy_from_slice(&args);
+    let next = sys.handle_exit(PcpuId(cpu), &mut regs, Exit::Hvc);
+    (next, regs.x[0])
+}
+
+/// The ESR of a data abort with a valid syndrome (translation fault, level 3).
+fn abort_esr(size_log2: u64, reg: u64, write: bool, sign_extend: bool, sixty_four: bool) -> u64 {
+    (0x24 << 26)
+        | (1 << 25)
+        | (1 << 24)
+        | (size_log2 << 22)
+        | (u64::from(sign_extend) << 21)
+        | (reg << 16)
+        | (u64::from(sixty_four) << 15)
+        | (u64::from(write) << 6)
+        | 0x07
+}
+
+fn data_abort(esr: u64, ipa: u64) -> Exit {
+    Exit::DataAbort(GuestAccess::decode(esr, ipa & 0xfff, (ipa >> 12) << 4))
+}
+
+fn pending(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<VirtualIrq> {
+    let v = &sys.partitions[p.index()].vcpus[vcpu];
+    v.pending.lock().iter().copied().collect()
+}
+
+fn power(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> VcpuPower {
+    sys.partitions[p.index()].vcpus[vcpu].power()
+}
+
+const CPU_ON: u64 = 0xc400_0003;
+const CPU_OFF: u64 = 0x8400_0002;
+const SYSTEM_OFF: u64 = 0x8400_0008;
+const SYSTEM_RESET: u64 = 0x8400_0009;
+
+#[test]
+fn boot_loads_every_image_into_its_partitions_memory() {
+    let sys = System::new(FakeHw::default(), config(), bundle()).unwrap();
+    let loads: Vec<_> = sys
+        .hw
+        .take_calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Load(..)))
+        .collect();
+    assert_eq!(
+        loads,
+        [
+            Call::Load(HostPhysAddr(0x5000_0000), 64),
+            Call::Load(HostPhysAddr(0x50e0_0000), 32),
+            Call::Load(HostPhysAddr(0x4800_0000), 64),
+        ],
+        "guest-physical load addresses translated to each partition's host memory"
+    );
+    assert!(sys.partitions.iter().all(|p| p.state() == State::Stopped));
+}
+
+#[test]
+fn each_cpu_starts_only_its_own_vcpu() {
+    let sys = system();
+    sys.hw.on_cpu(0);
+    let start = sys.next_vcpu_start(PcpuId(0)).unwrap();
+    assert_eq!(start.pc, GuestPhysAddr(0x5000_0000));
+    assert_eq!(start.x0, 0x50e0_0000, "x0 holds the device tree");
+    assert_eq!(start.mpidr, 0);
+    assert_eq!(start.vmid, 1);
+    assert!(sys.next_vcpu_start(PcpuId(0)).is_none(), "only once");
+    // vCPU 1 of linux is off until CPU_ON; CPU 3 runs nothing.
+    assert!(sys.next_vcpu_start(PcpuId(1)).is_none());
+    assert!(sys.next_vcpu_start(PcpuId(3)).is_none());
+    let ticker = sys.next_vcpu_start(PcpuId(2)).unwrap();
+    assert_eq!((ticker.vmid, ticker.mpidr), (2, 0));
+    assert!(sys.hw.take_calls().contains(&Call::ResetVcpuInterface));
+}
+
+#[test]
+fn cpu_on_checks_the_entry_point_and_the_target() {
+    let sys = system();
+    enter(&sys, 0);
+    // Outside the partition's memory: refused, nothing started.
+    let (next, x0) = hvc(&sys, 0, [CPU_ON, 1, 0x4000_0000, 0]);
+    assert_eq!((next, x0 as i64), (Continue::Guest, -9), "INVALID_ADDRESS");
+    assert_eq!(power(&sys, LINUX, 1), VcpuPower::Off);
+    // Not a vCPU of this partition (the ticker's CPU is no target either).
+    let (_, x0) = hvc(&sys, 0, [CPU_ON, 2, 0x5000_0000, 0]);
+    assert_eq!(x0 as i64, -2, "INVALID_PARAMETERS");
+    sys.hw.take_calls();
+    // A good one: vCPU 1 pending, its CPU kicked.
+    let (_, x0) = hvc(&sys, 0, [CPU_ON, 0x8000_0001, 0x5000_1000, 42]);
+    assert_eq!(x0, 0);
+    assert_eq!(power(&sys, LINUX, 1), VcpuPower::OnPending);
+    assert!(sys.hw.take_calls().contains(&Call::Kick(PcpuId(1))));
+    let (_, x0) = hvc(&sys, 0, [CPU_ON, 1, 0x5000_1000, 42]);
+    assert_eq!(x0 as i64, -5, "ON_PENDING");
+    let start = sys.next_vcpu_start(PcpuId(1)).unwrap();
+    assert_eq!(
+        (start.pc, start.x0, start.mpidr),
+        (GuestPhysAddr(0x5000_1000), 42, 1)
+    );
+    let (_, x0) = hvc(&sys, 0, [CPU_ON, 1, 0x5000_1000, 42]);
+    assert_eq!(x0 as i64, -4, "ALREADY_ON");
+}
+
+#[test]
+fn an_smc_is_stepped_over_and_answered() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    regs.x[0] = 0x8400_0000; // PSCI_VERSION
+    let pc = regs.elr;
+    let next = sys.handle_exit(PcpuId(2), &mut regs, Exit::Smc { insn_len: 4 });
+    assert_eq!(next, Continue::Guest);
+    assert_eq!((regs.elr, regs.x[0]), (pc + 4, 0x1_0001));
+}
+
+#[test]
+fn a_passthrough_spi_goes_to_the_vcpu_its_owner_routes_it_to() {
+    let sys = system();
+    enter(&sys, 0);
+    // The guest routes SPI 48 to its vCPU 1 (GICD_IROUTER48 = affinity 0.0.0.1).
+    let mut regs = TrapFrame::default();
+    regs.x[1] = 1;
+    let irouter = GICD + 0x6100 + 8 * (u64::from(PASSTHROUGH_SPI) - 32);
+    let next = sys.handle_exit(
+        PcpuId(0),
+        &mut regs,
+        data_abort(abort_esr(3, 1, true, false, true), irouter),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert!(sys
+        .hw
+        .take_calls()
+        .contains(&Call::RouteSpi(PASSTHROUGH_SPI, PcpuId(1))));
+    // The interrupt fires (taken on CPU 1, where it is routed).
+    sys.hw.on_cpu(1);
+    sys.hw.irqs.lock().push_back(PASSTHROUGH_SPI);
+    sys.handle_irqs(PcpuId(1));
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::PriorityDrop(PASSTHROUGH_SPI)));
+    assert!(
+        !calls.contains(&Call::Deactivate(PASSTHROUGH_SPI)),
+        "the guest's EOI deactivates it"
+    );
+    assert_eq!(
+        pending(&sys, LINUX, 1),
+        [VirtualIrq {
+            intid: PASSTHROUGH_SPI,
+            priority: 0,
+            hw: Some(PASSTHROUGH_SPI)
+        }]
+    );
+    assert!(pending(&sys, LINUX, 0).is_empty());
+    assert!(pending(&sys, TICKER, 0).is_empty());
+}
+
+#[test]
+fn the_spi_of_a_stopped_partition_is_masked_and_completed() {
+    let sys = system();
+    enter(&sys, 0);
+    let (next, _) = hvc(&sys, 0, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle, "the ticker still runs");
+    sys.hw.take_calls();
+    sys.hw.irqs.lock().push_back(PASSTHROUGH_SPI);
+    sys.handle_irqs(PcpuId(0));
+    assert_eq!(
+        sys.hw.take_calls(),
+        [
+            Call::SetEnabled(PASSTHROUGH_SPI, PcpuId(0), false),
+            Call::PriorityDrop(PASSTHROUGH_SPI),
+            Call::Deactivate(PASSTHROUGH_SPI),
+        ]
+    );
+    assert!(pending(&sys, LINUX, 0).is_empty());
+}
+
+#[test]
+fn an_unexpected_physical_interrupt_is_completed_and_goes_nowhere() {
+    let sys = system();
+    enter(&sys, 2);
+    sys.hw.irqs.lock().push_back(77);
+    let mut regs = TrapFrame::default();
+    assert_eq!(
+        sys.handle_exit(PcpuId(2), &mut regs, Exit::Irq),
+        Continue::Guest
+    );
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::PriorityDrop(77)) && calls.contains(&Call::Deactivate(77)));
+    for (p, vcpus) in [(LINUX, 2), (TICKER, 1)] {
+        for v in 0..vcpus {
+            assert!(pending(&sys, p, v).is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_guest_timer_is_forwarded_only_once_the_guest_enabled_it() {
+    let sys = system();
+    enter(&sys, 2);
+    sys.hw.irqs.lock().push_back(27);
+    sys.handle_irqs(PcpuId(2));
+    assert!(sys
+        .hw
+        .take_calls()
+        .contains(&Call::SetEnabled(27, PcpuId(2), false)));
+    assert!(pending(&sys, TICKER, 0).is_empty());
+    // GICR_ISENABLER0 of vCPU 0 (SGI_base + 0x100): enable PPI 27.
+    let mut regs = TrapFrame::default();
+    regs.x[2] = 1 << 27;
+    let isenabler0 = 0x080a_0000 + 0x1_0100;
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(2, 2, true, false, false), isenabler0),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert!(sys
+        .hw
+        .take_calls()
+        .contains(&Call::SetEnabled(27, PcpuId(2), true)));
+    sys.hw.irqs.lock().push_back(27);
+    sys.handle_irqs(PcpuId(2));
+    assert_eq!(pending(&sys, TICKER, 0).len(), 1);
+    assert_eq!(pending(&sys, TICKER, 0)[0].hw, Some(27));
+}
+
+#[test]
+fn stopping_a_partition_stops_all_its_vcpus_and_nothing_else() {
+    let sys = system();
+    enter(&sys, 0);
+    assert_eq!(
+        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
+        (Continue::Guest, 0)
+    );
+    enter(&sys, 1);
+    enter(&sys, 2);
+    sys.hw.take_calls();
+    // vCPU 1 powers the partition off.
+    let (next, _) = hvc(&sys, 1, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle);
+    let linux = &sys.partitions[LINUX.index()];
+    assert_eq!(linux.state(), State::Stopped);
+    assert_eq!(power(&sys, LINUX, 0), VcpuPower::Off);
+    assert_eq!(power(&sys, LINUX, 1), VcpuPower::Off);
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::ConsoleFlush(LINUX)));
+    assert!(
+        calls.contains(&Call::Kick(PcpuId(0))),
+        "vCPU 0 leaves the guest"
+    );
+    assert!(
+        !calls.contains(&Call::Kick(PcpuId(1))),
+        "the caller idles by itself"
+    );
+    assert!(
+        !calls.contains(&Call::Kick(PcpuId(2))),
+        "the ticker is left alone"
+    );
+    assert!(calls.contains(&Call::SetEnabled(PASSTHROUGH_SPI, PcpuId(0), false)));
+    // CPU 0, kicked, finds its vCPU off.
+    sys.hw.on_cpu(0);
+    let mut regs = TrapFrame::default();
+    assert_eq!(
+        sys.handle_exit(PcpuId(0), &mut regs, Exit::Irq),
+        Continue::Idle
+    );
+    assert!(sys.next_vcpu_start(PcpuId(0)).is_none());
+    // The ticker runs on; when it powers off too, the machine goes off, once.
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Running);
+    let (next, _) = hvc(&sys, 2, [SYSTEM_OFF, 0, 0, 0]);
+    assert_eq!(next, Continue::PowerOff);
+    assert_eq!(sys.power_off_if_all_stopped(), Continue::Idle, "only once");
+}
+
+#[test]
+fn cpu_off_of_the_last_vcpu_stops_the_partition() {
+    let sys = system();
+    enter(&sys, 0);
+    assert_eq!(
+        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
+        (Continue::Guest, 0)
+    );
+    enter(&sys, 1);
+    let (next, _) = hvc(&sys, 1, [CPU_OFF, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle);
+    assert_eq!(sys.partitions[LINUX.index()].state(), State::Running);
+    let (next, _) = hvc(&sys, 0, [CPU_OFF, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle, "the ticker still runs");
+    assert_eq!(sys.partitions[LINUX.index()].state(), State::Stopped);
+}
+
+#[test]
+fn a_restart_reloads_the_partition_and_starts_vcpu_0_alone() {
+    let sys = system();
+    enter(&sys, 0);
+    assert_eq!(
+        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
+        (Continue::Guest, 0)
+    );
+    enter(&sys, 1);
+    enter(&sys, 2);
+    // Both vCPUs are back at EL2 (the fake has no other CPU to wait for).
+    for v in &sys.partitions[LINUX.index()].vcpus {
+        v.in_guest
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+    sys.hw
+        .counter
+        .store(1234, core::sync::atomic::Ordering::Relaxed);
+    sys.hw.take_calls();
+    let (next, _) = hvc(&sys, 1, [SYSTEM_RESET, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle);
+    let linux = &sys.partitions[LINUX.index()];
+    assert_eq!(linux.state(), State::Running);
+    assert_eq!(
+        linux.cntvoff(),
+        1234,
+        "its virtual counter starts again from zero"
+    );
+    assert_eq!(power(&sys, LINUX, 0), VcpuPower::OnPending);
+    assert_eq!(power(&sys, LINUX, 1), VcpuPower::Off);
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::Load(HostPhysAddr(0x5000_0000), 64)));
+    assert!(calls.contains(&Call::Kick(PcpuId(0))));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Load(HostPhysAddr(0x4800_0000), _))),
+        "the ticker's memory is not touched"
+    );
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Running);
+    let start = sys.next_vcpu_start(PcpuId(0)).unwrap();
+    assert_eq!(start.pc, GuestPhysAddr(0x5000_0000));
+}
+
+#[test]
+fn emulated_loads_are_sign_extended_and_the_pc_advances() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let pc = regs.elr;
+    // ldrsb x1, [UARTFR]: FR reads 0x90 (TXFE | RXFE).
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(0, 1, false, true, true), VUART + 0x18),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(regs.x[1], 0xffff_ffff_ffff_ff90);
+    assert_eq!(regs.elr, pc + 4);
+    // ldrb w1: zero-extended.
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(0, 1, false, false, false), VUART + 0x18),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(regs.x[1], 0x90);
+    // A write goes to the console as the ticker's.
+    regs.x[3] = u64::from(b'!');
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(2, 3, true, false, false), VUART),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(*sys.hw.output.lock(), [(TICKER, b'!')]);
+}
+
+#[test]
+fn an_access_outside_the_partition_stops_it_alone() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(2, 1, true, false, false), 0x5000_1000),
+    );
+    assert_eq!(next, Continue::Idle);
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
+    assert_eq!(sys.partitions[LINUX.index()].state(), State::Running);
+}
+
+#[test]
+fn accesses_that_cannot_be_emulated_stop_the_partition() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    // A load pair from the virtual UART: no valid syndrome.
+    let no_syndrome = (0x24 << 26) | (1 << 25) | 0x07;
+    let exit = data_abort(no_syndrome, VUART);
+    let Exit::DataAbort(access) = exit else {
+        unreachable!()
+    };
+    let fault = super::Fault::Access {
+        access,
+        pc: regs.elr,
+        cpu: PcpuId(2),
+    };
+    assert!(fault
+        .to_string()
+        .contains("read without a valid instruction syndrome at IPA 0x9000000"));
+    assert_eq!(sys.handle_exit(PcpuId(2), &mut regs, exit), Continue::Idle);
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
+    // A bad size for the device: 8 bytes to the UART.
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(3, 1, false, false, true), VUART),
+    );
+    assert_eq!(next, Continue::Idle);
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
+}
+
+#[test]
+fn sgis_reach_only_the_senders_own_partition() {
+    let sys = system();
+    enter(&sys, 0);
+    assert_eq!(
+        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
+        (Continue::Guest, 0)
+    );
+    enter(&sys, 1);
+    sys.hw.take_calls();
+    // msr ICC_SGI1R_EL1, x3 with SGI 5 to target list 0b1111 (Aff0 0..3).
+    let esr = (0x18 << 26) | (1 << 25) | (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
+    let mut regs = TrapFrame::default();
+    regs.x[3] = (5 << 24) | 0b1111;
+    sys.hw.on_cpu(0);
+    let next = sys.handle_exit(PcpuId(0), &mut regs, Exit::SysReg(SysRegTrap::decode(esr)));
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(pending(&sys, LINUX, 1).len(), 1);
+    assert!(sys.hw.take_calls().contains(&Call::Kick(PcpuId(1))));
+    // Its own SGI went straight into CPU 0's list registers on the way back.
+    assert!(sys.hw.lrs().iter().any(|lr| lr.holds(5)));
+    assert!(pending(&sys, TICKER, 0).is_empty());
+}
+
+#[test]
+fn list_registers_overflow_into_the_queue_and_nothing_is_lost() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let ticker = &sys.partitions[TICKER.index()];
+    for sgi in 0..6 {
+        sys.inject_virtual(ticker, VcpuId(0), sgi, 0x80);
+    }
+    let next = sys.handle_exit(PcpuId(2), &mut regs, Exit::Irq);
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(sys.hw.lrs().iter().filter(|lr| !lr.is_free()).count(), 4);
+    assert_eq!(pending(&sys, TICKER, 0).len(), 2);
+    assert!(sys.hw.take_calls().contains(&Call::Underflow(true)));
+    // The guest handled two; the maintenance interrupt brings the rest in.
+    sys.hw.set_lr(0, ListReg::EMPTY);
+    sys.hw.set_lr(1, ListReg::EMPTY);
+    sys.hw.irqs.lock().push_back(25);
+    let next = sys.handle_exit(PcpuId(2), &mut regs, Exit::Irq);
+    assert_eq!(next, Continue::Guest);
+    assert!(pending(&sys, TICKER, 0).is_empty());
+    assert!(sys.hw.lrs().iter().all(|lr| lr.state == LrState::Pending));
+}
+
+#[test]
+fn an_unhandled_exception_stops_the_partition_with_a_report() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let brk = (0x3c << 26) | (1 << 25);
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        Exit::Unhandled(Unhandled { esr: brk, far: 0 }),
+    );
+    assert_eq!(next, Continue::Idle);
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
+}
+
+#[test]
+fn console_input_reaches_the_partitions_virtual_uart() {
+    let sys = system();
+    enter(&sys, 2);
+    sys.hw.typed.lock().extend([(TICKER, b'x')]);
+    sys.hw.irqs.lock().push_back(UART_SPI);
+    sys.handle_irqs(PcpuId(2));
+    // The ticker polls (its distributor is off): the held byte is visible and reads back.
+    let mut regs = TrapFrame::default();
+    let next = sys.handle_exit(
+        PcpuId(2),
+        &mut regs,
+        data_abort(abort_esr(2, 1, false, false, false), VUART),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(regs.x[1], u64::from(b'x'));
+    assert!(sys.hw.take_calls().contains(&Call::Deactivate(UART_SPI)));
+}
+
+#[test]
+fn a_cpu_without_a_vcpu_never_enters_a_guest() {
+    let sys = system();
+    sys.hw.on_cpu(3);
+    assert!(sys.next_vcpu_start(PcpuId(3)).is_none());
+    let mut regs = TrapFrame::default();
+    assert_eq!(
+        sys.handle_exit(PcpuId(3), &mut regs, Exit::Hvc),
+        Continue::Idle
+    );
+}

@@ -1,0 +1,81 @@
+//! What each physical CPU runs: its one vCPU (1 vCPU = 1 pCPU, no scheduler) when that vCPU has
+//! something to run, nothing otherwise. The arch code asks [`System::next_vcpu_start`] whenever
+//! the CPU idles; when it returns a [`VcpuStart`], the arch code programs the CPU with it and
+//! enters the guest.
+
+use core::sync::atomic::Ordering;
+
+use bulkhead_config::guest_view::{vcpu_mpidr, GUEST_TIMER_PPIS};
+use bulkhead_config::{GuestPhysAddr, PcpuId};
+
+use super::hw::Hw;
+use super::partition::State;
+use super::System;
+use crate::psci::VcpuPower;
+
+/// Everything the arch code needs to start one vCPU from scratch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuStart {
+    pub vmid: u8,
+    /// `VTTBR_EL2`: the partition's stage-2 tables and VMID.
+    pub vttbr: u64,
+    /// The MPIDR affinity the guest reads on this vCPU.
+    pub mpidr: u64,
+    pub pc: GuestPhysAddr,
+    pub x0: u64,
+    /// Physical count at which the partition's virtual counter reads zero.
+    pub cntvoff: u64,
+}
+
+impl<H: Hw> System<H> {
+    /// Whether physical CPU `cpu`'s vCPU should start now; if so, marks it on and in the guest,
+    /// resets this CPU's virtual interface and timer interrupts, and says how to enter it.
+    pub fn next_vcpu_start(&self, cpu: PcpuId) -> Option<VcpuStart> {
+        let (p, vcpu) = self.current(cpu)?;
+        if p.state() != State::Running {
+            return None;
+        }
+        let v = p.vcpu(vcpu)?;
+        let entry = {
+            let mut power = v.power.lock();
+            match (power.power, power.start) {
+                (VcpuPower::OnPending, Some(entry)) => {
+                    power.power = VcpuPower::On;
+                    entry
+                }
+                _ => return None,
+            }
+        };
+        v.in_guest.store(true, Ordering::Release);
+        self.hw.reset_vcpu_interface();
+        // The guest timers' interrupts stay off until the guest enables them.
+        for ppi in GUEST_TIMER_PPIS {
+            self.hw.set_enabled(ppi, cpu, false);
+            self.hw.deactivate(ppi);
+        }
+        self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
+        self.hw.set_enabled(H::HYP_TIMER_IRQ, cpu, true);
+        log::debug!(
+            "partition {}: vCPU {vcpu} starts at {} on CPU {cpu}",
+            p.name,
+            entry.pc
+        );
+        Some(VcpuStart {
+            vmid: p.vmid,
+            vttbr: p.stage2.vttbr_value(p.vmid),
+            mpidr: vcpu_mpidr(vcpu),
+            pc: entry.pc,
+            x0: entry.x0,
+            cntvoff: p.cntvoff(),
+        })
+    }
+
+    /// Physical CPU `cpu` no longer runs its vCPU (it idles at EL2).
+    pub fn left_guest(&self, cpu: PcpuId) {
+        if let Some((p, vcpu)) = self.current(cpu) {
+            if let Some(v) = p.vcpu(vcpu) {
+                v.in_guest.store(false, Ordering::Release);
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! A partition's virtual GIC at run time: connects the register models (`crate::vgic`) to
+//! trapped guest accesses, the vCPUs' queues and list registers, and the physical GIC.
+//!
+//! - A partition's GICD and GICR windows are not mapped in its stage 2; accesses trap and are
+//!   emulated by the models. Their actions reach the physical GIC only for interrupts the
+//!   partition owns: its passthrough SPIs, and the timer PPIs on its own vCPUs' cores.
+//! - Each vCPU has a queue of interrupts waiting for a list register; any CPU may add to it
+//!   ([`System::inject`], which kicks the vCPU's core), and the vCPU's own core moves it into the
+//!   list registers just before returning to the guest ([`System::flush`]). What does not fit
+//!   stays queued (underflow maintenance interrupt), never dropped.
+
+use bulkhead_config::guest_view::{gicr_size, GICD_SIZE, GUEST_TIMER_PPIS};
+use bulkhead_config::{BoardConfig, GuestRange, IrqKind, PartitionId, VcpuId};
+
+use super::hw::Hw;
+use super::partition::Partition;
+use super::System;
+use crate::vgic::{
+    sgi_targets, AccessError, ConfigError, ListReg, LrState, PendingQueue, RedistributorRegion,
+    VgicAction, VirtualDistributor, VirtualIrq, MAX_SPI_INTID,
+};
+
+/// Priority given to an interrupt whose priority the guest has not set.
+pub const DEFAULT_PRIORITY: u8 = 0xa0;
+
+/// The most list registers any GIC has.
+const MAX_LRS: usize = 16;
+
+/// A partition's virtual GIC.
+pub struct Vgic {
+    /// Guest-physical GICD and GICR windows: where the platform's GIC is.
+    pub gicd: GuestRange,
+    pub gicr: GuestRange,
+    pub dist: spin::Mutex<VirtualDistributor>,
+    pub redist: spin::Mutex<RedistributorRegion>,
+    /// The virtual UART's INTID, if the partition has one (purely virtual, never physical).
+    pub vuart_intid: Option<u32>,
+}
+
+impl Vgic {
+    /// The virtual GIC of partition `id` of `config`, in its reset state.
+    pub fn new(config: &BoardConfig, id: PartitionId) -> Result<Self, ConfigError> {
+        let p = &config.partitions[id.index()];
+        let vcpus = p.cpus.len();
+        let dist = VirtualDistributor::new(&config.partition_spis(id), vcpus, MAX_SPI_INTID)?;
+        let redist = RedistributorRegion::new(vcpus)?;
+        let gic = &config.platform.gic;
+        let gicr_base = gic
+            .redistributors
+            .first()
+            .map_or(gic.distributor.base, |r| r.base);
+        Ok(Self {
+            gicd: GuestRange::new(gic.distributor.base.identity(), GICD_SIZE),
+            gicr: GuestRange::new(gicr_base.identity(), gicr_size(vcpus)),
+            dist: spin::Mutex::new(dist),
+            redist: spin::Mutex::new(redist),
+            vuart_intid: p.virtual_uart.map(|_| config.virtual_uart_intid()),
+        })
+    }
+
+    /// Back to the reset state (the partition restarts).
+    pub fn reset(&self, config: &BoardConfig, id: PartitionId) {
+        if let Ok(fresh) = Self::new(config, id) {
+            *self.dist.lock() = fresh.dist.into_inner();
+            *self.redist.lock() = fresh.redist.into_inner();
+        }
+    }
+
+    /// The priority the guest gave SGI/PPI `intid` on `vcpu`.
+    fn banked_priority(&self, vcpu: VcpuId, intid: u32) -> u8 {
+        self.redist
+            .lock()
+            .get(vcpu)
+            .and_then(|r| r.priority(intid))
+            .unwrap_or(DEFAULT_PRIORITY)
+    }
+
+    /// Where the guest routes SPI `intid` (its vCPU) and at which priority.
+    pub fn spi_target(&self, intid: u32) -> (VcpuId, u8) {
+        let dist = self.dist.lock();
+        (
+            dist.route(intid).unwrap_or(VcpuId(0)),
+            dist.priority(intid).unwrap_or(DEFAULT_PRIORITY),
+        )
+    }
+}
+
+/// Which emulated GIC window an address falls in, and the offset in it.
+pub enum GicWindow {
+    Distributor(u64),
+    Redistributors(u64),
+}
+
+/// Outcome of an emulated GIC access: the value for a read.
+pub type GicAccess = Result<Option<u64>, AccessError>;
+
+impl<H: Hw> System<H> {
+    /// Emulates a guest access to its GICD or GICR window. Reserved registers read as zero and
+    /// ignore writes, as the architecture says.
+    pub(super) fn gic_access(
+        &self,
+        p: &Partition,
+        window: GicWindow,
+        size: u8,
+        write: Option<u64>,
+    ) -> GicAccess {
+        let vgic = &p.vgic;
+        let result = match (window, write) {
+            (GicWindow::Distributor(offset), None) => vgic.dist.lock().read(offset, size).map(Some),
+            (GicWindow::Distributor(offset), Some(value)) => {
+                let actions = vgic.dist.lock().write(offset, size, value);
+                actions.map(|actions| {
+                    for action in &actions {
+                        self.apply_spi_action(p, *action);
+                    }
+                    self.vuart_level_changed(p, false);
+                    None
+                })
+            }
+            (GicWindow::Redistributors(offset), None) => {
+                vgic.redist.lock().read(offset, size).map(Some)
+            }
+            (GicWindow::Redistributors(offset), Some(value)) => {
+                let written = vgic.redist.lock().write(offset, size, value);
+                written.map(|(vcpu, actions)| {
+                    for action in &actions {
+                        self.apply_banked_action(p, vcpu, *action);
+                    }
+                    None
+                })
+            }
+        };
+        match result {
+            Err(AccessError::UnknownRegister { offset }) => {
+                log::debug!(
+                    "{}: GIC register at offset {offset:#x} is not emulated: RAZ/WI",
+                    p.name
+                );
+                Ok(Some(0))
+            }
+            other => other,
+        }
+    }
+
+    /// Applies a distributor action (about an SPI the partition owns) to the physical GIC.
+    fn apply_spi_action(&self, p: &Partition, action: VgicAction) {
+        log::trace!("partition {}: GICD action {action:?}", p.name);
+        let physical = |intid| Some(intid) != p.vgic.vuart_intid;
+        let boot_cpu = p.vcpus.first().map(|v| v.pcpu);
+        match action {
+            VgicAction::Enable { intid, enable } if physical(intid) => {
+                if let Some(cpu) = boot_cpu {
+                    self.hw.set_enabled(intid, cpu, enable);
+                }
+            }
+            VgicAction::SetTrigger { intid, edge } if physical(intid) => {
+                if let Some(cpu) = boot_cpu {
+                    self.hw.set_edge_triggered(intid, cpu, edge);
+                }
+            }
+            VgicAction::Route { intid, vcpu } if physical(intid) => {
+                if let Some(v) = p.vcpu(vcpu) {
+                    self.hw.route_spi(intid, v.pcpu);
+                }
+            }
+            VgicAction::SetPending { intid } => {
+                let (target, priority) = p.vgic.spi_target(intid);
+                self.inject_virtual(p, target, intid, priority);
+            }
+            VgicAction::ClearPending { intid } => {
+                for v in &p.vcpus {
+                    v.pending.lock().remove(intid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies a redistributor action (about an SGI or PPI of `vcpu`).
+    fn apply_banked_action(&self, p: &Partition, vcpu: VcpuId, action: VgicAction) {
+        let Some(v) = p.vcpu(vcpu) else { return };
+        match action {
+            VgicAction::Enable { intid, enable } if GUEST_TIMER_PPIS.contains(&intid) => {
+                self.hw.set_enabled(intid, v.pcpu, enable)
+            }
+            VgicAction::SetPending { intid } => {
+                let priority = p.vgic.banked_priority(vcpu, intid);
+                self.inject_virtual(p, vcpu, intid, priority);
+            }
+            VgicAction::ClearPending { intid } => {
+                v.pending.lock().remove(intid);
+            }
+            _ => {}
+        }
+    }
+
+    /// Injects the purely virtual interrupt `intid` (no physical interrupt behind it) into `vcpu`.
+    pub(super) fn inject_virtual(&self, p: &Partition, vcpu: VcpuId, intid: u32, priority: u8) {
+        self.inject(
+            p,
+            vcpu,
+            VirtualIrq {
+                intid,
+                priority,
+                hw: None,
+            },
+        );
+    }
+
+    /// Queues `irq` for `vcpu` of `p` and makes sure that vCPU's core will see it.
+    pub(super) fn inject(&self, p: &Partition, vcpu: VcpuId, irq: VirtualIrq) {
+        let Some(v) = p.vcpu(vcpu) else { return };
+        v.pending.lock().push(irq);
+        if v.pcpu != self.hw.this_cpu() {
+            self.hw.kick(v.pcpu);
+        }
+    }
+
+    /// Moves `vcpu`'s queued interrupts into this CPU's list registers. Called just before
+    /// returning to the guest.
+    pub(super) fn flush(&self, p: &Partition, vcpu: VcpuId) {
+        let Some(v) = p.vcpu(vcpu) else { return };
+        let mut queue = v.pending.lock();
+        if queue.is_empty() {
+            self.hw.set_underflow_irq(false);
+            return;
+        }
+        let n = self.hw.lr_count().min(MAX_LRS);
+        let mut lrs = [ListReg::EMPTY; MAX_LRS];
+        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+            *lr = self.hw.read_lr(i);
+        }
+        let before = lrs;
+        let more = queue.refill(&mut lrs[..n]);
+        drop(queue);
+        for i in 0..n {
+            if lrs[i] != before[i] {
+                self.hw.write_lr(i, lrs[i]);
+            }
+        }
+        self.hw.set_underflow_irq(more);
+    }
+
+    /// Whether `intid` is queued for `vcpu` or (if it is this core's vCPU) sits in a list
+    /// register.
+    pub(super) fn in_flight(&self, p: &Partition, vcpu: VcpuId, intid: u32) -> bool {
+        let Some(v) = p.vcpu(vcpu) else {
+            return false;
+        };
+        if v.pending.lock().contains(intid) {
+            return true;
+        }
+        v.pcpu == self.hw.this_cpu()
+            && (0..self.hw.lr_count()).any(|i| self.hw.read_lr(i).holds(intid))
+    }
+
+    /// Whether the guest on this core is handling `intid` right now (active in a list register).
+    pub(super) fn handling(&self, intid: u32) -> bool {
+        (0..self.hw.lr_count()).any(|i| {
+            let lr = self.hw.read_lr(i);
+            lr.holds(intid) && matches!(lr.state, LrState::Active | LrState::PendingActive)
+        })
+    }
+
+    /// A trapped write of `ICC_SGI1R_EL1` (or `ICC_ASGI1R_EL1`) by `vcpu`: SGIs to vCPUs of the
+    /// same partition only.
+    pub(super) fn send_sgi(&self, p: &Partition, vcpu: VcpuId, value: u64) {
+        let (intid, targets) = sgi_targets(value, vcpu, p.vcpus.len());
+        for target in targets.iter() {
+            let priority = p.vgic.banked_priority(target, intid);
+            self.inject_virtual(p, target, intid, priority);
+        }
+    }
+
+    /// Puts the physical side of `p`'s passthrough SPIs in their boot state: disabled, trigger as
+    /// the platform describes it, routed to the core of vCPU 0.
+    pub(super) fn reset_passthrough(&self, p: &Partition) {
+        let Some(boot) = p.vcpus.first() else { return };
+        for &d in &p.config.devices {
+            let Some(device) = self.config.platform.devices.get(d) else {
+                continue;
+            };
+            for irq in device.irqs.iter().filter(|i| i.kind == IrqKind::Spi) {
+                let intid = irq.intid();
+                self.hw.set_enabled(intid, boot.pcpu, false);
+                self.hw
+                    .set_edge_triggered(intid, boot.pcpu, irq.flags & 0x3 != 0);
+                self.hw.route_spi(intid, boot.pcpu);
+            }
+        }
+    }
+
+    /// Disables `p`'s passthrough SPIs (when it stops).
+    pub(super) fn disable_passthrough(&self, p: &Partition) {
+        let Some(boot) = p.vcpus.first() else { return };
+        for spi in self.config.partition_spis(p.id) {
+            if Some(spi) != p.vgic.vuart_intid {
+                self.hw.set_enabled(spi, boot.pcpu, false);
+            }
+        }
+    }
+
+    /// Fresh virtual GIC state and empty queues for a restarting partition.
+    pub(super) fn reset_vgic(&self, p: &Partition) {
+        p.vgic.reset(&self.config, p.id);
+        for v in &p.vcpus {
+            *v.pending.lock() = PendingQueue::new();
+        }
+        self.reset_passthrough(p);
+    }
+}
