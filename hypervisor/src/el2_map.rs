@@ -14,6 +14,8 @@
 //! kind is allowed (a no-op for the already-mapped part); mapping over an existing mapping of the
 //! other kind is refused with [`MapError::Overlap`] and changes nothing.
 
+#![forbid(unsafe_code)]
+
 use super::{map_checked, walk_one, HeapPages, MapError, MemKind};
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};

@@ -11,6 +11,8 @@
 //!
 //! Pure bit manipulation on top of [`crate::esr`]: nothing a guest can provoke panics here.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use bulkhead_config::GuestPhysAddr;

@@ -4,6 +4,8 @@
 //! operands, so the two cannot drift. The runtime reads and writes a trapped vCPU's registers
 //! through it (PSCI arguments and results, emulated loads, stepping over an instruction).
 
+#![forbid(unsafe_code)]
+
 /// General-purpose registers and return state of the interrupted context.
 #[repr(C)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -24,6 +24,8 @@
 //! Per SMCCC, the function ID is W0 (the upper half of x0 is ignored) and SMC32/HVC32 functions
 //! only look at the low 32 bits of their arguments.
 
+#![forbid(unsafe_code)]
+
 use bulkhead_config::guest_view::vcpu_of_mpidr;
 use bulkhead_config::{GuestPhysAddr, VcpuId};
 use log::debug;

@@ -31,6 +31,8 @@
 //! - Reads from reserved offsets in the 4 KiB window return 0 and writes are ignored; 64-bit,
 //!   misaligned or out-of-window accesses are rejected with [`MmioError`].
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use core::fmt;
 

@@ -14,6 +14,8 @@
 //! Boots are serialised within a test binary (QEMU runs are CPU-heavy); `cargo xtask test`
 //! also runs the test binaries with `--test-threads=1`.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};

@@ -8,6 +8,8 @@
 //! - [`pack`]: append the bundle (board DTB, partition images, guest DTBs, initrds) to the
 //!   hypervisor binary, producing the single bootable file.
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod dts;
 pub mod elf;

@@ -7,6 +7,8 @@
 //!               [--initrd <name>=<file>]... -o <out>
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -5,6 +5,8 @@
 //! test suite and `bench` measures. Every command makes sure the host tools it needs are
 //! installed first (see [`deps`]).
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod board;
 mod build;

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: the whole test suite in order (host unit tests, the target build, then
-//! the QEMU integration tests one at a time), stopping at the first step that fails.
+//! `cargo xtask test`: the whole test suite in order (formatting and lints for the host and the
+//! targets, host unit tests, the target builds, then the QEMU integration tests one at a time),
+//! stopping at the first step that fails.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,6 +17,53 @@ struct Step {
 }
 
 const STEPS: &[Step] = &[
+    Step {
+        name: "formatting",
+        args: &["fmt", "--all", "--", "--check"],
+    },
+    Step {
+        name: "lints for the host crates",
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        name: "lints for the hypervisor target",
+        args: &[
+            "clippy",
+            "--release",
+            "--target",
+            HYPERVISOR_TARGET,
+            "-p",
+            "bulkhead-hypervisor",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        name: "lints for the guest target",
+        args: &[
+            "clippy",
+            "--release",
+            "--target",
+            TARGET,
+            "-p",
+            "bulkhead-guest-rt",
+            "-p",
+            "hello",
+            "-p",
+            "trespasser",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
     Step {
         name: "host unit tests",
         args: &["test", "--workspace", "--exclude", "bulkhead-tests"],

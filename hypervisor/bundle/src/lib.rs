@@ -11,6 +11,7 @@
 //! The reader never trusts the bytes: every offset and size is bounds-checked.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 pub const MAGIC: [u8; 8] = *b"BHDBNDL1";
 pub const VERSION: u32 = 1;

@@ -12,6 +12,7 @@
 //! - with the `board` feature (needs `alloc`): [`model`], [`parse`], [`validate`], [`error`].
 
 #![no_std]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "board")]
 extern crate alloc;

@@ -5,6 +5,8 @@
 //! The service is generic over the port ([`SerialPort`]); the arch code supplies the real UART
 //! driver and reaches the service through the runtime's arch interface.
 
+#![forbid(unsafe_code)]
+
 pub mod mux;
 
 use alloc::string::String;

@@ -19,6 +19,8 @@
 //! | [`virtual_uart`] | a partition's virtual UART wired to the console and its vGIC |
 //! | [`vcpu_run`] | what each physical CPU runs, and how a vCPU starts |
 
+#![forbid(unsafe_code)]
+
 pub mod dispatch;
 pub mod hw;
 pub mod lifecycle;

@@ -38,6 +38,8 @@
 //! ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout of
 //! the GICD and GICR windows is the guest view's too.
 
+#![forbid(unsafe_code)]
+
 pub mod distributor;
 pub mod ich_lr;
 pub mod list_regs;

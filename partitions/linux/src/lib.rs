@@ -11,6 +11,8 @@
 //! [`make_disk_image`] makes a small ext2 disk holding one file, which the guest's `/init`
 //! mounts read-only on `/mnt`.
 
+#![forbid(unsafe_code)]
+
 pub mod apt;
 pub mod cpio;
 pub mod disk;

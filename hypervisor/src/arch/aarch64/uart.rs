@@ -70,8 +70,8 @@ impl Pl011 {
     /// `base` must be a PL011 mapped as device memory for the hypervisor's lifetime, used through
     /// this driver only.
     pub const unsafe fn new(base: usize) -> Self {
-        // SAFETY: the caller guarantees `base` points to mapped PL011 registers.
         Self {
+            // SAFETY: the caller guarantees `base` points to mapped PL011 registers.
             regs: unsafe { &*(base as *const Pl011Regs) },
         }
     }
