@@ -16,7 +16,9 @@
 
 #![forbid(unsafe_code)]
 
-use super::{map_checked, walk_one, HeapPages, MapError, MemKind};
+use super::{map_checked, HeapPages, MapError};
+#[cfg(test)]
+use super::{walk_one, MemKind};
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_paging::mair::{Mair, MairAttribute, NormalMemory};
 use aarch64_paging::paging::{Constraints, El2};
@@ -143,6 +145,7 @@ impl HypervisorMap {
     }
 
     /// Translates `va` by walking the tables, or `None` if it is not mapped.
+    #[cfg(test)]
     pub fn translate(&self, va: u64) -> Option<(HostPhysAddr, MemKind)> {
         if va >= 1 << EL2_VA_BITS {
             return None;
@@ -158,6 +161,7 @@ impl HypervisorMap {
     }
 
     /// Whether `va` is mapped executable.
+    #[cfg(test)]
     pub fn is_executable(&self, va: u64) -> bool {
         if va >= 1 << EL2_VA_BITS {
             return false;

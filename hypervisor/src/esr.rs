@@ -2,9 +2,9 @@
 //!
 //! This module owns the knowledge of the ESR field layout (Arm ARM D24.2.40 "ESR_EL2"): the
 //! exception class, the instruction-length bit, and the ISS encodings for data aborts (EC 0x24)
-//! and trapped system-register accesses (EC 0x18). The trap handlers in `arch` read ESR_EL2 once,
-//! decode it here and then work only with the typed values. Everything is pure bit manipulation;
-//! no value a guest can provoke makes these functions panic.
+//! and trapped system-register accesses (EC 0x18). The arch code reads ESR_EL2 once per exit and
+//! `crate::exit` builds the one decoded exit the runtime sees from these functions. Everything is
+//! pure bit manipulation; no value a guest can provoke makes these functions panic.
 //!
 //! Layout used throughout:
 //!
@@ -22,7 +22,6 @@ use core::fmt;
 const EC_SHIFT: u32 = 26;
 const EC_MASK: u64 = 0x3f;
 const IL_BIT: u64 = 1 << 25;
-const ISS_MASK: u64 = (1 << 25) - 1;
 
 /// Raw EC values of the classes that get their own variant.
 mod ec {
@@ -38,11 +37,6 @@ mod ec {
 /// Returns the raw exception class field, ESR\[31:26\].
 pub const fn ec_bits(esr: u64) -> u8 {
     ((esr >> EC_SHIFT) & EC_MASK) as u8
-}
-
-/// Returns the instruction specific syndrome, ESR\[24:0\].
-pub const fn iss(esr: u64) -> u32 {
-    (esr & ISS_MASK) as u32
 }
 
 /// Returns the length in bytes of the trapped instruction (ESR.IL): 4 for a 32-bit instruction,
@@ -597,7 +591,6 @@ mod tests {
         );
         // A 16-bit instruction (IL clear).
         assert_eq!(instruction_length(0x0400_0000), 2);
-        assert_eq!(iss(0x5A00_1234), 0x1234);
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub const STAGE2_ROOT_LEVEL: usize = 1;
 /// Highest physical address bit the descriptors can hold (48-bit output addresses).
 pub const MAX_PA_BITS: u32 = 48;
 
+#[cfg(test)]
 /// The kind of memory a translation points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemKind {
@@ -201,6 +202,7 @@ impl<A: PagingAttributes> Translation<A> for HeapPages<A> {
     }
 }
 
+#[cfg(test)]
 /// One leaf of a translation, as found by a table walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Leaf {
@@ -226,6 +228,7 @@ const S2_DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::ACCESS_FLAG)
     .union(Stage2Attributes::XN);
 
+#[cfg(test)]
 /// Stage 2 MemAttr\[3:0\] lives in descriptor bits \[5:2\]; MemAttr\[3:2\] = 0 means Device.
 const S2_MEMATTR_OUTER: usize = 0b11 << 4;
 
@@ -312,17 +315,20 @@ impl Stage2Tables {
     }
 
     /// Number of table pages in use (root included).
+    #[cfg(test)]
     pub fn table_pages(&self) -> usize {
         self.mapping.translation().tables()
     }
 
     /// Translates `ipa` by walking the tables: the PA and the memory kind, or `None` if `ipa` is
     /// not mapped.
+    #[cfg(test)]
     pub fn translate(&self, ipa: GuestPhysAddr) -> Option<(HostPhysAddr, MemKind)> {
         self.lookup(ipa).map(|leaf| (leaf.pa, leaf.kind))
     }
 
     /// Walks the tables for `ipa` and describes the leaf that maps it.
+    #[cfg(test)]
     pub fn lookup(&self, ipa: GuestPhysAddr) -> Option<Leaf> {
         if ipa.raw() >= IPA_SPACE {
             return None;
@@ -368,6 +374,7 @@ where
     Ok(())
 }
 
+#[cfg(test)]
 /// Looks up the valid leaf covering `addr`: (output address of `addr`, flags, level).
 fn walk_one<A, R>(mapping: &Mapping<HeapPages<A>, R>, addr: u64) -> Option<(u64, A, usize)>
 where

@@ -91,8 +91,8 @@ pub mod int {
 const CR_RESET: u32 = 0x0300; // TXE | RXE
 const IFLS_RESET: u32 = 0x12; // both trigger levels at 1/2
 
-/// Why an MMIO access to the virtual UART could not be performed. The caller turns this into a
-/// fault for the guest (for example an injected external abort); the UART state is unchanged.
+/// Why an MMIO access to the virtual UART could not be performed. The runtime stops the partition
+/// with a report; the UART state is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioError {
     /// The access size (in bytes) is not 1, 2 or 4.
@@ -328,11 +328,6 @@ impl VirtualPl011 {
         self.rx.len() + self.held.len()
     }
 
-    /// Whether [`push_input`](Self::push_input) would accept another byte.
-    pub fn can_accept_input(&self) -> bool {
-        self.rx_len() < RX_FIFO_CAPACITY
-    }
-
     /// Whether the UART's interrupt line is asserted (`UARTMIS` != 0), or input is held back
     /// while the guest has receive interrupts unmasked (the interrupt is what opens the
     /// receiver, see [`open_rx`](Self::open_rx)).
@@ -525,7 +520,6 @@ mod tests {
         for i in 0..RX_FIFO_CAPACITY {
             assert!(uart.push_input(i as u8));
         }
-        assert!(!uart.can_accept_input());
         assert!(!uart.push_input(0xaa));
         assert_ne!(read(&mut uart, FR) & u64::from(FR_RXFF), 0);
         assert_eq!(read(&mut uart, DR), 0);

@@ -80,11 +80,6 @@ impl ConsoleMux {
         }
     }
 
-    /// Number of partitions the mux knows.
-    pub fn partition_count(&self) -> usize {
-        self.names.len()
-    }
-
     /// The name of `partition`, if it exists.
     pub fn name(&self, partition: PartitionId) -> Option<&str> {
         self.names.get(partition.index()).map(String::as_str)
@@ -144,13 +139,6 @@ impl ConsoleMux {
             .is_some_and(|buf| !buf.is_empty())
         {
             self.emit(partition, out);
-        }
-    }
-
-    /// Emits pending partial lines of all partitions.
-    pub fn flush_all(&mut self, out: &mut dyn FnMut(&[u8])) {
-        for partition in 0..self.pending.len() {
-            self.flush(PartitionId(partition), out);
         }
     }
 
@@ -440,9 +428,6 @@ mod tests {
         mux.flush(PartitionId(1), &mut sink.f());
         mux.flush(PartitionId(7), &mut sink.f());
         assert_eq!(sink.0, ["[rtos] panic: no\r\n"]);
-        write_str(&mut mux, 2, "bye", &mut sink);
-        mux.flush_all(&mut sink.f());
-        assert_eq!(sink.0.last().unwrap(), "[hello] bye\r\n");
     }
 
     #[test]

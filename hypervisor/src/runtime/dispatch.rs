@@ -1,5 +1,5 @@
 //! The one dispatcher of guest exits: each handler looks at one decoded [`Exit`] and returns an
-//! explicit [`Next`] step; [`System::handle_exit`] carries that step out and tells the arch code
+//! explicit `Next` step; [`System::handle_exit`] carries that step out and tells the arch code
 //! what this CPU does next ([`Continue`]).
 //!
 //! Nothing a guest does may stop the hypervisor: every exit is either served and the vCPU

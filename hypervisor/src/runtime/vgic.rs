@@ -5,8 +5,8 @@
 //!   emulated by the models. Their actions reach the physical GIC only for interrupts the
 //!   partition owns: its passthrough SPIs, and the timer PPIs on its own vCPUs' cores.
 //! - Each vCPU has a queue of interrupts waiting for a list register; any CPU may add to it
-//!   ([`System::inject`], which kicks the vCPU's core), and the vCPU's own core moves it into the
-//!   list registers just before returning to the guest ([`System::flush`]). What does not fit
+//!   (`System::inject`, which kicks the vCPU's core), and the vCPU's own core moves it into the
+//!   list registers just before returning to the guest (`System::flush`). What does not fit
 //!   stays queued (underflow maintenance interrupt), never dropped.
 
 use bulkhead_config::guest_view::{gicr_size, GICD_SIZE, GUEST_TIMER_PPIS};

@@ -29,8 +29,7 @@
 //! and the extended-SPI ranges at 0x1000..0x5FFF and 0x8000.., since `ESPI` = 0).
 //!
 //! Pending and active bits are latches of what the guest wrote; the live state of a passthrough
-//! interrupt is in the physical GIC and the list registers. The glue may refresh the latches with
-//! [`VirtualDistributor::set_pending_latch`] / [`VirtualDistributor::set_active_latch`].
+//! interrupt is in the physical GIC and the list registers.
 
 use alloc::vec::Vec;
 
@@ -214,6 +213,7 @@ impl VirtualDistributor {
     }
 
     /// Whether the partition owns SPI `intid`.
+    #[cfg(test)]
     pub fn owns(&self, intid: u32) -> bool {
         self.spis.cfg(intid).is_some()
     }
@@ -244,6 +244,7 @@ impl VirtualDistributor {
     }
 
     /// Whether owned SPI `intid` is configured edge-triggered.
+    #[cfg(test)]
     pub fn is_edge(&self, intid: u32) -> Option<bool> {
         self.spis.cfg(intid).map(|c| c.edge)
     }
@@ -252,20 +253,6 @@ impl VirtualDistributor {
     pub fn route(&self, intid: u32) -> Option<VcpuId> {
         let state = self.spis.get(spi_index(intid)?)?.as_ref()?;
         Some(irouter_to_vcpu(state.irouter, self.vcpu_count))
-    }
-
-    /// Updates the pending latch the guest reads in `GICD_ISPENDR` (no-op if not owned).
-    pub fn set_pending_latch(&mut self, intid: u32, pending: bool) {
-        if let Some(cfg) = self.spis.cfg_mut(intid) {
-            cfg.pending = pending;
-        }
-    }
-
-    /// Updates the active latch the guest reads in `GICD_ISACTIVER` (no-op if not owned).
-    pub fn set_active_latch(&mut self, intid: u32, active: bool) {
-        if let Some(cfg) = self.spis.cfg_mut(intid) {
-            cfg.active = active;
-        }
     }
 
     fn decode(offset: u64) -> Option<(Reg, Width)> {
@@ -577,13 +564,6 @@ mod tests {
         let a = d.write(0x388, 4, 0xffff_ffff).unwrap();
         assert_eq!(acts(&a), vec![VgicAction::ClearActive { intid: NET_SPI }]);
         assert_eq!(d.read(0x308, 4).unwrap(), 0);
-
-        d.set_pending_latch(NET_SPI, true);
-        d.set_active_latch(NET_SPI, true);
-        d.set_pending_latch(34, true);
-        assert_eq!(d.read(0x208, 4).unwrap(), 1 << 15);
-        assert_eq!(d.read(0x308, 4).unwrap(), 1 << 15);
-        assert_eq!(d.read(0x204, 4).unwrap(), 0);
     }
 
     #[test]

@@ -17,15 +17,16 @@
 //!
 //! # What it must not touch
 //!
-//! Nothing here reads or writes a system register, performs MMIO or contains assembly. The arch
-//! glue traps the guest's access (stage-2 fault on the GICD/GICR pages, `ICC_SGI1R_EL1` trap),
-//! calls in with plain values, and applies what comes back: register values to return to the
-//! guest, and [`VgicAction`]s to apply to the physical GIC. The model never names a physical CPU
-//! (routing is expressed as a vCPU index of the partition; the glue maps it to `pcpus[n]`) and
+//! Nothing here reads or writes a system register, performs MMIO or contains assembly. The
+//! runtime (`crate::runtime::vgic`) gets the guest's trapped access (stage-2 fault on the
+//! GICD/GICR pages, `ICC_SGI1R_EL1` trap), calls in with plain values, and applies what comes
+//! back: register values to return to the guest, and [`VgicAction`]s to apply to the physical
+//! GIC. The model never names a physical CPU (routing is expressed as a vCPU of the partition;
+//! the runtime maps it to that vCPU's physical CPU) and
 //! never produces an action for an interrupt the partition does not own, so a guest cannot use the
 //! vGIC to reach another partition's or the hypervisor's interrupts. Banked interrupts (SGIs and
 //! PPIs) are purely virtual here: the redistributor reports the guest's changes to them, and the
-//! glue decides which ones (e.g. the virtual timer PPI 27) are mirrored to the hardware.
+//! runtime decides which ones (the guest timers' PPIs) are mirrored to the hardware.
 //!
 //! All guest-provided values (offsets, sizes, written values, `ICC_SGI1R_EL1` contents) are
 //! untrusted: bad accesses come back as [`AccessError`], never as a panic.

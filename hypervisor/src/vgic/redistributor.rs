@@ -33,7 +33,7 @@
 //! All SGIs and PPIs are the vCPU's own, so every write to an SGI_base register reports its
 //! effect as [`VgicAction`](super::VgicAction)s with `intid < 32`. They describe the *virtual* interrupt: which of
 //! them the glue mirrors to the physical redistributor (only the PPIs it passes through, such as
-//! the virtual timer [`VTIMER_PPI`](super::VTIMER_PPI); never the hypervisor's own PPIs like the
+//! the virtual timer, `guest_view::VTIMER_PPI`; never the hypervisor's own PPIs like the
 //! maintenance interrupt) and how it treats a `SetPending` of a purely virtual one (queue it for
 //! this vCPU) is the glue's decision.
 
@@ -177,6 +177,7 @@ impl VirtualRedistributor {
     }
 
     /// Whether the guest has woken the redistributor up (`GICR_WAKER.ProcessorSleep` = 0).
+    #[cfg(test)]
     pub fn is_awake(&self) -> bool {
         !self.processor_sleep
     }
@@ -192,6 +193,7 @@ impl VirtualRedistributor {
     }
 
     /// Whether SGI/PPI `intid` is edge-triggered.
+    #[cfg(test)]
     pub fn is_edge(&self, intid: u32) -> Option<bool> {
         self.irqs.cfg(intid).map(|c| c.edge)
     }
@@ -205,20 +207,6 @@ impl VirtualRedistributor {
             priority: cfg.priority,
             hw,
         })
-    }
-
-    /// Updates the pending latch the guest reads in `GICR_ISPENDR0`.
-    pub fn set_pending_latch(&mut self, intid: u32, pending: bool) {
-        if let Some(cfg) = self.irqs.cfg_mut(intid) {
-            cfg.pending = pending;
-        }
-    }
-
-    /// Updates the active latch the guest reads in `GICR_ISACTIVER0`.
-    pub fn set_active_latch(&mut self, intid: u32, active: bool) {
-        if let Some(cfg) = self.irqs.cfg_mut(intid) {
-            cfg.active = active;
-        }
     }
 
     fn decode(offset: u64) -> Option<(Reg, Width)> {
@@ -555,13 +543,6 @@ mod tests {
         let (_, a) = region.write(sgi + 0x380, 4, u64::MAX).unwrap();
         assert_eq!(a.len(), 32);
         assert_eq!(region.read(sgi + 0x300, 4).unwrap(), 0);
-
-        let r1 = region.get_mut(VcpuId(1)).unwrap();
-        r1.set_pending_latch(27, true);
-        r1.set_active_latch(1, true);
-        r1.set_pending_latch(40, true);
-        assert_eq!(region.read(sgi + 0x200, 4).unwrap(), 1 << 27);
-        assert_eq!(region.read(sgi + 0x300, 4).unwrap(), 1 << 1);
     }
 
     #[test]
