@@ -255,12 +255,12 @@ impl SysRegTrap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::string::ToString;
 
     /// ESR of a data abort from a lower EL with a valid syndrome.
-    fn abort_esr(size_log2: u64, reg: u64, write: bool, sse: bool, sf: bool, dfsc: u64) -> u64 {
+    pub(crate) fn abort_esr(size_log2: u64, reg: u64, write: bool, sse: bool, sf: bool, dfsc: u64) -> u64 {
         (0x24 << 26)
             | (1 << 25)
             | (1 << 24)

@@ -17,6 +17,7 @@ use super::dispatch::Continue;
 use super::fake::{Call, FakeHw};
 use super::partition::State;
 use super::System;
+use crate::exit::tests::abort_esr;
 use crate::exit::{Exit, GuestAccess, SysRegTrap, Unhandled};
 use crate::frame::TrapFrame;
 use crate::psci::VcpuPower;
@@ -136,6 +137,18 @@ fn system() -> System<FakeHw> {
     sys
 }
 
+/// A started system in which linux runs on CPUs 0 and 1 (vCPU 0 started vCPU 1).
+fn system_with_linux_on_two_cpus() -> System<FakeHw> {
+    let sys = system();
+    enter(&sys, 0);
+    assert_eq!(
+        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
+        (Continue::Guest, 0)
+    );
+    enter(&sys, 1);
+    sys
+}
+
 /// Runs vCPU `cpu`'s start as the idle loop would, and returns the CPU's frame for its traps.
 fn enter(sys: &System<FakeHw>, cpu: usize) -> TrapFrame {
     sys.hw.on_cpu(cpu);
@@ -153,16 +166,8 @@ fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
 }
 
 /// The ESR of a data abort with a valid syndrome (translation fault, level 3).
-fn abort_esr(size_log2: u64, reg: u64, write: bool, sign_extend: bool, sixty_four: bool) -> u64 {
-    (0x24 << 26)
-        | (1 << 25)
-        | (1 << 24)
-        | (size_log2 << 22)
-        | (u64::from(sign_extend) << 21)
-        | (reg << 16)
-        | (u64::from(sixty_four) << 15)
-        | (u64::from(write) << 6)
-        | 0x07
+fn abort_esr_l3(size_log2: u64, reg: u64, write: bool, sign_extend: bool, sixty_four: bool) -> u64 {
+    abort_esr(size_log2, reg, write, sign_extend, sixty_four, 0x07)
 }
 
 fn data_abort(esr: u64, ipa: u64) -> Exit {
@@ -272,7 +277,7 @@ fn a_passthrough_spi_goes_to_the_vcpu_its_owner_routes_it_to() {
     let next = sys.handle_exit(
         PcpuId(0),
         &mut regs,
-        data_abort(abort_esr(3, 1, true, false, true), irouter),
+        data_abort(abort_esr_l3(3, 1, true, false, true), irouter),
     );
     assert_eq!(next, Continue::Guest);
     assert!(sys
@@ -358,7 +363,7 @@ fn a_guest_timer_is_forwarded_only_once_the_guest_enabled_it() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(2, 2, true, false, false), isenabler0),
+        data_abort(abort_esr_l3(2, 2, true, false, false), isenabler0),
     );
     assert_eq!(next, Continue::Guest);
     assert!(sys
@@ -373,13 +378,7 @@ fn a_guest_timer_is_forwarded_only_once_the_guest_enabled_it() {
 
 #[test]
 fn stopping_a_partition_stops_all_its_vcpus_and_nothing_else() {
-    let sys = system();
-    enter(&sys, 0);
-    assert_eq!(
-        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
-        (Continue::Guest, 0)
-    );
-    enter(&sys, 1);
+    let sys = system_with_linux_on_two_cpus();
     enter(&sys, 2);
     sys.hw.take_calls();
     // vCPU 1 powers the partition off.
@@ -421,13 +420,7 @@ fn stopping_a_partition_stops_all_its_vcpus_and_nothing_else() {
 
 #[test]
 fn cpu_off_of_the_last_vcpu_stops_the_partition() {
-    let sys = system();
-    enter(&sys, 0);
-    assert_eq!(
-        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
-        (Continue::Guest, 0)
-    );
-    enter(&sys, 1);
+    let sys = system_with_linux_on_two_cpus();
     let (next, _) = hvc(&sys, 1, [CPU_OFF, 0, 0, 0]);
     assert_eq!(next, Continue::Idle);
     assert_eq!(sys.partitions[LINUX.index()].state(), State::Running);
@@ -438,13 +431,7 @@ fn cpu_off_of_the_last_vcpu_stops_the_partition() {
 
 #[test]
 fn a_restart_reloads_the_partition_and_starts_vcpu_0_alone() {
-    let sys = system();
-    enter(&sys, 0);
-    assert_eq!(
-        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
-        (Continue::Guest, 0)
-    );
-    enter(&sys, 1);
+    let sys = system_with_linux_on_two_cpus();
     enter(&sys, 2);
     // Both vCPUs are back at EL2 (the fake has no other CPU to wait for).
     for v in &sys.partitions[LINUX.index()].vcpus {
@@ -489,7 +476,7 @@ fn emulated_loads_are_sign_extended_and_the_pc_advances() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(0, 1, false, true, true), VUART + 0x18),
+        data_abort(abort_esr_l3(0, 1, false, true, true), VUART + 0x18),
     );
     assert_eq!(next, Continue::Guest);
     assert_eq!(regs.x[1], 0xffff_ffff_ffff_ff90);
@@ -498,7 +485,7 @@ fn emulated_loads_are_sign_extended_and_the_pc_advances() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(0, 1, false, false, false), VUART + 0x18),
+        data_abort(abort_esr_l3(0, 1, false, false, false), VUART + 0x18),
     );
     assert_eq!(next, Continue::Guest);
     assert_eq!(regs.x[1], 0x90);
@@ -507,7 +494,7 @@ fn emulated_loads_are_sign_extended_and_the_pc_advances() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(2, 3, true, false, false), VUART),
+        data_abort(abort_esr_l3(2, 3, true, false, false), VUART),
     );
     assert_eq!(next, Continue::Guest);
     assert_eq!(*sys.hw.output.lock(), [(TICKER, b'!')]);
@@ -520,7 +507,7 @@ fn an_access_outside_the_partition_stops_it_alone() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(2, 1, true, false, false), 0x5000_1000),
+        data_abort(abort_esr_l3(2, 1, true, false, false), 0x5000_1000),
     );
     assert_eq!(next, Continue::Idle);
     assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
@@ -553,7 +540,7 @@ fn accesses_that_cannot_be_emulated_stop_the_partition() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(3, 1, false, false, true), VUART),
+        data_abort(abort_esr_l3(3, 1, false, false, true), VUART),
     );
     assert_eq!(next, Continue::Idle);
     assert_eq!(sys.partitions[TICKER.index()].state(), State::Stopped);
@@ -561,13 +548,7 @@ fn accesses_that_cannot_be_emulated_stop_the_partition() {
 
 #[test]
 fn sgis_reach_only_the_senders_own_partition() {
-    let sys = system();
-    enter(&sys, 0);
-    assert_eq!(
-        hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]),
-        (Continue::Guest, 0)
-    );
-    enter(&sys, 1);
+    let sys = system_with_linux_on_two_cpus();
     sys.hw.take_calls();
     // msr ICC_SGI1R_EL1, x3 with SGI 5 to target list 0b1111 (Aff0 0..3).
     let esr = (0x18 << 26) | (1 << 25) | (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
@@ -632,7 +613,7 @@ fn console_input_reaches_the_partitions_virtual_uart() {
     let next = sys.handle_exit(
         PcpuId(2),
         &mut regs,
-        data_abort(abort_esr(2, 1, false, false, false), VUART),
+        data_abort(abort_esr_l3(2, 1, false, false, false), VUART),
     );
     assert_eq!(next, Continue::Guest);
     assert_eq!(regs.x[1], u64::from(b'x'));
