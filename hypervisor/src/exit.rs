@@ -260,7 +260,14 @@ pub(crate) mod tests {
     use alloc::string::ToString;
 
     /// ESR of a data abort from a lower EL with a valid syndrome.
-    pub(crate) fn abort_esr(size_log2: u64, reg: u64, write: bool, sse: bool, sf: bool, dfsc: u64) -> u64 {
+    pub(crate) fn abort_esr(
+        size_log2: u64,
+        reg: u64,
+        write: bool,
+        sse: bool,
+        sf: bool,
+        dfsc: u64,
+    ) -> u64 {
         (0x24 << 26)
             | (1 << 25)
             | (1 << 24)

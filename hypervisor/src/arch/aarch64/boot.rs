@@ -103,24 +103,7 @@ pub extern "C" fn primary_main(el: u64) -> ! {
             aarch64_cpu::asm::wfe();
         }
     };
-    let dtb = bundle
-        .find(Kind::BoardDtb, 0)
-        .map(|e| e.data)
-        .unwrap_or(&[]);
-    if let Some(uart) = fallback_uart(dtb) {
-        console::set_emergency_uart(uart);
-    }
-    let config = match bulkhead_config::load(dtb) {
-        Ok(c) => c,
-        Err(e) => {
-            console::panic_print(format_args!("bulkhead: invalid board config: {e}\n"));
-            // The conduit is unknown if the config did not parse; QEMU virt with EL2 uses SMC.
-            let conduit = bulkhead_config::parse::parse(dtb)
-                .map(|c| c.platform.psci)
-                .unwrap_or(PsciConduit::Smc);
-            halt_with(conduit);
-        }
-    };
+    let config = load_config(&bundle);
     let conduit = config.platform.psci;
     panic::set_conduit(conduit);
     start_console(&config);
@@ -147,25 +130,10 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         ));
     }
     grow_heap(image.end(), config.hypervisor.memory.end());
-
-    let Some(primary) = config
-        .platform
-        .cpus
-        .iter()
-        .position(|c| c.mpidr == cpu::mpidr())
-        .map(PcpuId)
-    else {
-        refuse(format_args!(
-            "node /cpus: no CPU node has this CPU's MPIDR {:#x}",
-            cpu::mpidr()
-        ));
+    let primary = match this_cpu(&config) {
+        Ok(cpu) => cpu,
+        Err(why) => refuse(format_args!("{why}")),
     };
-    if config.platform.cpus.len() > cpu::MAX_CPUS {
-        refuse(format_args!(
-            "node /cpus: Bulkhead supports at most {} CPUs",
-            cpu::MAX_CPUS
-        ));
-    }
     cpu::set_id(primary);
 
     install_hypervisor_map(&config);
@@ -190,6 +158,62 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     }
     start_secondaries(sys, primary);
     run_this_cpu()
+}
+
+/// The validated board config from the bundle; a bad one is refused, with the node and reason
+/// on the UART `/chosen` names, and the machine powered off.
+fn load_config(bundle: &Bundle) -> BoardConfig {
+    let dtb = bundle
+        .find(Kind::BoardDtb, 0)
+        .map(|e| e.data)
+        .unwrap_or(&[]);
+    if let Some(uart) = fallback_uart(dtb) {
+        console::set_emergency_uart(uart);
+    }
+    match bulkhead_config::load(dtb) {
+        Ok(config) => config,
+        Err(e) => {
+            console::panic_print(format_args!("bulkhead: invalid board config: {e}\n"));
+            // The conduit is unknown if the config did not parse; QEMU virt with EL2 uses SMC.
+            let conduit = bulkhead_config::parse::parse(dtb)
+                .map(|c| c.platform.psci)
+                .unwrap_or(PsciConduit::Smc);
+            halt_with(conduit);
+        }
+    }
+}
+
+/// Why Bulkhead cannot run on this machine's CPUs.
+enum CpuProblem {
+    TooMany(usize),
+    NotFound(u64),
+}
+
+impl core::fmt::Display for CpuProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CpuProblem::TooMany(n) => write!(
+                f,
+                "node /cpus: {n} CPUs, but Bulkhead supports at most {}",
+                cpu::MAX_CPUS
+            ),
+            CpuProblem::NotFound(mpidr) => {
+                write!(f, "node /cpus: no CPU node has this CPU's MPIDR {mpidr:#x}")
+            }
+        }
+    }
+}
+
+/// Which of the platform's CPUs this one is.
+fn this_cpu(config: &BoardConfig) -> Result<PcpuId, CpuProblem> {
+    let cpus = &config.platform.cpus;
+    if cpus.len() > cpu::MAX_CPUS {
+        return Err(CpuProblem::TooMany(cpus.len()));
+    }
+    cpus.iter()
+        .position(|c| c.mpidr == cpu::mpidr())
+        .map(PcpuId)
+        .ok_or(CpuProblem::NotFound(cpu::mpidr()))
 }
 
 /// Entry from `entry` on a secondary CPU, MMU already on.
