@@ -210,6 +210,15 @@ pub enum SysReg {
     IccAsgi1r,
     /// `ICC_SGI0R_EL1`: a Group 0 SGI.
     IccSgi0r,
+    /// `ACTLR_EL1` (trapped by `HCR_EL2.TACR`).
+    AuxControl,
+    /// A RAS error-record register, `ERRIDR_EL1`..`ERXMISC3_EL1` (trapped by `HCR_EL2.TERR`).
+    ErrorRecord,
+    /// An activity-monitor register, `AMCR_EL0`..`AMEVTYPER1<n>_EL0` (trapped by
+    /// `CPTR_EL2.TAM`).
+    ActivityMonitor,
+    /// An implementation-defined register (trapped by `HCR_EL2.TIDCP`).
+    ImplementationDefined,
     /// Any other register, by its encoding.
     Other(SysRegAccess),
 }
@@ -221,6 +230,10 @@ impl SysReg {
             (3, 0, 12, 11, 5) => SysReg::IccSgi1r,
             (3, 1, 12, 11, 6) => SysReg::IccAsgi1r,
             (3, 2, 12, 11, 7) => SysReg::IccSgi0r,
+            (3, 0, 1, 0, 1) => SysReg::AuxControl,
+            (3, 0, 5, 3..=5, _) => SysReg::ErrorRecord,
+            (3, 3, 13, 2..=15, _) => SysReg::ActivityMonitor,
+            (3, _, 11 | 15, _, _) => SysReg::ImplementationDefined,
             _ => SysReg::Other(*access),
         }
     }
@@ -387,6 +400,34 @@ pub(crate) mod tests {
         };
         assert!(matches!(t.reg, SysReg::Other(_)));
         assert!(t.read);
+        // The registers trapped to be emulated as read-as-zero, write-ignored.
+        let named = |op0: u64, op1: u64, crn: u64, crm: u64, op2: u64| {
+            let esr =
+                (0x18 << 26) | (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (crm << 1);
+            SysRegTrap::decode(esr).reg
+        };
+        assert_eq!(named(3, 0, 1, 0, 1), SysReg::AuxControl);
+        assert_eq!(named(3, 0, 5, 3, 0), SysReg::ErrorRecord, "ERRIDR_EL1");
+        assert_eq!(named(3, 0, 5, 5, 3), SysReg::ErrorRecord, "ERXMISC3_EL1");
+        assert_eq!(
+            named(3, 3, 13, 2, 5),
+            SysReg::ActivityMonitor,
+            "AMCNTENSET0_EL0"
+        );
+        assert_eq!(
+            named(3, 3, 13, 15, 7),
+            SysReg::ActivityMonitor,
+            "AMEVTYPER1<15>"
+        );
+        assert_eq!(
+            named(3, 1, 15, 2, 0),
+            SysReg::ImplementationDefined,
+            "CPUACTLR_EL1"
+        );
+        assert!(
+            matches!(named(3, 0, 1, 0, 0), SysReg::Other(_)),
+            "SCTLR_EL1 is not emulated"
+        );
     }
 
     #[test]

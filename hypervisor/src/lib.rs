@@ -18,6 +18,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod el2_controls;
 pub mod esr;
 pub mod exit;
 pub mod frame;

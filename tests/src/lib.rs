@@ -233,6 +233,11 @@ pub fn run_interactive(board: Option<&str>, timeout: Duration, steps: &[(&str, &
     boot(&run_args(board), timeout, Input::Steps(steps))
 }
 
+/// `cargo xtask <args> --timeout <timeout>` with `input` on its stdin.
+pub fn boot_with_input(args: &[&str], timeout: Duration, input: Input) -> Outcome {
+    boot(args, timeout, input)
+}
+
 fn run_args(board: Option<&str>) -> Vec<&str> {
     match board {
         Some(board) => vec!["run", "--board", board],

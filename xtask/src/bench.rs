@@ -48,6 +48,7 @@ pub fn run(rounds: usize) -> Result<ExitCode> {
     let partitioned = qemu::qemu_args(
         &built,
         &RunOptions {
+            cpu: qemu::DEFAULT_CPU.into(),
             timeout: None,
             gdb: false,
             extra_args: Vec::new(),
@@ -114,7 +115,12 @@ fn native_args(built: &Built) -> Result<Vec<String>> {
         .map(|r| r.size)
         .sum::<u64>()
         .div_ceil(1024 * 1024);
-    let mut args = crate::qemu::machine_args(partition.cpus.len(), ram_mib, &guest.kernel);
+    let mut args = crate::qemu::machine_args(
+        crate::qemu::DEFAULT_CPU,
+        partition.cpus.len(),
+        ram_mib,
+        &guest.kernel,
+    );
     args.extend(
         [
             "-initrd",

@@ -47,6 +47,9 @@ enum Command {
         /// Start QEMU halted with a gdb server on :1234 and print how to attach.
         #[arg(long)]
         gdb: bool,
+        /// The CPU QEMU emulates (a `-cpu` model: cortex-a53, cortex-a76, max, ...).
+        #[arg(long, value_name = "MODEL", default_value = qemu::DEFAULT_CPU)]
+        cpu: String,
         /// Extra arguments passed to QEMU unchanged (after `--`).
         #[arg(last = true, value_name = "QEMU ARGS")]
         qemu_args: Vec<String>,
@@ -99,11 +102,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             board,
             timeout,
             gdb,
+            cpu,
             qemu_args,
         } => {
             deps::ensure_tools()?;
             let built = build::build(&board.board, board.unchecked)?;
             let options = qemu::RunOptions {
+                cpu,
                 timeout: timeout.map(std::time::Duration::from_secs),
                 gdb,
                 extra_args: qemu_args,

@@ -26,8 +26,13 @@ pub const TIMEOUT_EXIT: u8 = 124;
 /// How long to wait, once QEMU has exited, for the rest of its output.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The CPU model QEMU emulates unless `--cpu` says otherwise.
+pub const DEFAULT_CPU: &str = "cortex-a72";
+
 /// How to run QEMU.
 pub struct RunOptions {
+    /// QEMU's `-cpu` model.
+    pub cpu: String,
     pub timeout: Option<Duration>,
     pub gdb: bool,
     pub extra_args: Vec<String>,
@@ -46,14 +51,15 @@ fn ram_mib(ram: &[HostRange]) -> u64 {
         .div_ceil(1024 * 1024)
 }
 
-/// The QEMU machine every run uses (virt with EL2 and a GICv3, Cortex-A72 cores, console on
-/// stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting `kernel`.
-pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
+/// The QEMU machine every run uses (virt with EL2 and a GICv3, `cpu` cores (a QEMU `-cpu`
+/// model), console on stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting
+/// `kernel`.
+pub fn machine_args(cpu: &str, cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
     [
         "-M",
         "virt,virtualization=on,gic-version=3",
         "-cpu",
-        "cortex-a72",
+        cpu,
         "-smp",
         &cpus.to_string(),
         "-m",
@@ -72,7 +78,7 @@ pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
 /// The full QEMU argument list (without the program name).
 pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
     let (cpus, ram_mib) = machine_size(&built.config);
-    let mut args = machine_args(cpus, ram_mib, &built.image);
+    let mut args = machine_args(&options.cpu, cpus, ram_mib, &built.image);
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());

@@ -137,6 +137,12 @@ impl<H: Hw> System<H> {
             }
             // Group 0 SGIs do not exist for a Non-secure guest: ignored.
             (SysReg::IccSgi0r, false) => {}
+            // Trapped to hide them (see `crate::el2_controls`): read as zero, writes ignored.
+            (SysReg::AuxControl | SysReg::ErrorRecord | SysReg::ActivityMonitor, read) => {
+                if read {
+                    regs.set_reg(trap.rt, 0);
+                }
+            }
             _ => return Next::Stop(Stop::Fault(Fault::SysReg { trap, pc: regs.elr })),
         }
         regs.elr = regs.elr.wrapping_add(trap.insn_len);

@@ -24,10 +24,29 @@ register_bitfields! {u64,
     ],
 }
 
-/// Defines a register value whose `get`/`set` are `mrs`/`msr` of `$encoding`.
-macro_rules! system_register {
-    ($(#[$doc:meta])* $name:ident, $ty:ident, $fields:ty, $encoding:literal, read) => {
-        system_register!($(#[$doc])* $name, $ty, $fields, $encoding);
+/// Defines a write-only register value whose `set` is an `msr` of `$encoding`.
+macro_rules! write_register {
+    ($(#[$doc:meta])* $name:ident, $ty:ident, $fields:ty, $encoding:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
+        #[allow(non_upper_case_globals)]
+        pub const $name: $ty = $ty;
+        impl Writeable for $ty {
+            type T = u64;
+            type R = $fields;
+            fn set(&self, value: u64) {
+                // SAFETY: the register only affects this CPU's interrupt, timer, trap or
+                // guest-facing configuration, as documented at its definition; callers choose
+                // the value.
+                unsafe { asm!(concat!("msr ", $encoding, ", {0}"), "isb", in(reg) value, options(nostack)) };
+            }
+        }
+    };
+}
+
+/// Adds an `mrs` of `$encoding` as `get` to register type `$ty`.
+macro_rules! readable {
+    ($ty:ident, $fields:ty, $encoding:literal) => {
         impl Readable for $ty {
             type T = u64;
             type R = $fields;
@@ -39,36 +58,75 @@ macro_rules! system_register {
             }
         }
     };
-    ($(#[$doc:meta])* $name:ident, $ty:ident, $fields:ty, $encoding:literal) => {
+}
+
+/// Defines a read-only register value whose `get` is an `mrs` of `$encoding`.
+macro_rules! read_register {
+    ($(#[$doc:meta])* $name:ident, $ty:ident, $encoding:literal) => {
         $(#[$doc])*
         pub struct $ty;
         #[allow(non_upper_case_globals)]
         pub const $name: $ty = $ty;
-        impl Writeable for $ty {
-            type T = u64;
-            type R = $fields;
-            fn set(&self, value: u64) {
-                // SAFETY: the register only affects this CPU's interrupt, timer or ID view, as
-                // documented at its definition; callers choose the value.
-                unsafe { asm!(concat!("msr ", $encoding, ", {0}"), "isb", in(reg) value, options(nostack)) };
-            }
-        }
+        readable!($ty, (), $encoding);
     };
 }
 
-system_register!(
+write_register!(
     /// `ICC_CTLR_EL1` (`S3_0_C12_C12_4`).
-    ICC_CTLR_EL1, IccCtlrEl1, ICC_CTLR_EL1::Register, "s3_0_c12_c12_4", read
+    ICC_CTLR_EL1, IccCtlrEl1, ICC_CTLR_EL1::Register, "s3_0_c12_c12_4"
 );
-system_register!(
+readable!(IccCtlrEl1, ICC_CTLR_EL1::Register, "s3_0_c12_c12_4");
+write_register!(
     /// `ICC_DIR_EL1` (`S3_0_C12_C11_1`): writing an INTID deactivates that interrupt.
     ICC_DIR_EL1, IccDirEl1, (), "s3_0_c12_c11_1"
 );
-system_register!(
+write_register!(
     /// `VPIDR_EL2`: the value a guest reads from `MIDR_EL1`.
     VPIDR_EL2, VpidrEl2, (), "vpidr_el2"
 );
-system_register!(
+write_register!(
     /// `CNTHP_TVAL_EL2`: arms the EL2 physical timer relative to now.
     CNTHP_TVAL_EL2, CnthpTvalEl2, CNTHP_TVAL_EL2::Register, "cnthp_tval_el2"
+);
+write_register!(
+    /// `ZCR_EL2` (`S3_4_C1_C2_0`, FEAT_SVE): the guest's largest SVE vector length.
+    ZCR_EL2, ZcrEl2, (), "s3_4_c1_c2_0"
+);
+write_register!(
+    /// `SMCR_EL2` (`S3_4_C1_C2_6`, FEAT_SME): the guest's largest streaming vector length,
+    /// FA64 and ZT0.
+    SMCR_EL2, SmcrEl2, (), "s3_4_c1_c2_6"
+);
+write_register!(
+    /// `HCRX_EL2` (`S3_4_C1_C2_2`, FEAT_HCX): extended hypervisor configuration.
+    HCRX_EL2, HcrxEl2, (), "s3_4_c1_c2_2"
+);
+write_register!(
+    /// `PMCR_EL0`: resets the core's PMU for a starting vCPU.
+    PMCR_EL0, PmcrEl0, (), "pmcr_el0"
+);
+readable!(PmcrEl0, (), "pmcr_el0");
+write_register!(
+    /// `PMCNTENCLR_EL0`: disables PMU counters.
+    PMCNTENCLR_EL0, PmcntenclrEl0, (), "pmcntenclr_el0"
+);
+write_register!(
+    /// `PMINTENCLR_EL1`: disables PMU overflow interrupts.
+    PMINTENCLR_EL1, PmintenclrEl1, (), "pmintenclr_el1"
+);
+write_register!(
+    /// `PMOVSCLR_EL0`: clears PMU overflow flags.
+    PMOVSCLR_EL0, PmovsclrEl0, (), "pmovsclr_el0"
+);
+read_register!(
+    /// `ID_AA64ISAR2_EL1` (`S3_0_C0_C6_2`; reads as zero where not implemented).
+    ID_AA64ISAR2_EL1, IdAa64Isar2El1, "s3_0_c0_c6_2"
+);
+read_register!(
+    /// `ID_AA64MMFR3_EL1` (`S3_0_C0_C7_3`; reads as zero where not implemented).
+    ID_AA64MMFR3_EL1, IdAa64Mmfr3El1, "s3_0_c0_c7_3"
+);
+read_register!(
+    /// `ID_AA64SMFR0_EL1` (`S3_0_C0_C4_5`; reads as zero where not implemented).
+    ID_AA64SMFR0_EL1, IdAa64Smfr0El1, "s3_0_c0_c4_5"
 );
