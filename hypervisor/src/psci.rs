@@ -14,7 +14,10 @@
 //!   (SMC32 and SMC64, affinity level 0 only), `MIGRATE_INFO_TYPE` (2: no Trusted OS),
 //!   `SYSTEM_OFF` and `SYSTEM_RESET`, which act on the calling partition only;
 //! - `SMCCC_VERSION` (1.1) so Linux's SMCCC probing works, and `SMCCC_ARCH_FEATURES`, which
-//!   reports every queried function as not supported (no firmware workarounds are exposed).
+//!   answers for the CPU-vulnerability workarounds (`SMCCC_ARCH_WORKAROUND_1/2/3`) what the
+//!   platform's firmware answered the hypervisor at boot ([`Workarounds`], found by
+//!   [`query_workarounds`]); a guest's call of a workaround the firmware implements is passed
+//!   to the firmware ([`PsciAction::Firmware`]), since only it can apply the mitigation.
 //!
 //! Everything else — `CPU_SUSPEND`, `SYSTEM_SUSPEND`, `SYSTEM_RESET2`, `MIGRATE`, the statistics
 //! calls, vendor and Trusted OS calls — returns `NOT_SUPPORTED`. Note that PSCI 1.x formally
@@ -29,7 +32,10 @@
 use bulkhead_config::guest_view::vcpu_of_mpidr;
 use bulkhead_config::{GuestPhysAddr, VcpuId};
 use log::debug;
-use smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_VERSION};
+use smccc::arch::{
+    SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2, SMCCC_ARCH_WORKAROUND_3,
+    SMCCC_VERSION,
+};
 use smccc::psci::error::{
     ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, ON_PENDING,
 };
@@ -101,6 +107,60 @@ pub enum PsciAction {
     SystemOff,
     /// Restart the whole partition from its initial state.
     SystemReset,
+    /// Make this SMC32 call to the platform firmware and return its x0 to the caller: a
+    /// CPU-vulnerability workaround the firmware implements.
+    Firmware { function: u32, arg: u64 },
+}
+
+/// What the platform firmware answered `SMCCC_ARCH_FEATURES` for each CPU-vulnerability
+/// workaround (`NOT_SUPPORTED` where its SMCCC is older than 1.1): 0 required, 1 implemented but
+/// not required on these CPUs, negative not implemented or not needed (per the SMC Calling
+/// Convention's definition of each). Guests are told the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Workarounds {
+    pub wa1: i32,
+    pub wa2: i32,
+    pub wa3: i32,
+}
+
+impl Workarounds {
+    /// No workaround implemented (a firmware older than SMCCC 1.1).
+    pub const NONE: Self = Self {
+        wa1: NOT_SUPPORTED,
+        wa2: NOT_SUPPORTED,
+        wa3: NOT_SUPPORTED,
+    };
+
+    /// The firmware's answer for workaround `function`, if it is one.
+    fn status(&self, function: u32) -> Option<i32> {
+        match function {
+            SMCCC_ARCH_WORKAROUND_1 => Some(self.wa1),
+            SMCCC_ARCH_WORKAROUND_2 => Some(self.wa2),
+            SMCCC_ARCH_WORKAROUND_3 => Some(self.wa3),
+            _ => None,
+        }
+    }
+}
+
+/// Asks the platform firmware which workarounds it implements, through `call` (an SMC32 call of
+/// `function` with one argument, returning x0). Only calls the firmware defines for its
+/// version: `SMCCC_VERSION` only once `PSCI_FEATURES` says it exists (firmware that predates it,
+/// like QEMU's built-in PSCI, may treat unknown calls as undefined instructions), and
+/// `SMCCC_ARCH_FEATURES` only from SMCCC 1.1.
+pub fn query_workarounds(call: &mut dyn FnMut(u32, u64) -> u64) -> Workarounds {
+    if call(PSCI_FEATURES, SMCCC_VERSION.into()) as u32 != 0 {
+        return Workarounds::NONE;
+    }
+    let version = call(SMCCC_VERSION, 0) as u32 as i32;
+    if version < 0x1_0001 {
+        return Workarounds::NONE;
+    }
+    let mut ask = |function: u32| call(SMCCC_ARCH_FEATURES, function.into()) as u32 as i32;
+    Workarounds {
+        wa1: ask(SMCCC_ARCH_WORKAROUND_1),
+        wa2: ask(SMCCC_ARCH_WORKAROUND_2),
+        wa3: ask(SMCCC_ARCH_WORKAROUND_3),
+    }
 }
 
 fn error(code: i32) -> PsciAction {
@@ -116,9 +176,14 @@ fn find_vcpu(view: &dyn PartitionView, mpidr: u64) -> Option<VcpuId> {
     vcpu_of_mpidr(mpidr, view.vcpu_count())
 }
 
-/// Decides what a PSCI/SMCCC call from `caller_vcpu` of the partition described by `view` does.
-/// `regs` are the caller's x0..x3.
-pub fn dispatch(caller_vcpu: VcpuId, regs: [u64; 4], view: &dyn PartitionView) -> PsciAction {
+/// Decides what a PSCI/SMCCC call from `caller_vcpu` of the partition described by `view` does,
+/// on a platform whose firmware has `workarounds`. `regs` are the caller's x0..x3.
+pub fn dispatch(
+    caller_vcpu: VcpuId,
+    regs: [u64; 4],
+    view: &dyn PartitionView,
+    workarounds: &Workarounds,
+) -> PsciAction {
     let function = regs[0] as u32;
     // SMC32/HVC32 calls (bit 30 clear) use only W1..W3.
     let args = if function & (1 << 30) == 0 {
@@ -161,7 +226,20 @@ pub fn dispatch(caller_vcpu: VcpuId, regs: [u64; 4], view: &dyn PartitionView) -
         PSCI_SYSTEM_OFF => PsciAction::SystemOff,
         PSCI_SYSTEM_RESET => PsciAction::SystemReset,
         SMCCC_VERSION => success(u32::from(EMULATED_SMCCC_VERSION).into()),
-        SMCCC_ARCH_FEATURES => error(smccc::arch::error::NOT_SUPPORTED),
+        SMCCC_ARCH_FEATURES => match args[0] as u32 {
+            SMCCC_VERSION | SMCCC_ARCH_FEATURES => success(0),
+            f => error(workarounds.status(f).unwrap_or(NOT_SUPPORTED)),
+        },
+        SMCCC_ARCH_WORKAROUND_1 | SMCCC_ARCH_WORKAROUND_2 | SMCCC_ARCH_WORKAROUND_3 => {
+            // Only what the firmware implements reaches it (0 or 1, per SMCCC).
+            match workarounds.status(function) {
+                Some(0 | 1) => PsciAction::Firmware {
+                    function,
+                    arg: args[0],
+                },
+                _ => error(NOT_SUPPORTED),
+            }
+        }
         _ => {
             debug!(
                 "vCPU {caller_vcpu}: unsupported SMCCC/PSCI function {function:#010x}, \
@@ -195,6 +273,9 @@ mod tests {
     use super::*;
     use alloc::vec;
     use alloc::vec::Vec;
+
+    /// `SMCCC_ARCH_FEATURES` of `SMCCC_ARCH_WORKAROUND_2`: not needed, do not call.
+    const NOT_REQUIRED_DO_NOT_INVOKE: i32 = -2;
     use smccc::psci::{
         PSCI_CPU_SUSPEND_64, PSCI_MIGRATE_INFO_UP_CPU_64, PSCI_SYSTEM_RESET2_64,
         PSCI_SYSTEM_SUSPEND_64,
@@ -222,7 +303,7 @@ mod tests {
     }
 
     fn call(regs: [u64; 4]) -> PsciAction {
-        dispatch(VcpuId(0), regs, &view())
+        dispatch(VcpuId(0), regs, &view(), &Workarounds::NONE)
     }
 
     fn err(code: i32) -> PsciAction {
@@ -390,7 +471,7 @@ mod tests {
             PSCI_SYSTEM_SUSPEND_64,
             PSCI_SYSTEM_RESET2_64,
             PSCI_MIGRATE_INFO_UP_CPU_64,
-            smccc::arch::SMCCC_ARCH_WORKAROUND_1,
+            SMCCC_ARCH_WORKAROUND_1,
             0xc200_0000, // SiP service
             0xbf00_0000, // Trusted OS
             0x8600_ff01, // vendor hypervisor service
@@ -402,11 +483,76 @@ mod tests {
         assert_eq!(
             call([
                 SMCCC_ARCH_FEATURES.into(),
-                smccc::arch::SMCCC_ARCH_WORKAROUND_1.into(),
+                SMCCC_ARCH_WORKAROUND_1.into(),
                 0,
                 0
             ]),
-            err(smccc::arch::error::NOT_SUPPORTED)
+            err(NOT_SUPPORTED),
+            "nothing the firmware does not implement"
+        );
+    }
+
+    #[test]
+    fn workarounds_are_what_the_firmware_says() {
+        let fw = Workarounds {
+            wa1: 0,
+            wa2: NOT_REQUIRED_DO_NOT_INVOKE,
+            wa3: NOT_SUPPORTED,
+        };
+        let call = |regs| dispatch(VcpuId(0), regs, &view(), &fw);
+        let features = |f: u32| call([SMCCC_ARCH_FEATURES.into(), f.into(), 0, 0]);
+        assert_eq!(features(SMCCC_ARCH_WORKAROUND_1), PsciAction::Return(0));
+        assert_eq!(features(SMCCC_ARCH_WORKAROUND_2), err(-2));
+        assert_eq!(features(SMCCC_ARCH_WORKAROUND_3), err(NOT_SUPPORTED));
+        assert_eq!(features(SMCCC_ARCH_FEATURES), PsciAction::Return(0));
+        assert_eq!(features(SMCCC_VERSION), PsciAction::Return(0));
+        assert_eq!(features(0x8000_1234), err(NOT_SUPPORTED));
+        // Only the implemented one is passed to the firmware.
+        assert_eq!(
+            call([SMCCC_ARCH_WORKAROUND_1.into(), 0, 0, 0]),
+            PsciAction::Firmware {
+                function: SMCCC_ARCH_WORKAROUND_1,
+                arg: 0
+            }
+        );
+        assert_eq!(
+            call([SMCCC_ARCH_WORKAROUND_2.into(), 1, 0, 0]),
+            err(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            call([SMCCC_ARCH_WORKAROUND_3.into(), 0, 0, 0]),
+            err(NOT_SUPPORTED)
+        );
+    }
+
+    #[test]
+    fn workarounds_are_queried_only_as_the_firmware_allows() {
+        // QEMU's PSCI: no SMCCC_VERSION, so nothing else is asked.
+        let mut asked = Vec::new();
+        let w = query_workarounds(&mut |f, a| {
+            asked.push((f, a));
+            NOT_SUPPORTED as i64 as u64
+        });
+        assert_eq!(w, Workarounds::NONE);
+        assert_eq!(asked, vec![(PSCI_FEATURES, u64::from(SMCCC_VERSION))]);
+        // SMCCC 1.0: no ARCH_FEATURES.
+        let w = query_workarounds(&mut |f, _| if f == SMCCC_VERSION { 0x1_0000 } else { 0 });
+        assert_eq!(w, Workarounds::NONE);
+        // TF-A on an affected core.
+        let w = query_workarounds(&mut |f, a| match (f, a as u32) {
+            (PSCI_FEATURES, _) => 0,
+            (SMCCC_VERSION, _) => 0x1_0002,
+            (SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_1) => 0,
+            (SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_2) => 1,
+            _ => -1i64 as u64,
+        });
+        assert_eq!(
+            w,
+            Workarounds {
+                wa1: 0,
+                wa2: 1,
+                wa3: -1
+            }
         );
     }
 
@@ -414,11 +560,21 @@ mod tests {
     fn empty_partition_view_is_harmless() {
         let empty = FakeView(Vec::new());
         assert_eq!(
-            dispatch(VcpuId(5), [PSCI_CPU_ON_64.into(), 0, 0x1000, 0], &empty),
+            dispatch(
+                VcpuId(5),
+                [PSCI_CPU_ON_64.into(), 0, 0x1000, 0],
+                &empty,
+                &Workarounds::NONE
+            ),
             err(INVALID_PARAMETERS)
         );
         assert_eq!(
-            dispatch(VcpuId(5), [PSCI_AFFINITY_INFO_64.into(), 0, 0, 0], &empty),
+            dispatch(
+                VcpuId(5),
+                [PSCI_AFFINITY_INFO_64.into(), 0, 0, 0],
+                &empty,
+                &Workarounds::NONE
+            ),
             err(INVALID_PARAMETERS)
         );
     }

@@ -115,7 +115,7 @@ impl HostPhysAddr {
 }
 
 /// `size` bytes from `base`, in the address space of `A`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Range<A> {
     pub base: A,
     pub size: u64,

@@ -152,7 +152,7 @@ impl<H: Hw> System<H> {
     /// An HVC or SMC: PSCI and the SMCCC discovery calls, for the calling partition only.
     fn hypercall(&self, p: &Partition, vcpu: VcpuId, regs: &mut TrapFrame) -> Next {
         let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
-        match psci::dispatch(vcpu, args, p) {
+        match psci::dispatch(vcpu, args, p, &self.workarounds) {
             PsciAction::Return(value) => {
                 regs.x[0] = value;
                 Next::Resume
@@ -176,6 +176,10 @@ impl<H: Hw> System<H> {
                 }
             }
             PsciAction::SystemOff => Next::Stop(Stop::PoweredOff),
+            PsciAction::Firmware { function, arg } => {
+                regs.x[0] = self.hw.firmware_call(function, arg);
+                Next::Resume
+            }
             PsciAction::SystemReset => Next::Restart,
         }
     }

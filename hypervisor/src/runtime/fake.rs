@@ -28,6 +28,7 @@ pub enum Call {
     Load(HostPhysAddr, usize),
     ConsoleShowPartial,
     ConsoleFlush(PartitionId),
+    Firmware(u32, u64),
 }
 
 /// Number of list registers each fake CPU has.
@@ -128,6 +129,11 @@ impl Hw for FakeHw {
             .lock()
             .insert(self.this_cpu(), [ListReg::EMPTY; LRS]);
         self.record(Call::ResetVcpuInterface);
+    }
+    fn firmware_call(&self, function: u32, arg: u64) -> u64 {
+        self.record(Call::Firmware(function, arg));
+        // Like QEMU's PSCI: nothing beyond PSCI is supported.
+        smccc::psci::error::NOT_SUPPORTED as i64 as u64
     }
     fn counter(&self) -> u64 {
         self.counter.load(Ordering::Relaxed)

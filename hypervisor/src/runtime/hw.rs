@@ -60,6 +60,11 @@ pub trait Hw: Sync {
     /// list register in use, no active priority, the guest's timers stopped.
     fn reset_vcpu_interface(&self);
 
+    // ---- Firmware ----
+
+    /// Makes SMC32 call `function` with one argument to the platform firmware; returns its x0.
+    fn firmware_call(&self, function: u32, arg: u64) -> u64;
+
     // ---- Time ----
 
     /// The physical counter (`CNTPCT`).

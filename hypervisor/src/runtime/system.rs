@@ -11,6 +11,7 @@ use bulkhead_config::{BoardConfig, PartitionId, PcpuId, VcpuId};
 
 use super::hw::Hw;
 use super::partition::{Partition, SetupError};
+use crate::psci::{query_workarounds, Workarounds};
 
 /// Highest INTID an SPI can have, plus one: the size of the SPI ownership table.
 const SPI_TABLE: usize = 1020;
@@ -29,6 +30,8 @@ pub struct System<H: Hw> {
     pub(super) spi_owner: Vec<Option<PartitionId>>,
     /// Set once, by the CPU that powers the machine off.
     pub(super) powering_off: AtomicBool,
+    /// The CPU-vulnerability workarounds the firmware implements, as guests are told.
+    pub(super) workarounds: Workarounds,
 }
 
 /// Why the system could not be built: the partition at fault (its node path) and why.
@@ -80,6 +83,7 @@ impl<H: Hw> System<H> {
             .and_then(|c| config.platform.devices.get(c))
             .and_then(|c| c.irqs.first())
             .map(|i| i.intid());
+        let workarounds = query_workarounds(&mut |function, arg| hw.firmware_call(function, arg));
         let system = Self {
             hw,
             config,
@@ -89,6 +93,7 @@ impl<H: Hw> System<H> {
             console_irq,
             spi_owner,
             powering_off: AtomicBool::new(false),
+            workarounds,
         };
         for p in &system.partitions {
             system.load_partition(p).map_err(|error| BootError {

@@ -20,6 +20,7 @@ use super::hw::Aarch64;
 use super::trap::run_this_cpu;
 use super::{console, cpu, entry, exceptions, firmware, gic, mmu, panic};
 use crate::runtime::System;
+use crate::stage2::el2_map::El2Layout;
 use crate::stage2::{HypervisorMap, MAIR_EL2};
 
 /// The heap the boot starts with, enough to parse the board config. Once the config is known,
@@ -148,7 +149,7 @@ pub extern "C" fn primary_main(el: u64) -> ! {
         )
     };
 
-    let sys = match System::new(Aarch64, config, bundle) {
+    let sys = match System::new(Aarch64 { conduit }, config, bundle) {
         Ok(sys) => SYSTEM.call_once(|| sys),
         Err(e) => refuse(format_args!("{e}")),
     };
@@ -323,36 +324,49 @@ fn level_filter(level: bulkhead_config::LogLevel) -> log::LevelFilter {
     }
 }
 
-/// Replaces the coarse boot map with one that maps exactly RAM, the console and the GIC. The
-/// map is complete before it goes live and never changes afterwards.
+/// Replaces the coarse boot map with the precise one (`HypervisorMap::build`): the hypervisor's
+/// code read-only, everything writable never executable, guard pages under the stacks,
+/// partitions' memory (which EL2 loads) never executable, and the console and GIC. The map is
+/// complete before it goes live and never changes afterwards.
 fn install_hypervisor_map(config: &BoardConfig) {
-    let mut map = HypervisorMap::new();
-    let result = (|| {
-        for ram in &config.platform.ram {
-            map.map_normal(ram.base, ram.size)?;
-        }
-        let console = config
-            .hypervisor
-            .console
-            .and_then(|i| config.platform.devices.get(i));
-        for r in console
+    let console = config
+        .hypervisor
+        .console
+        .and_then(|i| config.platform.devices.get(i));
+    let page_range =
+        |start: usize, end: usize| HostRange::new(HostPhysAddr(start as u64), (end - start) as u64);
+    let (image, text_end, rodata_end) = entry::layout();
+    let layout = El2Layout {
+        hypervisor: config.hypervisor.memory,
+        text: page_range(image, text_end),
+        rodata: page_range(text_end, rodata_end),
+        guards: (0..cpu::MAX_CPUS)
+            .map(|n| {
+                let guard = cpu::stack_guard(PcpuId(n));
+                page_range(guard, guard + cpu::GUARD_SIZE)
+            })
+            .collect(),
+        partitions: config
+            .partitions
+            .iter()
+            .flat_map(|p| p.memory.iter().map(|m| m.host()))
+            .collect(),
+        devices: console
             .into_iter()
-            .flat_map(|c| c.regs.iter())
-            .chain(core::iter::once(&config.platform.gic.distributor))
-            .chain(config.platform.gic.redistributors.iter())
-        {
-            let pages = r.pages(PAGE_SIZE);
-            map.map_device(pages.base, pages.size)?;
-        }
-        Ok::<(), crate::stage2::MapError>(())
-    })();
-    if let Err(e) = result {
-        panic!("cannot build the hypervisor's own page tables: {e}");
-    }
+            .flat_map(|c| c.regs.iter().copied())
+            .chain(core::iter::once(config.platform.gic.distributor))
+            .chain(config.platform.gic.redistributors.iter().copied())
+            .collect(),
+    };
+    let map = match HypervisorMap::build(&layout) {
+        Ok(map) => map,
+        Err(e) => panic!("cannot build the hypervisor's own page tables: {e}"),
+    };
     let root = map.root_address();
     // The tables must outlive everything: they stay installed until power-off.
     core::mem::forget(map);
-    // SAFETY: the new map identity-maps all RAM (image, stacks, heap) as normal memory and the
-    // devices EL2 uses as device memory, like the early map did.
+    // SAFETY: the new map identity-maps the hypervisor's memory (image, stacks but their guard
+    // pages, heap, bundle) as normal memory with the code executable, and the devices EL2 uses
+    // as device memory, like the early map did; nothing in use lies in a guard page.
     unsafe { mmu::switch_to(MAIR_EL2, root.raw()) };
 }

@@ -4,15 +4,16 @@
 
 use core::arch::global_asm;
 
-use super::cpu::{MAX_CPUS, STACK_SIZE};
+use super::cpu::{MAX_CPUS, STACK_SLOT};
 use super::mmu::SECONDARY_MMU;
 
-/// Per-CPU EL2 stacks. CPU n uses `STACKS[n]`, growing down from its end.
-#[repr(C, align(16))]
-pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+/// Per-CPU EL2 stacks. CPU n uses `STACKS[n]`, growing down from its end; its first page is a
+/// guard page the EL2 map leaves unmapped.
+#[repr(C, align(4096))]
+pub struct Stacks(pub [[u8; STACK_SLOT]; MAX_CPUS]);
 
 #[unsafe(no_mangle)]
-pub static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+pub static mut STACKS: Stacks = Stacks([[0; STACK_SLOT]; MAX_CPUS]);
 
 // The Image header (Documentation/arch/arm64/booting.rst) lets QEMU `-kernel` and U-Boot `booti`
 // load us: they place the image text_offset bytes above a 2 MiB-aligned RAM base.
@@ -83,7 +84,7 @@ secondary_entry:
     b       4b
 "#,
     stacks = sym STACKS,
-    stack_size = const STACK_SIZE,
+    stack_size = const STACK_SLOT,
     mmu = sym SECONDARY_MMU,
     primary_main = sym super::boot::primary_main,
     secondary_main = sym super::boot::secondary_main,
@@ -92,6 +93,9 @@ secondary_entry:
 unsafe extern "C" {
     /// Start of the appended bundle (end of the image in memory), from the linker script.
     static __bundle_start: u8;
+    /// End of the code and of the read-only data (page-aligned), from the linker script.
+    static __text_end: u8;
+    static __rodata_end: u8;
     /// First byte of the image, from the linker script.
     static __image_start: u8;
     fn secondary_entry();
@@ -101,6 +105,16 @@ unsafe extern "C" {
 pub fn bundle_address() -> usize {
     // Only the address of the linker symbol is taken; it is never dereferenced here.
     core::ptr::addr_of!(__bundle_start) as usize
+}
+
+/// The image's layout: where it starts, where its code ends and where its read-only data ends.
+pub fn layout() -> (usize, usize, usize) {
+    // Only the addresses of the linker symbols are taken.
+    (
+        image_start(),
+        core::ptr::addr_of!(__text_end) as usize,
+        core::ptr::addr_of!(__rodata_end) as usize,
+    )
 }
 
 /// Address the image starts at.

@@ -1,14 +1,16 @@
 //! The runtime's arch interface ([`Hw`]) on AArch64 with a GICv3 and a PL011 console: each
 //! operation delegates to the driver module that owns the hardware.
 
-use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId, PsciConduit};
 
-use super::{console, cpu, gic, gich, timer};
+use super::{console, cpu, firmware, gic, gich, timer};
 use crate::runtime::Hw;
 use crate::vgic::{ich_lr, ListReg};
 
-/// This machine.
-pub struct Aarch64;
+/// This machine, whose firmware is reached through `conduit`.
+pub struct Aarch64 {
+    pub conduit: PsciConduit,
+}
 
 impl Hw for Aarch64 {
     const KICK_SGI: u32 = gic::KICK_SGI;
@@ -66,6 +68,10 @@ impl Hw for Aarch64 {
     fn reset_vcpu_interface(&self) {
         gich::reset();
         gich::stop_guest_timers();
+    }
+
+    fn firmware_call(&self, function: u32, arg: u64) -> u64 {
+        firmware::call32(self.conduit, function, arg)
     }
 
     fn counter(&self) -> u64 {

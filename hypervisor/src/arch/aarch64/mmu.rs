@@ -52,9 +52,12 @@ fn tcr_value() -> u64 {
 /// RES1 bits of `SCTLR_EL2` without `HCR_EL2.E2H`: 4, 5, 11, 16, 18, 22, 23, 28, 29.
 const SCTLR_EL2_RES1: u64 = (3 << 28) | (3 << 22) | (1 << 18) | (1 << 16) | (1 << 11) | (3 << 4);
 
-fn sctlr_value() -> u64 {
+/// `SCTLR_EL2` with the MMU on; `wxn` makes every writable page execute-never (the precise map
+/// has no writable code; the early one has).
+fn sctlr_value(wxn: bool) -> u64 {
+    let wxn = if wxn { SCTLR_EL2::WXN::Enable.value } else { 0 };
     // MMU, data cache, instruction cache, SP alignment check.
-    SCTLR_EL2_RES1
+    wxn | SCTLR_EL2_RES1
         | (SCTLR_EL2::M::Enable
             + SCTLR_EL2::C::Cacheable
             + SCTLR_EL2::I::Cacheable
@@ -90,7 +93,7 @@ pub unsafe fn enable_early(image: usize) {
             MAIR_VALUE,
             tcr_value(),
             ttbr,
-            sctlr_value(),
+            sctlr_value(false),
             Some(ttbr..ttbr + 4096),
         )
     };
@@ -104,7 +107,7 @@ pub unsafe fn enable_early(image: usize) {
 /// with the same memory types for them as the map in use now.
 pub unsafe fn switch_to(mair: u64, ttbr: u64) {
     let tcr = tcr_value();
-    let sctlr = sctlr_value();
+    let sctlr = sctlr_value(true);
     // SAFETY: boot is single-threaded here; secondaries read this only after it is written and
     // cleaned to the point of coherency below.
     unsafe {
