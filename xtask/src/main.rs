@@ -5,6 +5,7 @@
 //! test suite and `bench` measures. Every command makes sure the host tools it needs are
 //! installed first (see [`deps`]).
 
+mod apt;
 mod bench;
 mod board;
 mod build;
@@ -12,6 +13,7 @@ mod deps;
 mod qemu;
 mod qemu_node;
 mod test;
+mod uboot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,10 @@ enum Command {
         /// Start QEMU halted with a gdb server on :1234 and print how to attach.
         #[arg(long)]
         gdb: bool,
+        /// Boot through U-Boot (Debian's u-boot-qemu as QEMU's firmware, `booti`), as on a
+        /// development board, instead of QEMU's own loader.
+        #[arg(long)]
+        uboot: bool,
         /// Extra arguments passed to QEMU unchanged (after `--`).
         #[arg(last = true, value_name = "QEMU ARGS")]
         qemu_args: Vec<String>,
@@ -97,14 +103,29 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             board,
             timeout,
             gdb,
+            uboot,
             qemu_args,
         } => {
             deps::ensure_tools()?;
+            let uboot_bios = if uboot {
+                Some(deps::ensure_uboot_qemu()?)
+            } else {
+                None
+            };
             let built = build::build(&board.board, board.unchecked)?;
+            let uboot = match uboot_bios {
+                Some(bios) => {
+                    let env_flash = built.board.out_dir().join("uboot-env.img");
+                    uboot::write_env_flash(&env_flash)?;
+                    Some(qemu::UBootFiles { bios, env_flash })
+                }
+                None => None,
+            };
             let options = qemu::RunOptions {
                 timeout: timeout.map(std::time::Duration::from_secs),
                 gdb,
                 extra_args: qemu_args,
+                uboot,
             };
             qemu::run(&built, &options)
         }

@@ -1,13 +1,15 @@
 //! `cargo xtask run`: the QEMU command line for a built board and running QEMU with its output
 //! streamed through, its stdin piped in when ours is not a terminal, and an optional timeout.
 //!
-//! The machine is always QEMU `virt` with virtualization (EL2) and a GICv3; the number of CPUs
-//! and the RAM size come from the board config's `/cpus` and `/memory` nodes, so every board is
-//! run the same way. The board's `qemu` node may add arguments (e.g. a disk, see
-//! [`crate::qemu_node`]); arguments after `--` come last.
+//! The machine of a built board is QEMU `virt` with virtualization (EL2) and a GICv3; the
+//! number of CPUs and the RAM size come from the board config's `/cpus` and `/memory` nodes, so
+//! every board is run the same way. QEMU loads the image itself (`-kernel`), or with `--uboot`
+//! U-Boot does ([`crate::uboot`]). The board's `qemu` node may add arguments (e.g. a disk, see
+//! [`crate::qemu_node`]); arguments after `--` come last. [`run_qemu`] runs any QEMU command
+//! line this way (the SD-card boot of [`crate::image`] uses it too).
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,6 +33,16 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     pub gdb: bool,
     pub extra_args: Vec<String>,
+    /// Boot through U-Boot instead of QEMU's `-kernel` loader.
+    pub uboot: Option<UBootFiles>,
+}
+
+/// What booting through U-Boot needs ([`crate::uboot`]).
+pub struct UBootFiles {
+    /// U-Boot's `qemu_arm64` build, given to QEMU as `-bios`.
+    pub bios: PathBuf,
+    /// The flash bank holding U-Boot's environment (its boot command).
+    pub env_flash: PathBuf,
 }
 
 /// QEMU's `-smp` and `-m` (MiB) for a board: its CPU count and total RAM.
@@ -49,6 +61,13 @@ fn ram_mib(ram: &[MemRange]) -> u64 {
 /// The QEMU machine every run uses (virt with EL2 and a GICv3, Cortex-A72 cores, console on
 /// stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting `kernel`.
 pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
+    let mut args = virt_args(cpus, ram_mib);
+    args.extend(["-kernel".to_owned(), kernel.to_string_lossy().into_owned()]);
+    args
+}
+
+/// [`machine_args`] without what to boot.
+fn virt_args(cpus: usize, ram_mib: u64) -> Vec<String> {
     [
         "-M",
         "virt,virtualization=on,gic-version=3",
@@ -61,8 +80,6 @@ pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
         "-nographic",
         "-nic",
         "none",
-        "-kernel",
-        &kernel.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -72,7 +89,18 @@ pub fn machine_args(cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
 /// The full QEMU argument list (without the program name).
 pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
     let (cpus, ram_mib) = machine_size(&built.config);
-    let mut args = machine_args(cpus, ram_mib, &built.image);
+    let mut args = match &options.uboot {
+        None => machine_args(cpus, ram_mib, &built.image),
+        Some(uboot) => {
+            let mut args = virt_args(cpus, ram_mib);
+            args.extend(crate::uboot::qemu_args(
+                &uboot.bios,
+                &uboot.env_flash,
+                &built.image,
+            ));
+            args
+        }
+    };
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());
@@ -107,15 +135,27 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     if options.gdb {
         eprint!("{}", gdb_instructions(built));
     }
-    eprintln!(
-        "xtask: booting board {}: {QEMU} {}",
-        built.board.name,
-        args.join(" ")
-    );
+    let how = if options.uboot.is_some() {
+        " through U-Boot"
+    } else {
+        ""
+    };
+    run_qemu(
+        &format!("board {}{how}", built.board.name),
+        &args,
+        options.timeout,
+    )
+}
+
+/// Runs QEMU with `args` (announced as "booting `what`"), its output streamed through and our
+/// stdin passed on once it first prints, stopping it after `timeout`; QEMU's exit status
+/// becomes ours ([`TIMEOUT_EXIT`] for the timeout).
+pub fn run_qemu(what: &str, args: &[String], timeout: Option<Duration>) -> Result<ExitCode> {
+    eprintln!("xtask: booting {what}: {QEMU} {}", args.join(" "));
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let mut cmd = Command::new(QEMU);
-    cmd.args(&args)
+    cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .stdin(if stdin_is_terminal {
@@ -162,7 +202,7 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
         });
     }
 
-    let outcome = wait(&mut child, options.timeout);
+    let outcome = wait(&mut child, timeout);
     // QEMU has exited (or was killed): drain whatever it wrote last before reporting. Only a
     // process QEMU started could keep the pipe open longer; do not wait for that forever.
     let _ = copied_rx.recv_timeout(DRAIN_TIMEOUT);
