@@ -89,8 +89,7 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
             let resolved = Board::resolve(board)?;
             // Refuse a board that has no SD card before building it.
             let dtb = bulkhead_tools::dts::compile(&resolved.dts)?;
-            let platform = platform::of_dtb(&dtb)
-                .with_context(|| display_path(&resolved.dts))?;
+            let platform = platform::of_dtb(&dtb).with_context(|| display_path(&resolved.dts))?;
             platform::sd_card(platform).with_context(|| format!("board {}", resolved.name))?;
             let built = crate::build::build(board, false)?;
             let kernel = read(&built.image)?;

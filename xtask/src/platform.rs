@@ -132,13 +132,14 @@ kernel=kernel8.img
 # The device tree the firmware loads and passes in x0 (Debian's, next to this file).
 device_tree=bcm2711-rpi-4-b.dtb
 
-# The serial console: the firmware enables the PL011 (UART0, 0xfe201000) on GPIO 14 (TXD)
-# and 15 (RXD), sets up its 48 MHz clock and 115200 baud, so Bulkhead's driver only has to
-# write to it. Without it the PL011's clock is off and nothing comes out.
+# The serial console: the firmware turns on the UART clocks (the PL011's at 48 MHz) and sets
+# up the primary UART at 115200 baud; Bulkhead's console is the PL011 (UART0, 0xfe201000).
 enable_uart=1
-# On a Pi 4 the PL011 is wired to Bluetooth by default and GPIO 14/15 get the mini UART;
-# this swaps them back (the firmware applies it to the pins and the device tree).
-dtoverlay=disable-bt
+# On a Pi 4, Bluetooth has the PL011 and GPIO 14/15 carry the mini UART by default. Bulkhead
+# puts GPIO 14/15 on the PL011 itself (function ALT0). Raspberry Pi OS does it with the
+# firmware's disable-bt overlay, which Debian's raspi-firmware does not ship; with
+# overlays/disable-bt.dtbo from the Raspberry Pi firmware on this partition, this works too:
+#dtoverlay=disable-bt
 
 # Interrupts go through the GIC-400 (the default on a Pi 4; said here because Bulkhead needs
 # it: the legacy interrupt controller has no virtualization support).
