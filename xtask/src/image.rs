@@ -416,6 +416,7 @@ pub fn run(made: &Made, timeout: Option<Duration>, extra_args: &[String]) -> Res
         ),
         &args,
         timeout,
+        None,
     )
 }
 

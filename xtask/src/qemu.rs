@@ -140,17 +140,30 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     } else {
         ""
     };
+    // Through U-Boot, piped input waits for the hypervisor: U-Boot would take it as a key
+    // that stops autoboot, and then as commands.
+    let input_after = options
+        .uboot
+        .as_ref()
+        .map(|_| crate::uboot::HANDOVER_MESSAGE);
     run_qemu(
         &format!("board {}{how}", built.board.name),
         &args,
         options.timeout,
+        input_after,
     )
 }
 
 /// Runs QEMU with `args` (announced as "booting `what`"), its output streamed through and our
-/// stdin passed on once it first prints, stopping it after `timeout`; QEMU's exit status
-/// becomes ours ([`TIMEOUT_EXIT`] for the timeout).
-pub fn run_qemu(what: &str, args: &[String], timeout: Option<Duration>) -> Result<ExitCode> {
+/// stdin passed on once it first prints (with `input_after`: once it prints after having
+/// printed that), stopping it after `timeout`; QEMU's exit status becomes ours
+/// ([`TIMEOUT_EXIT`] for the timeout).
+pub fn run_qemu(
+    what: &str,
+    args: &[String],
+    timeout: Option<Duration>,
+    input_after: Option<&'static str>,
+) -> Result<ExitCode> {
     eprintln!("xtask: booting {what}: {QEMU} {}", args.join(" "));
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
@@ -197,7 +210,7 @@ pub fn run_qemu(what: &str, args: &[String], timeout: Option<Duration>) -> Resul
     let (copied_tx, copied_rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         std::thread::spawn(move || {
-            copy_out(out, console_up_tx);
+            copy_out(out, console_up_tx, input_after.map(str::as_bytes));
             let _ = copied_tx.send(());
         });
     }
@@ -217,15 +230,19 @@ pub fn run_qemu(what: &str, args: &[String], timeout: Option<Duration>) -> Resul
 }
 
 /// Copies QEMU's stdout to ours chunk by chunk, flushing each, until QEMU closes it. Signals
-/// `first_output` when the first bytes arrive.
-fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>) {
+/// `first_output` when the first bytes arrive, or with `after`, the first bytes after `after`.
+fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>, after: Option<&[u8]>) {
     let stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
+    let mut waiting = after.map(Waiting::new);
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = first_output.send(());
+                if waiting.as_mut().is_none_or(|w| w.output(&buf[..n])) {
+                    waiting = None;
+                    let _ = first_output.send(());
+                }
                 let mut out = stdout.lock();
                 if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
                     break;
@@ -234,6 +251,44 @@ fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
+    }
+}
+
+/// Watches output for a marker; then says when more output arrives.
+struct Waiting<'a> {
+    marker: &'a [u8],
+    /// The end of the output so far, as long as the marker (to find it across chunks).
+    tail: Vec<u8>,
+    seen: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(marker: &'a [u8]) -> Self {
+        Waiting {
+            marker,
+            tail: Vec::new(),
+            seen: false,
+        }
+    }
+
+    /// Takes the next chunk of output; true once output other than white space has come after
+    /// the marker.
+    fn output(&mut self, chunk: &[u8]) -> bool {
+        if self.seen {
+            return chunk.iter().any(|b| !b.is_ascii_whitespace());
+        }
+        let mut joined = std::mem::take(&mut self.tail);
+        joined.extend_from_slice(chunk);
+        if let Some(at) = joined
+            .windows(self.marker.len())
+            .position(|w| w == self.marker)
+        {
+            self.seen = true;
+            return self.output(&joined[at + self.marker.len()..]);
+        }
+        let keep = joined.len().saturating_sub(self.marker.len());
+        self.tail = joined[keep..].to_vec();
+        false
     }
 }
 
@@ -309,6 +364,17 @@ mod tests {
             Outcome::Exited(status) => assert_eq!(status.code(), Some(7)),
             Outcome::TimedOut(_) => panic!("timed out"),
         }
+    }
+
+    #[test]
+    fn input_waits_for_output_after_the_marker() {
+        let mut w = Waiting::new(b"Starting kernel ...");
+        assert!(!w.output(b"U-Boot 2023.01\r\nHit any key"));
+        assert!(!w.output(b"\r\nStarting ker"));
+        assert!(!w.output(b"nel ...\r\n\r\n"));
+        assert!(w.output(b"[bulkhead] INFO  Bulkhead starting"));
+        let mut w = Waiting::new(b"go");
+        assert!(w.output(b"ready, go!"));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub const FLASH_SIZE: u64 = 64 * 1024 * 1024;
 pub const LOAD_ADDRESS: u64 = 0x4040_0000;
 /// Where `qfw load` would put an initrd (QEMU has none to give: `-initrd` is not used).
 pub const INITRD_ADDRESS: u64 = 0x4400_0000;
+/// What U-Boot prints last before it enters the image: piped input waits for output after it
+/// (U-Boot would take it as a key that stops autoboot).
+pub const HANDOVER_MESSAGE: &str = "Starting kernel ...";
 /// The first thing the boot command prints, so a log shows U-Boot ran it.
 pub const BOOTCMD_BANNER: &str = "bulkhead: U-Boot loads bulkhead.img from fw_cfg and boots it";
 
