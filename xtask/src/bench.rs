@@ -52,6 +52,7 @@ pub fn run(rounds: usize) -> Result<ExitCode> {
             timeout: None,
             gdb: false,
             extra_args: Vec::new(),
+            uboot: None,
         },
     );
     println!("bench: native:      {QEMU} {}", native.join(" "));

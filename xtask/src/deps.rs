@@ -1,12 +1,17 @@
 //! Host tool installation: QEMU and the device-tree compiler from apt, the Rust target from
-//! rustup. Installs what is missing when it can (as root), otherwise says exactly what to run.
+//! rustup; a QEMU new enough for the machine a board needs (QEMU 10 from the release's
+//! backports for `raspi4b`), Debian's `u-boot-qemu` for `run --uboot`, and the apt components
+//! the SD-card image's firmware comes from. Installs what is missing when it can (as root),
+//! otherwise says exactly what to run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::apt::{self, is_root, Plan};
 use crate::board::{repo_root, TARGETS};
+use crate::qemu::QEMU;
 
 /// Host programs we need, with the Debian package that provides each.
 const HOST_TOOLS: &[(&str, &str)] = &[
@@ -90,6 +95,118 @@ fn ensure_rust_target() -> Result<()> {
     Ok(())
 }
 
+/// The machine types the installed QEMU has (`qemu-system-aarch64 -M help`).
+pub fn qemu_machines() -> Result<Vec<String>> {
+    let out = Command::new(QEMU)
+        .args(["-M", "help"])
+        .output()
+        .with_context(|| format!("cannot run {QEMU}"))?;
+    if !out.status.success() {
+        bail!("`{QEMU} -M help` failed ({})", out.status);
+    }
+    Ok(parse_machines(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Machine names from `-M help` output: the first word of each line after the header.
+fn parse_machines(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Supported machines"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The installed QEMU's version line (`QEMU emulator version 10.0.2 (Debian ...)`).
+pub fn qemu_version() -> String {
+    Command::new(QEMU)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| format!("{QEMU} (version unknown)"))
+}
+
+/// Makes sure the installed QEMU has the machine type `machine` (e.g. `raspi4b`, which QEMU 9.0
+/// added). If not, installs QEMU from this release's backports (bookworm's QEMU is 7.2,
+/// bookworm-backports' 10.0), adding that apt source if it is missing; QEMU `virt` keeps working.
+pub fn ensure_qemu_machine(machine: &str) -> Result<()> {
+    if qemu_machines()?.iter().any(|m| m == machine) {
+        return Ok(());
+    }
+    let backports = format!("{}-backports", apt::codename()?);
+    let mut plan = Plan::default();
+    plan.add_source_if_missing(&apt::configured_targets()?, &backports, "main");
+    plan.run(&["apt-get", "update"]);
+    plan.run(&[
+        "apt-get",
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "-t",
+        &backports,
+        "qemu-system-arm",
+    ]);
+    plan.execute_or_explain(&format!(
+        "{} has no machine {machine:?}; {backports}'s QEMU has it",
+        qemu_version()
+    ))?;
+    if !qemu_machines()?.iter().any(|m| m == machine) {
+        bail!(
+            "{} still has no machine {machine:?} after installing qemu-system-arm from {backports}",
+            qemu_version()
+        );
+    }
+    eprintln!("xtask: now {}", qemu_version());
+    Ok(())
+}
+
+/// Debian's `u-boot-qemu` build of U-Boot for QEMU `virt` (arm64), as `-bios` takes it.
+pub const UBOOT_QEMU_ARM64: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+/// The Debian package it is in.
+pub const UBOOT_QEMU_PACKAGE: &str = "u-boot-qemu";
+
+/// The `qemu_arm64` U-Boot, installing `u-boot-qemu` (an architecture-independent package of
+/// U-Boot builds for QEMU machines) if it is missing.
+pub fn ensure_uboot_qemu() -> Result<PathBuf> {
+    let path = PathBuf::from(UBOOT_QEMU_ARM64);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let mut plan = Plan::default();
+    plan.run(&["apt-get", "update"]);
+    plan.run(&[
+        "apt-get",
+        "install",
+        "-y",
+        "--no-install-recommends",
+        UBOOT_QEMU_PACKAGE,
+    ]);
+    plan.execute_or_explain(&format!("{UBOOT_QEMU_ARM64} is missing"))?;
+    if !path.is_file() {
+        bail!("{UBOOT_QEMU_ARM64} is still missing after installing {UBOOT_QEMU_PACKAGE}");
+    }
+    Ok(path)
+}
+
+/// Makes sure apt knows `component` (e.g. `non-free-firmware`) of this release, adding a
+/// source for it if none is configured.
+pub fn ensure_apt_component(component: &str) -> Result<()> {
+    let codename = apt::codename()?;
+    let mut plan = Plan::default();
+    if plan.add_source_if_missing(&apt::configured_targets()?, &codename, component) {
+        plan.run(&["apt-get", "update"]);
+    }
+    plan.execute_or_explain(&format!(
+        "apt has no source for {codename}'s {component} component"
+    ))
+}
+
 fn apt_get(args: &[&str]) -> Result<()> {
     eprintln!("xtask: apt-get {}", args.join(" "));
     let status = Command::new("apt-get")
@@ -101,15 +218,6 @@ fn apt_get(args: &[&str]) -> Result<()> {
         bail!("`apt-get {}` failed ({status})", args.join(" "));
     }
     Ok(())
-}
-
-/// Whether we run as root (`id -u` prints 0).
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// The first executable file called `program` in `$PATH`.
@@ -135,5 +243,15 @@ mod tests {
     fn finds_sh_but_not_nonsense() {
         assert!(find_in_path("sh").is_some());
         assert!(find_in_path("no-such-program-bulkhead").is_none());
+    }
+
+    #[test]
+    fn machines_are_read_from_qemu_help() {
+        let help = "Supported machines are:\n\
+                    raspi3b              Raspberry Pi 3B (revision 1.2)\n\
+                    raspi4b              Raspberry Pi 4B (revision 1.5)\n\
+                    virt                 QEMU 10.0 ARM Virtual Machine (alias of virt-10.0)\n";
+        assert_eq!(parse_machines(help), ["raspi3b", "raspi4b", "virt"]);
+        assert!(parse_machines("").is_empty());
     }
 }

@@ -7,13 +7,19 @@
 
 #![forbid(unsafe_code)]
 
+mod apt;
 mod bench;
 mod board;
 mod build;
+mod debian;
 mod deps;
+mod image;
+mod native_linux;
+mod platform;
 mod qemu;
 mod qemu_node;
 mod test;
+mod uboot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +56,39 @@ enum Command {
         /// The CPU QEMU emulates (a `-cpu` model: cortex-a53, cortex-a76, max, ...).
         #[arg(long, value_name = "MODEL", default_value = qemu::DEFAULT_CPU)]
         cpu: String,
+        /// Boot through U-Boot (Debian's u-boot-qemu as QEMU's firmware, `booti`), as on a
+        /// development board, instead of QEMU's own loader.
+        #[arg(long)]
+        uboot: bool,
         /// Extra arguments passed to QEMU unchanged (after `--`).
+        #[arg(last = true, value_name = "QEMU ARGS")]
+        qemu_args: Vec<String>,
+    },
+    /// Make a Raspberry Pi SD card: build/<name>/sdcard/ (its files) and build/<name>/sdcard.img
+    /// (a whole card with an MBR and a FAT boot partition, for dd).
+    Image {
+        /// The board whose bulkhead.img the card boots (its platform must boot from an SD card).
+        #[arg(
+            long,
+            value_name = "NAME",
+            required_unless_present = "kernel",
+            conflicts_with = "kernel"
+        )]
+        board: Option<String>,
+        /// Instead of a board, boot a kernel natively: `linux` (Debian's arm64 kernel with an
+        /// initramfs for the platform) or an arm64 Image file. Needs --platform.
+        #[arg(long, value_name = "linux|FILE", requires = "platform")]
+        kernel: Option<String>,
+        /// The platform of --kernel, e.g. `rpi4`.
+        #[arg(long, value_name = "NAME")]
+        platform: Option<String>,
+        /// Then boot the card on the platform's QEMU machine, the way its firmware would.
+        #[arg(long)]
+        run: bool,
+        /// With --run: stop QEMU after this many seconds and exit with status 124.
+        #[arg(long, value_name = "SECS", requires = "run")]
+        timeout: Option<u64>,
+        /// With --run: extra arguments passed to QEMU unchanged (after `--`).
         #[arg(last = true, value_name = "QEMU ARGS")]
         qemu_args: Vec<String>,
     },
@@ -103,17 +141,57 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             timeout,
             gdb,
             cpu,
+            uboot,
             qemu_args,
         } => {
             deps::ensure_tools()?;
+            let uboot_bios = if uboot {
+                Some(deps::ensure_uboot_qemu()?)
+            } else {
+                None
+            };
             let built = build::build(&board.board, board.unchecked)?;
+            let uboot = match uboot_bios {
+                Some(bios) => {
+                    let env_flash = built.board.out_dir().join("uboot-env.img");
+                    uboot::write_env_flash(&env_flash)?;
+                    Some(qemu::UBootFiles { bios, env_flash })
+                }
+                None => None,
+            };
             let options = qemu::RunOptions {
                 cpu,
                 timeout: timeout.map(std::time::Duration::from_secs),
                 gdb,
                 extra_args: qemu_args,
+                uboot,
             };
             qemu::run(&built, &options)
+        }
+        Command::Image {
+            board,
+            kernel,
+            platform,
+            run,
+            timeout,
+            qemu_args,
+        } => {
+            deps::ensure_tools()?;
+            let payload = match (board, kernel) {
+                (Some(board), _) => image::Payload::Board(board),
+                (None, Some(kernel)) => image::Payload::Kernel(kernel),
+                (None, None) => anyhow::bail!("give --board or --kernel"),
+            };
+            let made = image::make(&payload, platform.as_deref())?;
+            if run {
+                image::run(
+                    &made,
+                    timeout.map(std::time::Duration::from_secs),
+                    &qemu_args,
+                )
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
         }
         Command::Check { files } => {
             deps::ensure_tools()?;

@@ -1,13 +1,15 @@
 //! `cargo xtask run`: the QEMU command line for a built board and running QEMU with its output
 //! streamed through, its stdin piped in when ours is not a terminal, and an optional timeout.
 //!
-//! The machine is always QEMU `virt` with virtualization (EL2) and a GICv3; the number of CPUs
-//! and the RAM size come from the board config's `/cpus` and `/memory` nodes, so every board is
-//! run the same way. The board's `qemu` node may add arguments (e.g. a disk, see
-//! [`crate::qemu_node`]); arguments after `--` come last.
+//! The machine of a built board is QEMU `virt` with virtualization (EL2) and a GICv3; the
+//! number of CPUs and the RAM size come from the board config's `/cpus` and `/memory` nodes, so
+//! every board is run the same way. QEMU loads the image itself (`-kernel`), or with `--uboot`
+//! U-Boot does ([`crate::uboot`]). The board's `qemu` node may add arguments (e.g. a disk, see
+//! [`crate::qemu_node`]); arguments after `--` come last. [`run_qemu`] runs any QEMU command
+//! line this way (the SD-card boot of [`crate::image`] uses it too).
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,6 +38,16 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     pub gdb: bool,
     pub extra_args: Vec<String>,
+    /// Boot through U-Boot instead of QEMU's `-kernel` loader.
+    pub uboot: Option<UBootFiles>,
+}
+
+/// What booting through U-Boot needs ([`crate::uboot`]).
+pub struct UBootFiles {
+    /// U-Boot's `qemu_arm64` build, given to QEMU as `-bios`.
+    pub bios: PathBuf,
+    /// The flash bank holding U-Boot's environment (its boot command).
+    pub env_flash: PathBuf,
 }
 
 /// QEMU's `-smp` and `-m` (MiB) for a board: its CPU count and total RAM.
@@ -55,6 +67,13 @@ fn ram_mib(ram: &[HostRange]) -> u64 {
 /// model), console on stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting
 /// `kernel`.
 pub fn machine_args(cpu: &str, cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
+    let mut args = virt_args(cpu, cpus, ram_mib);
+    args.extend(["-kernel".to_owned(), kernel.to_string_lossy().into_owned()]);
+    args
+}
+
+/// [`machine_args`] without what to boot.
+fn virt_args(cpu: &str, cpus: usize, ram_mib: u64) -> Vec<String> {
     [
         "-M",
         "virt,virtualization=on,gic-version=3",
@@ -67,8 +86,6 @@ pub fn machine_args(cpu: &str, cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<
         "-nographic",
         "-nic",
         "none",
-        "-kernel",
-        &kernel.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -78,7 +95,18 @@ pub fn machine_args(cpu: &str, cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<
 /// The full QEMU argument list (without the program name).
 pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
     let (cpus, ram_mib) = machine_size(&built.config);
-    let mut args = machine_args(&options.cpu, cpus, ram_mib, &built.image);
+    let mut args = match &options.uboot {
+        None => machine_args(&options.cpu, cpus, ram_mib, &built.image),
+        Some(uboot) => {
+            let mut args = virt_args(&options.cpu, cpus, ram_mib);
+            args.extend(crate::uboot::qemu_args(
+                &uboot.bios,
+                &uboot.env_flash,
+                &built.image,
+            ));
+            args
+        }
+    };
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());
@@ -113,15 +141,40 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     if options.gdb {
         eprint!("{}", gdb_instructions(built));
     }
-    eprintln!(
-        "xtask: booting board {}: {QEMU} {}",
-        built.board.name,
-        args.join(" ")
-    );
+    let how = if options.uboot.is_some() {
+        " through U-Boot"
+    } else {
+        ""
+    };
+    // Through U-Boot, piped input waits for the hypervisor: U-Boot would take it as a key
+    // that stops autoboot, and then as commands.
+    let input_after = options
+        .uboot
+        .as_ref()
+        .map(|_| crate::uboot::HANDOVER_MESSAGE);
+    run_qemu(
+        &format!("board {}{how}", built.board.name),
+        &args,
+        options.timeout,
+        input_after,
+    )
+}
+
+/// Runs QEMU with `args` (announced as "booting `what`"), its output streamed through and our
+/// stdin passed on once it first prints (with `input_after`: once it prints after having
+/// printed that), stopping it after `timeout`; QEMU's exit status becomes ours
+/// ([`TIMEOUT_EXIT`] for the timeout).
+pub fn run_qemu(
+    what: &str,
+    args: &[String],
+    timeout: Option<Duration>,
+    input_after: Option<&'static str>,
+) -> Result<ExitCode> {
+    eprintln!("xtask: booting {what}: {QEMU} {}", args.join(" "));
 
     let stdin_is_terminal = std::io::stdin().is_terminal();
     let mut cmd = Command::new(QEMU);
-    cmd.args(&args)
+    cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .stdin(if stdin_is_terminal {
@@ -163,12 +216,12 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
     let (copied_tx, copied_rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         std::thread::spawn(move || {
-            copy_out(out, console_up_tx);
+            copy_out(out, console_up_tx, input_after.map(str::as_bytes));
             let _ = copied_tx.send(());
         });
     }
 
-    let outcome = wait(&mut child, options.timeout);
+    let outcome = wait(&mut child, timeout);
     // QEMU has exited (or was killed): drain whatever it wrote last before reporting. Only a
     // process QEMU started could keep the pipe open longer; do not wait for that forever.
     let _ = copied_rx.recv_timeout(DRAIN_TIMEOUT);
@@ -183,15 +236,19 @@ pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
 }
 
 /// Copies QEMU's stdout to ours chunk by chunk, flushing each, until QEMU closes it. Signals
-/// `first_output` when the first bytes arrive.
-fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>) {
+/// `first_output` when the first bytes arrive, or with `after`, the first bytes after `after`.
+fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>, after: Option<&[u8]>) {
     let stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
+    let mut waiting = after.map(Waiting::new);
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = first_output.send(());
+                if waiting.as_mut().is_none_or(|w| w.output(&buf[..n])) {
+                    waiting = None;
+                    let _ = first_output.send(());
+                }
                 let mut out = stdout.lock();
                 if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
                     break;
@@ -200,6 +257,44 @@ fn copy_out(mut from: impl Read, first_output: mpsc::Sender<()>) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
+    }
+}
+
+/// Watches output for a marker; then says when more output arrives.
+struct Waiting<'a> {
+    marker: &'a [u8],
+    /// The end of the output so far, as long as the marker (to find it across chunks).
+    tail: Vec<u8>,
+    seen: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(marker: &'a [u8]) -> Self {
+        Waiting {
+            marker,
+            tail: Vec::new(),
+            seen: false,
+        }
+    }
+
+    /// Takes the next chunk of output; true once output other than white space has come after
+    /// the marker.
+    fn output(&mut self, chunk: &[u8]) -> bool {
+        if self.seen {
+            return chunk.iter().any(|b| !b.is_ascii_whitespace());
+        }
+        let mut joined = std::mem::take(&mut self.tail);
+        joined.extend_from_slice(chunk);
+        if let Some(at) = joined
+            .windows(self.marker.len())
+            .position(|w| w == self.marker)
+        {
+            self.seen = true;
+            return self.output(&joined[at + self.marker.len()..]);
+        }
+        let keep = joined.len().saturating_sub(self.marker.len());
+        self.tail = joined[keep..].to_vec();
+        false
     }
 }
 
@@ -275,6 +370,17 @@ mod tests {
             Outcome::Exited(status) => assert_eq!(status.code(), Some(7)),
             Outcome::TimedOut(_) => panic!("timed out"),
         }
+    }
+
+    #[test]
+    fn input_waits_for_output_after_the_marker() {
+        let mut w = Waiting::new(b"Starting kernel ...");
+        assert!(!w.output(b"U-Boot 2023.01\r\nHit any key"));
+        assert!(!w.output(b"\r\nStarting ker"));
+        assert!(!w.output(b"nel ...\r\n\r\n"));
+        assert!(w.output(b"[bulkhead] INFO  Bulkhead starting"));
+        let mut w = Waiting::new(b"go");
+        assert!(w.output(b"ready, go!"));
     }
 
     #[test]
