@@ -77,20 +77,24 @@ impl ImageSource {
         if name == LINUX_RECIPE {
             return ImageSource::LinuxRecipe(role);
         }
-        let plain_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         let is_crate = |repo: &Path| {
             let dir = repo.join(PARTITIONS_DIR).join(name);
             dir.join("Cargo.toml").is_file() && dir.join("src/main.rs").is_file()
         };
-        if role == Role::Image && plain_name && repo.is_some_and(is_crate) {
+        if role == Role::Image && is_plain_name(name) && repo.is_some_and(is_crate) {
             ImageSource::Crate(name.to_owned())
         } else {
             ImageSource::File(board_dir.join(name))
         }
     }
+}
+
+/// Whether `name` could name a guest crate: letters, digits, `-` and `_` only.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Where one partition's blobs come from.
@@ -130,7 +134,7 @@ pub fn resolve_sources(
                 }
                 ImageSource::File(path) if path.is_file() => None,
                 ImageSource::File(path) => Some(match role {
-                    Role::Image if repo.is_some() => format!(
+                    Role::Image if repo.is_some() && is_plain_name(name) => format!(
                         "no guest crate {PARTITIONS_DIR}/{name} and no file {}",
                         path.display()
                     ),
