@@ -46,6 +46,9 @@ pub struct KnownKind {
 
 use Pattern::{Contains, Exact};
 
+const DMA_CONTROLLER: &str = "a DMA controller";
+const PCI_HOST_BRIDGE: &str = "a PCI host bridge (its devices master the bus)";
+
 /// The kinds of device known to master the bus.
 pub const KNOWN_KINDS: &[KnownKind] = &[
     KnownKind {
@@ -64,7 +67,7 @@ pub const KNOWN_KINDS: &[KnownKind] = &[
         names: &["mmc", "sdhci"],
     },
     KnownKind {
-        kind: "a DMA controller",
+        kind: DMA_CONTROLLER,
         compatible: &[
             Contains("dma"),
             Exact("arm,pl330"),
@@ -107,7 +110,7 @@ pub const KNOWN_KINDS: &[KnownKind] = &[
         names: &["sata"],
     },
     KnownKind {
-        kind: "a PCI host bridge (its devices master the bus)",
+        kind: PCI_HOST_BRIDGE,
         compatible: &[Contains("pci")],
         names: &["pcie", "pci"],
     },
@@ -156,13 +159,10 @@ fn known_kind(node: &NodeFacts) -> Option<DmaReason> {
     let found =
         |kind: &'static str, evidence: String| Some(DmaReason::KnownKind { kind, evidence });
     if node.dma_cells {
-        return found("a DMA controller", "`#dma-cells`".into());
+        return found(DMA_CONTROLLER, "`#dma-cells`".into());
     }
     if node.device_type == Some("pci") {
-        return found(
-            "a PCI host bridge (its devices master the bus)",
-            "device_type \"pci\"".into(),
-        );
+        return found(PCI_HOST_BRIDGE, "device_type \"pci\"".into());
     }
     for k in KNOWN_KINDS {
         if let Some(c) = node

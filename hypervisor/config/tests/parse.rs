@@ -327,6 +327,24 @@ fn reserved_memory() {
         .any(|d| d.path.starts_with("/reserved-memory")));
 }
 
+/// A reservation the parser cannot decode is refused, not skipped.
+#[test]
+fn undecodable_reserved_memory_is_refused() {
+    let b = Board {
+        reserved_memory: vec![(0x7e00_0000, 2 * MIB)],
+        reserved_memory_address_cells: 3,
+        ..Board::default()
+    };
+    assert_err!(
+        b.parse(),
+        "/reserved-memory",
+        ErrorKind::UnsupportedCells {
+            property: "#address-cells",
+            value: 3
+        }
+    );
+}
+
 /// A memory reservation block that runs off the blob is refused, not read past.
 #[test]
 fn memory_reservation_block_must_end_inside_the_blob() {

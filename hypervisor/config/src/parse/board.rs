@@ -217,17 +217,19 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             if t.prop(c, "reg").is_none() {
                 continue;
             }
-            let regs = t.raw_reg(c)?.ok_or_else(|| {
-                t.err(
+            // `reg` is there: `None` means cell counts this parser cannot decode, and a
+            // reservation must not be skipped for that.
+            let Some(regs) = t.raw_reg(c)? else {
+                let ac = t.address_cells(node)?;
+                return Err(t.err(
                     node,
-                    ErrorKind::UnsupportedCells {
-                        property: "#address-cells",
-                        value: t
-                            .address_cells(node)
-                            .map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX)),
+                    if ac == 0 || ac > 2 {
+                        unsupported("#address-cells", ac)
+                    } else {
+                        unsupported("#size-cells", t.size_cells(node)?)
                     },
-                )
-            })?;
+                ));
+            };
             reserved.extend(regs.into_iter().map(|(base, size)| ReservedMemory {
                 range: HostRange::new(HostPhysAddr(base), size),
                 origin: t.path(c).to_string(),

@@ -100,6 +100,8 @@ pub struct Board {
     pub memreserve: Vec<(u64, u64)>,
     /// Children of `/reserved-memory` with `reg`: (address, size).
     pub reserved_memory: Vec<(u64, u64)>,
+    /// `/reserved-memory` `#address-cells` (its children's `reg` is written with 2).
+    pub reserved_memory_address_cells: u32,
     pub parts: Vec<Part>,
 }
 
@@ -125,6 +127,7 @@ impl Default for Board {
             not_dma_masters: None,
             memreserve: vec![],
             reserved_memory: vec![],
+            reserved_memory_address_cells: 2,
             parts: vec![
                 Part::new("a", CPU0, 0x4800_0000),
                 Part::new("b", CPU1, 0x4900_0000),
@@ -184,7 +187,7 @@ impl Board {
         })?;
         if !self.reserved_memory.is_empty() {
             let node = fdt.begin_node("reserved-memory")?;
-            fdt.property_u32("#address-cells", 2)?;
+            fdt.property_u32("#address-cells", self.reserved_memory_address_cells)?;
             fdt.property_u32("#size-cells", 2)?;
             fdt.property_null("ranges")?;
             for &(base, size) in &self.reserved_memory {
