@@ -1,6 +1,9 @@
 //! Every board config in `board-configs/test/invalid/` must be refused, with the reason its
 //! first line promises (`// expect: <substring>`): by `cargo xtask check` on the host, and by
 //! the hypervisor itself at boot when the config is packed unchecked.
+//!
+//! `cargo xtask check` also finds every image the build would (a missing file is refused, not
+//! `ok`) and says which partitions can reach all memory.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,4 +91,48 @@ fn hypervisor_refuses_invalid_configs_at_boot() {
         "no invalid config in {INVALID_DIR} could be packed with --unchecked to boot"
     );
     eprintln!("refused at boot: {}", booted.join(", "));
+}
+
+/// A board whose only partition boots a file that does not exist: the config is valid, but
+/// `check` must look for the image as `build` does and refuse it, naming the node and the
+/// path. Written to a temporary directory (the platform included by absolute path).
+#[test]
+fn check_refuses_a_missing_image_file() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-bad-configs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cannot create a temporary directory");
+    let platform = repo_root().join("board-configs/platforms/qemu-virt.dtsi");
+    let board = dir.join("missing-image-file.dts");
+    let source = format!(
+        "/dts-v1/;\n/include/ \"{}\"\n/ {{ hypervisor {{\n\
+         compatible = \"bulkhead,hypervisor\"; memory = <0 0x40000000 0 0x4000000>;\n\
+         console = <&uart0>;\n\
+         guest {{ compatible = \"bulkhead,partition\"; cpus = <&cpu0>;\n\
+         memory = <0 0x40000000 0 0x1000000 0 0x48000000>; image = \"guest.bin\"; }};\n\
+         }}; }};\n",
+        platform.display()
+    );
+    std::fs::write(&board, source).expect("cannot write the test board");
+    let out = check(board.to_str().expect("a UTF-8 path"));
+    out.assert_failure();
+    out.assert_contains(&format!(
+        "node /hypervisor/guest: image \"guest.bin\" not found: no file {}",
+        dir.join("guest.bin").display()
+    ));
+    out.assert_not_contains(": ok (");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The default board's Linux partition owns a bus master without an IOMMU: `check` accepts the
+/// board, since it says `dma-trusted`, and says plainly what that means.
+#[test]
+fn check_says_the_default_boards_linux_can_reach_all_memory() {
+    let out = check("board-configs/qemu-virt-linux.dts");
+    out.assert_success();
+    out.assert_contains("qemu-virt-linux.dts: ok (2 partitions)");
+    out.assert_contains(
+        "qemu-virt-linux.dts: warning: partition linux can reach all memory, the hypervisor's \
+         and other partitions' included: it is `dma-trusted` and owns bus master \
+         /virtio_mmio@a003e00 (its node says `dma-coherent`), which no IOMMU confines",
+    );
+    out.assert_not_contains("partition ticker can reach");
 }

@@ -197,16 +197,16 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
     timer_node(&mut fdt, ctx)?;
     let device_clocks = ctx
         .partition
-        .devices
-        .iter()
-        .any(|&d| platform_clocks(ctx, d) > 0);
+        .device_indices()
+        .any(|d| platform_clocks(ctx, d) > 0);
     if ctx.partition.virtual_uart.is_some() || device_clocks {
         clock_node(&mut fdt, ctx)?;
     }
     if let Some(base) = ctx.partition.virtual_uart {
         uart_node(&mut fdt, base, ctx.config.virtual_uart_intid())?;
     }
-    for &device in &ctx.partition.devices {
+    // Mapped or trapped, a device looks the same to the guest.
+    for device in ctx.partition.device_indices() {
         device_node(&mut fdt, ctx, device)?;
     }
     fdt.end_node(root)?;

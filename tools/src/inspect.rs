@@ -1,9 +1,13 @@
 //! Rendering a board config as a readable table: what the hypervisor keeps and, per partition,
-//! which physical CPUs, memory and devices it gets.
+//! which physical CPUs, memory and devices it gets, how it reaches each device (mapped or
+//! trapped), which devices master the bus, and, plainly, whether it can reach all memory.
 
 use std::fmt::Write as _;
 
-use bulkhead_config::{BoardConfig, Device, IrqKind, LogLevel, PsciConduit};
+use bulkhead_config::guest_view::PAGE_SIZE;
+use bulkhead_config::{
+    BoardConfig, Device, DeviceAccess, Dma, IrqKind, LogLevel, PartitionId, PsciConduit,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -42,6 +46,13 @@ fn platform(s: &mut String, config: &BoardConfig) {
         mib(ram),
         pl.devices.len()
     );
+    for r in &pl.reserved {
+        let _ = writeln!(
+            s,
+            "  reserved  {:#x}+{:#x} ({})",
+            r.range.base, r.range.size, r.origin
+        );
+    }
     let _ = writeln!(s);
 }
 
@@ -84,6 +95,11 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
     let p = &config.partitions[index];
     let _ = writeln!(s);
     let _ = writeln!(s, "partition {} ({})", p.name, p.path);
+    if let Some(exposure) = config.dma_exposure(PartitionId(index)) {
+        let _ = writeln!(s, "  WARNING   {exposure}");
+    } else if p.dma_trusted {
+        let _ = writeln!(s, "  dma       trusted, but owns no bus master");
+    }
     for (vcpu, &cpu) in p.cpus.iter().enumerate() {
         match config.platform.cpus.get(cpu.index()) {
             Some(c) => {
@@ -103,7 +119,8 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
             mib(r.size)
         );
     }
-    for &d in &p.devices {
+    for pd in &p.devices {
+        let d = pd.device;
         let Some(dev) = config.platform.devices.get(d) else {
             let _ = writeln!(s, "  device    <device #{d}>");
             continue;
@@ -125,7 +142,38 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
             format!("  intid {}", intids.join(", "))
         };
         let _ = writeln!(s, "  device    {}{}{irqs}", dev.path, regs(dev));
+        let access = match pd.access {
+            DeviceAccess::Mapped => {
+                let pages: Vec<String> = dev
+                    .regs
+                    .iter()
+                    .map(|r| {
+                        let p = r.pages(PAGE_SIZE);
+                        format!("{:#x}+{:#x}", p.base, p.size)
+                    })
+                    .collect();
+                format!("mapped, whole pages {}", pages.join(" "))
+            }
+            DeviceAccess::Trapped => {
+                "trapped, not mapped: the hypervisor performs only accesses to its registers"
+                    .to_string()
+            }
+        };
+        let _ = writeln!(s, "            {access}");
+        match &dev.dma {
+            Dma::Master(reason) => {
+                let _ = writeln!(s, "            bus master: {reason}");
+            }
+            Dma::RuledOutByBoard => {
+                let _ = writeln!(
+                    s,
+                    "            no bus master (/hypervisor `not-dma-masters` says so)"
+                );
+            }
+            Dma::None => {}
+        }
     }
+
     match p.virtual_uart {
         Some(base) => {
             let _ = writeln!(s, "  vuart     pl011 at ipa {base:#x}");
@@ -148,6 +196,7 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
 mod tests {
     use super::*;
     use crate::testutil::sample_config;
+    use bulkhead_config::{HostPhysAddr, HostRange, PassthroughDevice, ReservedMemory};
 
     #[test]
     fn renders_every_row() {
@@ -168,7 +217,12 @@ mod tests {
             "  vcpu 0    -> /cpus/cpu@2 (mpidr 0x2)",
             "  vcpu 1    -> /cpus/cpu@3 (mpidr 0x3)",
             "  memory    ipa 0x80000000 -> pa 0x58000000  64 MiB",
+            "  WARNING   partition linux can reach all memory, the hypervisor's and other \
+             partitions' included: it is `dma-trusted` and owns bus master /virtio_mmio@a000000 \
+             (its node says `dma-coherent`), which no IOMMU confines",
             "  device    /virtio_mmio@a000000 0xa000000+0x200  intid 48 (spi 16)",
+            "            mapped, whole pages 0xa000000+0x1000",
+            "            bus master: its node says `dma-coherent`",
             "  vuart     none",
             "  image     Image (load 0x40200000)",
             "  initrd    rootfs.cpio",
@@ -183,6 +237,30 @@ mod tests {
         let linux = text.find("partition linux").unwrap();
         assert!(hello < linux);
         assert!(!text[hello..linux].contains("initrd"));
+        assert!(!text[hello..linux].contains("WARNING"));
+    }
+
+    #[test]
+    fn trapped_devices_reserved_memory_and_dma_overrides() {
+        let mut config = sample_config();
+        config.partitions[1].devices = vec![PassthroughDevice::trapped(1)];
+        config.platform.devices[1].dma = Dma::RuledOutByBoard;
+        config.platform.reserved = vec![ReservedMemory {
+            range: HostRange::new(HostPhysAddr(0x7e00_0000), 0x10_0000),
+            origin: "/reserved-memory/secure@7e000000".into(),
+        }];
+        let text = render(&config);
+        let expected = [
+            "  reserved  0x7e000000+0x100000 (/reserved-memory/secure@7e000000)",
+            "            trapped, not mapped: the hypervisor performs only accesses to its registers",
+            "            no bus master (/hypervisor `not-dma-masters` says so)",
+            "  dma       trusted, but owns no bus master",
+        ];
+        let lines: Vec<&str> = text.lines().collect();
+        for row in expected {
+            assert!(lines.contains(&row), "missing row {row:?} in\n{text}");
+        }
+        assert!(!text.contains("WARNING"), "{text}");
     }
 
     #[test]

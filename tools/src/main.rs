@@ -1,7 +1,7 @@
 //! `bulkhead`: check and inspect board configs, and pack bootable images.
 //!
 //! ```text
-//! bulkhead check <board.dts>...
+//! bulkhead check <board.dts>...      # config, then every image and initrd; DMA warnings
 //! bulkhead inspect <board.dts>
 //! bulkhead pack --hypervisor <elf> --board <board.dts> [--image <name>=<file>]...
 //!               [--initrd <name>=<file>]... -o <out>
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bulkhead_config::BoardConfig;
-use bulkhead_tools::check::{check_file, check_images, default_resolver, is_guest_crate};
+use bulkhead_tools::check::{board_dir, check_all, check_file, warnings, ImageSource, Role};
 use bulkhead_tools::inspect;
 use bulkhead_tools::pack::{pack_detailed, PackInput, PartitionBlobs};
 use clap::{Parser, Subcommand};
@@ -33,14 +33,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile and validate board configs; exit 1 if any is refused.
+    /// Compile and validate board configs and find every partition's image and initrd, as
+    /// `cargo xtask build` would; exit 1 if any is refused. Warns about partitions that can reach
+    /// all memory.
     Check {
         /// Board configs (.dts).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Also check that every partition's image and initrd can be found.
-        #[arg(long)]
-        images: bool,
     },
     /// Print a board config as a table: CPUs, memory and devices of each partition.
     Inspect {
@@ -80,7 +79,7 @@ fn parse_assignment(s: &str) -> Result<(String, PathBuf), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { files, images } => return check_cmd(&files, images),
+        Command::Check { files } => return check_cmd(&files),
         Command::Inspect { file } => inspect_cmd(&file),
         Command::Pack {
             hypervisor,
@@ -99,16 +98,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_cmd(files: &[PathBuf], images: bool) -> ExitCode {
+fn check_cmd(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
-        let result = check_file(file).and_then(|(config, _)| {
-            if images {
-                check_images(&config, default_resolver(file), file)?;
-            }
-            Ok(config)
-        });
-        match result {
+        match check_all(file) {
             Ok(config) => {
                 let n = config.partitions.len();
                 println!(
@@ -116,6 +109,9 @@ fn check_cmd(files: &[PathBuf], images: bool) -> ExitCode {
                     file.display(),
                     if n == 1 { "" } else { "s" }
                 );
+                for warning in warnings(&config) {
+                    println!("warning: {}: {warning}", file.display());
+                }
             }
             Err(err) => {
                 failed = true;
@@ -172,27 +168,32 @@ fn pack_cmd(
     let (config, board_dtb) = check_file(board)?;
     let images = by_partition(&config, images, "image")?;
     let initrds = by_partition(&config, initrds, "initrd")?;
-    let resolve = default_resolver(board);
+    // A name the build would make (a guest crate, the Linux recipe) must be given as a file.
+    let file_of = |role: Role, name: &str, partition: &str| -> Result<PathBuf> {
+        let flag = role.property();
+        match ImageSource::classify(name, role, board_dir(board)) {
+            ImageSource::File(path) if path.is_file() => Ok(path),
+            ImageSource::File(path) => bail!(
+                "partition {partition}: {flag} \"{name}\" not found (no file {}): pass \
+                 --{flag} {partition}=<file>",
+                path.display()
+            ),
+            ImageSource::Crate(_) => bail!(
+                "partition {partition}: {flag} \"{name}\" is a guest crate: build it and pass \
+                 --{flag} {partition}=<elf>"
+            ),
+            ImageSource::LinuxRecipe(_) => bail!(
+                "partition {partition}: {flag} \"{name}\" is the Linux recipe, which `cargo \
+                 xtask build` prepares: pass --{flag} {partition}=<file>"
+            ),
+        }
+    };
 
     let mut partitions = Vec::with_capacity(config.partitions.len());
     for p in &config.partitions {
         let image = match images.get(p.name.as_str()) {
             Some(file) => file.to_path_buf(),
-            None => match resolve(&p.image) {
-                Some(path) if !is_guest_crate(&path) => path,
-                Some(_) => bail!(
-                    "partition {}: image \"{}\" is a guest crate: build it and pass --image {}=<elf>",
-                    p.name,
-                    p.image,
-                    p.name
-                ),
-                None => bail!(
-                    "partition {}: image \"{}\" not found: pass --image {}=<file>",
-                    p.name,
-                    p.image,
-                    p.name
-                ),
-            },
+            None => file_of(Role::Image, &p.image, &p.name)?,
         };
         let initrd = match (&p.initrd, initrds.get(p.name.as_str())) {
             (None, Some(_)) => bail!(
@@ -201,14 +202,7 @@ fn pack_cmd(
             ),
             (None, None) => None,
             (Some(_), Some(file)) => Some(file.to_path_buf()),
-            (Some(name), None) => match resolve(name) {
-                Some(path) if !is_guest_crate(&path) => Some(path),
-                _ => bail!(
-                    "partition {}: initrd \"{name}\" not found: pass --initrd {}=<file>",
-                    p.name,
-                    p.name
-                ),
-            },
+            (Some(name), None) => Some(file_of(Role::Initrd, name, &p.name)?),
         };
         let image = read(&image)?;
         let initrd = initrd.as_deref().map(read).transpose()?;

@@ -25,7 +25,7 @@ pub fn sample_config() -> BoardConfig {
                 number: 1,
                 flags: 4,
             }],
-            dma: false,
+            dma: Dma::None,
         },
         Device {
             path: "/virtio_mmio@a000000".into(),
@@ -37,7 +37,7 @@ pub fn sample_config() -> BoardConfig {
                 number: 16,
                 flags: 1,
             }],
-            dma: true,
+            dma: Dma::Master(DmaReason::Coherent),
         },
     ];
     BoardConfig {
@@ -50,6 +50,7 @@ pub fn sample_config() -> BoardConfig {
             },
             psci: PsciConduit::Smc,
             devices,
+            reserved: vec![],
             timer_irqs: vec![],
         },
         hypervisor: HypervisorConfig {
@@ -69,6 +70,7 @@ pub fn sample_config() -> BoardConfig {
                     pa: HostPhysAddr(0x4800_0000),
                 }],
                 devices: vec![],
+                dma_trusted: false,
                 virtual_uart: Some(GuestPhysAddr(0x0900_0000)),
                 image: "hello".into(),
                 load_address: GuestPhysAddr(0x4000_0000),
@@ -92,7 +94,8 @@ pub fn sample_config() -> BoardConfig {
                         pa: HostPhysAddr(0x5800_0000),
                     },
                 ],
-                devices: vec![1],
+                devices: vec![PassthroughDevice::mapped(1)],
+                dma_trusted: true,
                 virtual_uart: None,
                 image: "Image".into(),
                 load_address: GuestPhysAddr(0x4020_0000),

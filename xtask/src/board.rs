@@ -1,7 +1,7 @@
 //! Finding things in the repository: the board config a `--board` argument names, where its
-//! image goes, and what each partition's `image` and `initrd` strings refer to
-//! ([`ImageSource`]: a guest crate under `partitions/`, the Linux guest recipe, or a file next
-//! to the board config).
+//! image goes, and which file each partition's `image` and `initrd` strings refer to when
+//! building ([`SourceFile`] of an [`ImageSource`]: a guest crate's binary, the Linux guest
+//! recipe's output, or a file next to the board config).
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,6 @@ use bulkhead_linux_guest::LinuxGuest;
 
 /// Where board configs live, relative to the repository root.
 pub const BOARD_DIR: &str = "board-configs";
-/// Where guest crates live, relative to the repository root.
-pub const PARTITIONS_DIR: &str = "partitions";
 /// The Rust target the bare-metal guests are built for.
 pub const TARGET: &str = "aarch64-unknown-none";
 /// The Rust target the hypervisor is built for: without FP/SIMD registers, so EL2 code never
@@ -138,69 +136,22 @@ fn available_boards(boards: &Path) -> Vec<String> {
     out
 }
 
-/// The `image`/`initrd` name that means the Linux guest recipe (`partitions/linux`, crate
-/// `bulkhead-linux-guest`): its kernel `Image` as an `image`, its initramfs as an `initrd`.
-pub const LINUX_RECIPE: &str = "linux";
 /// Where the Linux recipe caches its downloads and outputs, relative to the repository root.
 pub const LINUX_CACHE_DIR: &str = "build/cache/linux";
 
-/// Which partition property a name comes from: it decides what a recipe name stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The `image` property: what the partition boots.
-    Image,
-    /// The `initrd` property: the initial RAM disk loaded with it.
-    Initrd,
-}
+/// What a partition's `image` and `initrd` strings refer to: decided in one place,
+/// [`ImageSource::classify`] of the host tools, which `bulkhead check` uses too.
+pub use bulkhead_tools::check::{ImageSource, Role};
 
-impl Role {
-    /// The property name, for messages.
-    pub fn property(self) -> &'static str {
-        match self {
-            Role::Image => "image",
-            Role::Initrd => "initrd",
-        }
-    }
-}
-
-/// What a partition's `image` or `initrd` string refers to. Every use of those strings in
-/// xtask goes through [`ImageSource::classify`], so this is the one place that decides.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageSource {
-    /// A bare-metal guest crate `partitions/<name>` (a binary crate, `src/main.rs`), built for
-    /// the target; its binary has the same name. Only for `image`.
-    Crate(String),
-    /// The Linux guest recipe ([`LINUX_RECIPE`]): the kernel `Image` for [`Role::Image`], the
-    /// initramfs for [`Role::Initrd`]. Nothing is cross-built; the recipe downloads and caches
-    /// them on the host ([`linux_guest`]).
-    LinuxRecipe(Role),
-    /// A file, resolved against the board config's directory (it may not exist).
-    File(PathBuf),
-}
-
-impl ImageSource {
-    /// Classifies an `image` or `initrd` string, in this order: [`LINUX_RECIPE`] is the Linux
-    /// recipe; for `image`, a plain name with `partitions/<name>/Cargo.toml` and
-    /// `partitions/<name>/src/main.rs` is a guest crate; anything else is a file path relative to
-    /// `board_dir`.
-    pub fn classify(name: &str, role: Role, board_dir: &Path) -> ImageSource {
-        if name == LINUX_RECIPE {
-            return ImageSource::LinuxRecipe(role);
-        }
-        let plain_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if role == Role::Image && plain_name && is_guest_crate(name) {
-            ImageSource::Crate(name.to_owned())
-        } else {
-            ImageSource::File(board_dir.join(name))
-        }
-    }
-
-    /// The file the image is read from: the built binary of a guest crate, the recipe's output
+/// The file an [`ImageSource`] is read from when building.
+pub trait SourceFile {
+    /// The built binary of a guest crate (which need not exist yet), the recipe's output
     /// (prepared on first use, which may download packages), or the file itself.
-    pub fn path(&self) -> Result<PathBuf> {
+    fn path(&self) -> Result<PathBuf>;
+}
+
+impl SourceFile for ImageSource {
+    fn path(&self) -> Result<PathBuf> {
         Ok(match self {
             ImageSource::Crate(name) => target_release_dir().join(name),
             ImageSource::LinuxRecipe(Role::Image) => linux_guest()?.kernel.clone(),
@@ -208,23 +159,6 @@ impl ImageSource {
             ImageSource::File(path) => path.clone(),
         })
     }
-
-    /// The file the image will be read from: a guest crate's binary (built later, so it need
-    /// not exist yet), the recipe's output, or the file if it exists.
-    pub fn resolve(&self) -> Result<Option<PathBuf>> {
-        let path = self.path()?;
-        Ok(match self {
-            ImageSource::Crate(_) | ImageSource::LinuxRecipe(_) => Some(path),
-            ImageSource::File(_) => path.is_file().then_some(path),
-        })
-    }
-}
-
-/// Whether `partitions/<name>` is a bare-metal guest crate (a binary crate), as opposed to a
-/// library such as `guest-rt` or the host-side Linux recipe.
-fn is_guest_crate(name: &str) -> bool {
-    let dir = repo_root().join(PARTITIONS_DIR).join(name);
-    dir.join("Cargo.toml").is_file() && dir.join("src/main.rs").is_file()
 }
 
 /// The Linux guest of the recipe crate, prepared once per process into
@@ -287,37 +221,5 @@ mod tests {
         assert!(Board::resolve("../Cargo").is_err());
         assert!(Board::resolve("no-such-board").is_err());
         assert!(Board::resolve("").is_err());
-    }
-
-    #[test]
-    fn images_are_crates_recipes_or_files() {
-        let dir = repo_root().join(BOARD_DIR);
-        let image = |name| ImageSource::classify(name, Role::Image, &dir);
-        let initrd = |name| ImageSource::classify(name, Role::Initrd, &dir);
-        assert_eq!(image("hello"), ImageSource::Crate("hello".into()));
-        assert_eq!(
-            image("images/Image"),
-            ImageSource::File(dir.join("images/Image"))
-        );
-        // A path that happens to reach a crate is still a file path.
-        assert_eq!(
-            image("../partitions/hello"),
-            ImageSource::File(dir.join("../partitions/hello"))
-        );
-        assert_eq!(
-            image("no-such-guest"),
-            ImageSource::File(dir.join("no-such-guest"))
-        );
-        // Library crates under partitions/ are not guests.
-        assert_eq!(image("guest-rt"), ImageSource::File(dir.join("guest-rt")));
-        // The Linux recipe, which is a crate under partitions/ too, but never cross-built.
-        assert_eq!(image("linux"), ImageSource::LinuxRecipe(Role::Image));
-        assert_eq!(initrd("linux"), ImageSource::LinuxRecipe(Role::Initrd));
-        // A crate name as an initrd is a file.
-        assert_eq!(initrd("hello"), ImageSource::File(dir.join("hello")));
-        assert_eq!(
-            initrd("rootfs.cpio"),
-            ImageSource::File(dir.join("rootfs.cpio"))
-        );
     }
 }

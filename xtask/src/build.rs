@@ -9,10 +9,11 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bulkhead_config::BoardConfig;
+use bulkhead_tools::check::{resolve_sources, warnings, PartitionSources};
 use bulkhead_tools::pack::{PackInput, PartitionBlobs};
 
 use crate::board::{
-    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, Role,
+    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, SourceFile,
     HYPERVISOR_TARGET, TARGET,
 };
 use crate::qemu_node;
@@ -34,12 +35,6 @@ pub struct Built {
     pub qemu_args: Vec<String>,
 }
 
-/// Where one partition's blobs come from.
-struct PartitionSources {
-    image: ImageSource,
-    initrd: Option<ImageSource>,
-}
-
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
 /// config is only parsed, not validated, and packed as it is.
 pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
@@ -48,17 +43,9 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
     let qemu = qemu_node::parse(&board_dtb)
         .with_context(|| format!("{}: bad qemu node", board.dts.display()))?;
 
-    let sources: Vec<PartitionSources> = config
-        .partitions
-        .iter()
-        .map(|p| PartitionSources {
-            image: ImageSource::classify(&p.image, Role::Image, board.dir()),
-            initrd: p
-                .initrd
-                .as_ref()
-                .map(|name| ImageSource::classify(name, Role::Initrd, board.dir())),
-        })
-        .collect();
+    // Missing image files are reported before the (slower) target build, the way
+    // `bulkhead check` reports them.
+    let sources = resolve_sources(&config, &board.dts, Some(&repo_root()))?;
     let mut guest_crates: Vec<String> = Vec::new();
     for source in &sources {
         if let ImageSource::Crate(name) = &source.image {
@@ -68,9 +55,8 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         }
     }
 
-    // Missing image files (and a Linux recipe that cannot be prepared) are reported before the
-    // (slower) target build.
-    check_sources(&board, &config, &sources)?;
+    // So is a Linux recipe that cannot be prepared.
+    prepare_recipe(&sources)?;
     cargo_build_target(&guest_crates)?;
 
     let hypervisor_elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
@@ -151,28 +137,14 @@ fn load_config(board: &Board, unchecked: bool) -> Result<(BoardConfig, Vec<u8>)>
     Ok((config, dtb))
 }
 
-/// Makes sure every partition's `image` and `initrd` can be found (preparing the Linux recipe
-/// if a partition uses it), naming the node at fault otherwise.
-fn check_sources(board: &Board, config: &BoardConfig, sources: &[PartitionSources]) -> Result<()> {
-    for (partition, source) in config.partitions.iter().zip(sources) {
-        let files = std::iter::once((Role::Image, &partition.image, &source.image)).chain(
-            partition
-                .initrd
-                .iter()
-                .zip(&source.initrd)
-                .map(|(name, source)| (Role::Initrd, name, source)),
-        );
-        for (role, name, source) in files {
-            if source.resolve()?.is_none() {
-                bail!(
-                    "{}: node {}: {} {name:?} not found (no guest crate partitions/{name} and no \
-                     file {})",
-                    board.dts.display(),
-                    partition.path,
-                    role.property(),
-                    display_path(&source.path()?),
-                );
-            }
+/// Prepares the Linux recipe's kernel and initramfs if a partition uses them.
+fn prepare_recipe(sources: &[PartitionSources]) -> Result<()> {
+    let files = sources
+        .iter()
+        .flat_map(|s| std::iter::once(&s.image).chain(&s.initrd));
+    for source in files {
+        if matches!(source, ImageSource::LinuxRecipe(_)) {
+            source.path()?;
         }
     }
     Ok(())
@@ -224,13 +196,23 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", display_path(path)))
 }
 
-/// `cargo xtask check`: checks each board config, prints the verdict for each and fails if any
-/// is refused.
+/// `cargo xtask check`: checks each board config and the images and initrds it names (as
+/// `build` does, without building), prints the verdict and any warning for each and fails if
+/// any is refused.
 pub fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0;
     for file in files {
-        match bulkhead_tools::check::check_file(file) {
-            Ok((config, _)) => println!("{}: ok ({})", file.display(), partitions_text(&config)),
+        let checked = bulkhead_tools::check::check_file(file).and_then(|(config, _)| {
+            resolve_sources(&config, file, Some(&repo_root()))?;
+            Ok(config)
+        });
+        match checked {
+            Ok(config) => {
+                println!("{}: ok ({})", file.display(), partitions_text(&config));
+                for warning in warnings(&config) {
+                    println!("{}: warning: {warning}", file.display());
+                }
+            }
             Err(err) => {
                 failed += 1;
                 let message = format!("{err:#}");

@@ -106,7 +106,7 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
                 .ok_or_else(|| anyhow!("--kernel needs --platform (e.g. --platform rpi4)"))?;
             let platform = platform::by_name(platform_name)?;
             platform::sd_card(platform)?;
-            let (label, data, native_linux) = if kernel == crate::board::LINUX_RECIPE {
+            let (label, data, native_linux) = if kernel == bulkhead_tools::check::LINUX_RECIPE {
                 ("linux".to_owned(), read(&linux_guest()?.kernel)?, true)
             } else {
                 let path = std::env::current_dir()?.join(kernel);

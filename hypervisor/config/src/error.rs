@@ -5,9 +5,12 @@
 //! `node /hypervisor/hello-b: memory 0x48000000..0x49000000 overlaps partition hello-a (host-physical)`.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange};
+use crate::guest_view::{IPA_BITS, IPA_LIMIT};
+use crate::model::{DmaReason, HypervisorChild};
 
 /// A refused board config: the node at fault and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +32,7 @@ impl ConfigError {
 
 /// Why a board config was refused.
 ///
-/// Variants up to `UndecodableInterrupts` come from parsing (`parse`), the rest from
+/// Variants up to `DmaOverrideConflict` come from parsing (`parse`), the rest from
 /// validation (`validate`). Property names are the device-tree property names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -77,6 +80,10 @@ pub enum ErrorKind {
     UnknownPsciMethod(String),
     /// A passthrough device has interrupts that are not 3-cell GIC SPI/PPI specifiers.
     UndecodableInterrupts { device: String },
+    /// A child of `/hypervisor` is of no known kind (its `compatible` strings, maybe none).
+    UnknownHypervisorChild { compatible: Vec<String> },
+    /// A device is listed in both `dma-masters` and `not-dma-masters`.
+    DmaOverrideConflict { device: String },
 
     // ---- validation ----
     /// The config defines no partition.
@@ -104,6 +111,13 @@ pub enum ErrorKind {
     },
     /// The hypervisor's own memory is not inside the platform's RAM.
     HypervisorMemoryOutsideRam { range: HostRange },
+    /// Hypervisor or partition memory (`what`) overlaps memory the platform reserves.
+    MemoryOverlapsReserved {
+        what: &'static str,
+        range: HostRange,
+        reserved: HostRange,
+        origin: String,
+    },
     /// A partition memory region (host-physical) is not inside the platform's RAM.
     MemoryOutsideRam { range: HostRange },
     /// A partition memory region overlaps the hypervisor's `memory`.
@@ -134,8 +148,37 @@ pub enum ErrorKind {
     DeviceIsCpu { device: String },
     /// A passthrough device is the hypervisor's console.
     DeviceIsConsole { device: String },
-    /// A passthrough device shares a 4 KiB page with a device that is not the partition's.
+    /// A mapped passthrough device shares a 4 KiB page with a device that is not the
+    /// partition's (`other` says whose it is).
     DevicePageShared { device: String, other: String },
+    /// A passthrough device's registers overlap those of a device that is not the partition's.
+    DeviceOverlapsDevice { device: String, other: String },
+    /// A passthrough device has no register window (`reg` with no entries).
+    DeviceWithoutRegisters { device: String },
+    /// A passthrough device has a register window of size zero.
+    DeviceRegionZeroSize { device: String, base: HostPhysAddr },
+    /// A passthrough device's register window wraps around the address space.
+    DeviceRegionOverflow {
+        device: String,
+        base: HostPhysAddr,
+        size: u64,
+    },
+    /// A trapped device's register window is not made of whole 32-bit words.
+    TrappedDeviceMisaligned { device: String, range: HostRange },
+    /// A passthrough device's registers (as the partition reaches them) overlap RAM
+    /// (`memory` says whose).
+    DeviceOverlapsMemory {
+        device: String,
+        range: HostRange,
+        memory: String,
+    },
+    /// An interrupt of a passthrough device is an interrupt of the hypervisor's console.
+    InterruptOfConsole { intid: u32, device: String },
+    /// Something the partition sees (`what`) lies beyond the guest-physical addresses stage 2
+    /// translates.
+    BeyondIpaLimit { what: String, range: GuestRange },
+    /// A bus master is passed through to a partition that is not `dma-trusted`.
+    DmaMasterNotTrusted { device: String, reason: DmaReason },
     /// An interrupt of a passthrough device is also an interrupt of another partition's device.
     InterruptInTwoPartitions {
         intid: u32,
@@ -217,6 +260,28 @@ impl fmt::Display for ErrorKind {
                 "device {device} has interrupts that are not 3-cell GIC SPI/PPI specifiers, \
                  so it cannot be passed through"
             ),
+            UnknownHypervisorChild { compatible } => {
+                f.write_str("unknown kind of /hypervisor child: ")?;
+                match compatible.as_slice() {
+                    [] => f.write_str("it has no `compatible`")?,
+                    list => {
+                        f.write_str("its compatible")?;
+                        for (n, c) in list.iter().enumerate() {
+                            write!(f, "{} \"{c}\"", if n == 0 { "" } else { "," })?;
+                        }
+                        f.write_str(" is none")?;
+                    }
+                }
+                f.write_str(" of")?;
+                for (n, kind) in HypervisorChild::ALL.iter().enumerate() {
+                    write!(f, "{} \"{}\"", if n == 0 { "" } else { "," }, kind.compatible())?;
+                }
+                Ok(())
+            }
+            DmaOverrideConflict { device } => write!(
+                f,
+                "device {device} is listed in both `dma-masters` and `not-dma-masters`"
+            ),
             NoPartitions => f.write_str("no partition defined (no child with compatible \"bulkhead,partition\")"),
             DuplicatePartitionName(n) => write!(f, "partition name {n} is used twice"),
             NoCpus => f.write_str("partition has no CPU (`cpus` is empty)"),
@@ -233,6 +298,10 @@ impl fmt::Display for ErrorKind {
             HypervisorMemoryOutsideRam { range } => {
                 write!(f, "hypervisor memory {} is not inside the platform's RAM", range)
             }
+            MemoryOverlapsReserved { what, range, reserved, origin } => write!(
+                f,
+                "{what} {range} overlaps memory the platform reserves: {reserved} ({origin})"
+            ),
             MemoryOutsideRam { range } => {
                 write!(f, "memory {} is outside the platform's RAM (host-physical)", range)
             }
@@ -259,7 +328,10 @@ impl fmt::Display for ErrorKind {
             CpuInTwoPartitions { cpu, partition } => {
                 write!(f, "cpu {cpu} is already given to partition {partition}")
             }
-            DuplicateDevice { device } => write!(f, "device {device} is listed twice"),
+            DuplicateDevice { device } => write!(
+                f,
+                "device {device} is listed twice (in `devices` and `trapped-devices` together)"
+            ),
             DeviceInTwoPartitions { device, partition } => {
                 write!(f, "device {device} is already given to partition {partition}")
             }
@@ -273,7 +345,53 @@ impl fmt::Display for ErrorKind {
             }
             DevicePageShared { device, other } => write!(
                 f,
-                "device {device} shares a 4 KiB page with {other}, which the partition does not own"
+                "device {device} shares a 4 KiB page with {other}, which the partition does not \
+                 own, and `devices` maps whole pages: list {device} in `trapped-devices` instead \
+                 (the hypervisor then traps its accesses and lets the partition reach only its \
+                 registers), or give the partition every device on that page"
+            ),
+            DeviceOverlapsDevice { device, other } => write!(
+                f,
+                "the registers of device {device} overlap those of {other}, which the partition \
+                 does not own"
+            ),
+            DeviceWithoutRegisters { device } => {
+                write!(f, "device {device} has no register window (`reg` is empty)")
+            }
+            DeviceRegionZeroSize { device, base } => {
+                write!(f, "device {device} has a zero-size register window at {base}")
+            }
+            DeviceRegionOverflow { device, base, size } => write!(
+                f,
+                "device {device} has a register window at {base} with size {size:#x}, which \
+                 wraps around the address space"
+            ),
+            TrappedDeviceMisaligned { device, range } => write!(
+                f,
+                "trapped device {device} has register window {range}, which is not made of whole \
+                 32-bit words: base and size must be multiples of 4 for the hypervisor to \
+                 range-check accesses"
+            ),
+            DeviceOverlapsMemory { device, range, memory } => write!(
+                f,
+                "device {device} registers {range} overlap {memory} (host-physical)"
+            ),
+            InterruptOfConsole { intid, device } => write!(
+                f,
+                "interrupt {intid} of device {device} is the hypervisor console's interrupt"
+            ),
+            BeyondIpaLimit { what, range } => write!(
+                f,
+                "{what} {range} lies beyond the guest-physical addresses stage 2 translates \
+                 (below {IPA_LIMIT:#x}, {IPA_BITS} bits)"
+            ),
+            DmaMasterNotTrusted { device, reason } => write!(
+                f,
+                "device {device} can master the bus ({reason}) and no IOMMU confines its DMA, so \
+                 the partition could read and write all memory, the hypervisor's and other \
+                 partitions' included: add `dma-trusted;` to the partition to accept that it is \
+                 part of the trusted base, or do not give it the device (if the device cannot \
+                 master the bus, list it in /hypervisor `not-dma-masters`)"
             ),
             InterruptInTwoPartitions { intid, device, partition } => write!(
                 f,

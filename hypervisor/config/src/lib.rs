@@ -9,7 +9,8 @@
 //! - [`addr`]: guest- and host-physical address types and partition/vCPU/pCPU index types;
 //! - [`guest_view`]: the guest's view of the machine (page size, virtual UART window, GIC
 //!   layout, vCPU affinity, timer interrupts), shared with the guest runtime;
-//! - with the `board` feature (needs `alloc`): [`model`], [`parse`], [`validate`], [`error`].
+//! - with the `board` feature (needs `alloc`): [`model`], [`parse`], [`validate`], [`error`],
+//!   and [`dma`] (which devices can master the bus).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -22,6 +23,8 @@ extern crate std;
 pub mod addr;
 pub mod guest_view;
 
+#[cfg(feature = "board")]
+pub mod dma;
 #[cfg(feature = "board")]
 pub mod error;
 #[cfg(feature = "board")]

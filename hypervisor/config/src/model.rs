@@ -3,6 +3,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use crate::addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId};
 
@@ -72,8 +73,74 @@ pub struct Device {
     /// MMIO ranges, translated to CPU physical addresses.
     pub regs: Vec<HostRange>,
     pub irqs: Vec<Irq>,
-    /// Whether the device masters DMA (its node says `dma-coherent` or has `iommus`).
-    pub dma: bool,
+    /// Whether the device can master the bus (do DMA), and why.
+    pub dma: Dma,
+}
+
+/// Whether a device can master the bus: read and write memory on its own, at the host-physical
+/// addresses it is given. Bulkhead drives no IOMMU, so nothing confines such a device: whoever
+/// programs it reaches all memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dma {
+    /// Nothing says it masters the bus.
+    None,
+    /// It can master the bus, for this reason.
+    Master(DmaReason),
+    /// `/hypervisor` `not-dma-masters` says it cannot, whatever its node says.
+    RuledOutByBoard,
+}
+
+impl Dma {
+    /// Whether the device can master the bus.
+    pub fn is_master(&self) -> bool {
+        matches!(self, Dma::Master(_))
+    }
+
+    /// Why the device can master the bus, if it can.
+    pub fn reason(&self) -> Option<&DmaReason> {
+        match self {
+            Dma::Master(reason) => Some(reason),
+            Dma::None | Dma::RuledOutByBoard => None,
+        }
+    }
+}
+
+/// Why a device is taken to master the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DmaReason {
+    /// Its node says `dma-coherent`.
+    Coherent,
+    /// Its node has `iommus` (an IOMMU could translate for it, but Bulkhead drives none).
+    Iommus,
+    /// It is a kind of device known to master the bus: `kind` (e.g. "a virtio-mmio transport"),
+    /// recognised by `evidence` (e.g. `compatible "virtio,mmio"`). See [`crate::dma`].
+    KnownKind {
+        kind: &'static str,
+        evidence: String,
+    },
+    /// `/hypervisor` `dma-masters` lists it.
+    Board,
+}
+
+/// Formats as a clause: `its node says `dma-coherent``.
+impl fmt::Display for DmaReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DmaReason::Coherent => f.write_str("its node says `dma-coherent`"),
+            DmaReason::Iommus => f.write_str("its node has `iommus`"),
+            DmaReason::KnownKind { kind, evidence } => write!(f, "it is {kind} ({evidence})"),
+            DmaReason::Board => f.write_str("/hypervisor `dma-masters` lists it"),
+        }
+    }
+}
+
+/// A host-physical range the platform reserves: no partition or hypervisor memory may use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedMemory {
+    pub range: HostRange,
+    /// Where it is reserved: the `/reserved-memory` child node's path, or `/memreserve/` for an
+    /// entry of the blob's memory reservation block.
+    pub origin: String,
 }
 
 /// The GICv3 of the platform.
@@ -92,8 +159,12 @@ pub struct Platform {
     pub cpus: Vec<Cpu>,
     pub gic: Gic,
     pub psci: PsciConduit,
-    /// Every node with a `reg` property outside `/cpus`, `/memory` and `/hypervisor`.
+    /// Every node with a `reg` property outside `/cpus`, `/memory`, `/reserved-memory` and
+    /// `/hypervisor`.
     pub devices: Vec<Device>,
+    /// Memory the platform reserves (`/memreserve/` entries and `/reserved-memory` children with
+    /// `reg`), in blob order.
+    pub reserved: Vec<ReservedMemory>,
     /// The architected timer's PPIs (`/timer` interrupts), if described.
     pub timer_irqs: Vec<Irq>,
 }
@@ -137,6 +208,79 @@ impl MemoryRegion {
     }
 }
 
+/// What a child of `/hypervisor` can be, recognised by its `compatible`. Every kind the parser
+/// knows is listed in [`HypervisorChild::ALL`]; a child of no known kind is refused. New kinds
+/// (e.g. `bulkhead,channel`) are added here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HypervisorChild {
+    /// A partition: `compatible = "bulkhead,partition"`.
+    Partition,
+}
+
+impl HypervisorChild {
+    /// Every kind, in the order messages list them.
+    pub const ALL: &'static [HypervisorChild] = &[HypervisorChild::Partition];
+
+    /// The `compatible` string that marks a child of this kind.
+    pub const fn compatible(self) -> &'static str {
+        match self {
+            HypervisorChild::Partition => "bulkhead,partition",
+        }
+    }
+
+    /// The kind a node with these `compatible` strings is, if any.
+    pub fn of(compatible: &[String]) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|kind| compatible.iter().any(|c| c == kind.compatible()))
+    }
+}
+
+/// How a partition reaches one of its devices' registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceAccess {
+    /// Mapped into its stage-2 tables at the device's own addresses, by whole 4 KiB pages
+    /// (`devices`).
+    Mapped,
+    /// Not mapped: every access traps to the hypervisor, which performs it only if it falls in
+    /// the device's register windows (`trapped-devices`). For a device that shares its page with
+    /// devices the partition does not own.
+    Trapped,
+}
+
+/// A platform device a partition owns: its interrupts are routed to the partition and its
+/// registers appear at their host-physical addresses, mapped or trapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassthroughDevice {
+    /// Index into `Platform::devices`.
+    pub device: usize,
+    pub access: DeviceAccess,
+}
+
+impl PassthroughDevice {
+    /// Device `device`, mapped.
+    pub const fn mapped(device: usize) -> Self {
+        Self {
+            device,
+            access: DeviceAccess::Mapped,
+        }
+    }
+
+    /// Device `device`, trapped.
+    pub const fn trapped(device: usize) -> Self {
+        Self {
+            device,
+            access: DeviceAccess::Trapped,
+        }
+    }
+
+    /// Whether its pages are mapped into the partition's stage-2 tables.
+    pub const fn is_mapped(&self) -> bool {
+        matches!(self.access, DeviceAccess::Mapped)
+    }
+}
+
 /// One partition (a child of `/hypervisor` with `compatible = "bulkhead,partition"`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partition {
@@ -147,8 +291,12 @@ pub struct Partition {
     /// Physical CPUs; vCPU n runs on `cpus[n]`.
     pub cpus: Vec<PcpuId>,
     pub memory: Vec<MemoryRegion>,
-    /// Indices into `Platform::devices` of passthrough devices.
-    pub devices: Vec<usize>,
+    /// The platform devices the partition owns: `devices` (mapped) then `trapped-devices`
+    /// (trapped), each in board-config order.
+    pub devices: Vec<PassthroughDevice>,
+    /// `dma-trusted`: the partition may own devices that master the bus, which makes it part of
+    /// the trusted base (it can reach all memory). See [`BoardConfig::dma_exposure`].
+    pub dma_trusted: bool,
     /// Guest-physical base of the virtual PL011, if the partition has one.
     pub virtual_uart: Option<GuestPhysAddr>,
     /// The `image` string: a guest crate name under `partitions/` or a file path.
@@ -160,6 +308,18 @@ pub struct Partition {
     /// Optional initrd (`initrd` string), kernel command line (`bootargs`).
     pub initrd: Option<String>,
     pub bootargs: Option<String>,
+}
+
+impl Partition {
+    /// Indices into `Platform::devices` of every device the partition owns, mapped or trapped.
+    pub fn device_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.devices.iter().map(|d| d.device)
+    }
+
+    /// Whether the partition owns platform device `device` (mapped or trapped).
+    pub fn owns_device(&self, device: usize) -> bool {
+        self.device_indices().any(|d| d == device)
+    }
 }
 
 /// A whole board config: platform plus partitions.
@@ -192,9 +352,8 @@ impl BoardConfig {
             return Vec::new();
         };
         let mut spis: Vec<u32> = p
-            .devices
-            .iter()
-            .filter_map(|&d| self.platform.devices.get(d))
+            .device_indices()
+            .filter_map(|d| self.platform.devices.get(d))
             .flat_map(|d| d.irqs.iter())
             .filter(|i| i.kind == IrqKind::Spi)
             .map(Irq::intid)
@@ -205,5 +364,58 @@ impl BoardConfig {
         spis.sort_unstable();
         spis.dedup();
         spis
+    }
+
+    /// The devices of `partition` that master the bus, with why: through them the partition can
+    /// read and write any memory. Validation refuses them unless the partition is `dma-trusted`.
+    pub fn dma_masters(&self, partition: PartitionId) -> Vec<(&Device, &DmaReason)> {
+        let Some(p) = self.partitions.get(partition.index()) else {
+            return Vec::new();
+        };
+        p.device_indices()
+            .filter_map(|d| self.platform.devices.get(d))
+            .filter_map(|d| Some((d, d.dma.reason()?)))
+            .collect()
+    }
+
+    /// If `partition` can reach all memory through DMA (it is `dma-trusted` and owns a bus
+    /// master), what to tell the user: the host tools print it and the hypervisor logs it at
+    /// boot.
+    pub fn dma_exposure(&self, partition: PartitionId) -> Option<DmaExposure<'_>> {
+        let p = self.partitions.get(partition.index())?;
+        let masters = self.dma_masters(partition);
+        (p.dma_trusted && !masters.is_empty()).then_some(DmaExposure {
+            partition: p,
+            masters,
+        })
+    }
+}
+
+/// A `dma-trusted` partition that owns bus masters no IOMMU confines: it can read and write all
+/// memory, the hypervisor's and the other partitions' included. Displays as one line, e.g.
+/// `partition linux can reach all memory: it is dma-trusted and owns bus master
+/// /virtio_mmio@a003e00 (its node says `dma-coherent`), which no IOMMU confines`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmaExposure<'c> {
+    pub partition: &'c Partition,
+    pub masters: Vec<(&'c Device, &'c DmaReason)>,
+}
+
+impl fmt::Display for DmaExposure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "partition {} can reach all memory, the hypervisor's and other partitions' included: \
+             it is `dma-trusted` and owns bus master",
+            self.partition.name
+        )?;
+        if self.masters.len() > 1 {
+            f.write_str("s")?;
+        }
+        for (n, (device, reason)) in self.masters.iter().enumerate() {
+            let sep = if n == 0 { " " } else { ", " };
+            write!(f, "{sep}{} ({reason})", device.path)?;
+        }
+        f.write_str(", which no IOMMU confines")
     }
 }

@@ -1,19 +1,20 @@
 //! Validation of a parsed [`BoardConfig`]: checks that the partitions really are isolated from
-//! each other and from the hypervisor (memory, CPUs, devices, interrupts) and that each one is
-//! complete enough to boot.
+//! each other and from the hypervisor (memory, CPUs, devices, interrupts, DMA) and that each one
+//! is complete enough to boot.
 //!
-//! Checks run in a fixed order (the hypervisor node first, then each partition in config order,
-//! comparing it only with the partitions before it) and the first failure is returned, so the
-//! same config always yields the same error. Nothing here panics, even on a model that was not
+//! Checks run in a fixed order (the hypervisor node first, then each partition in config order)
+//! and the first failure is returned, so the same config always yields the same error. A claim
+//! two partitions make (a CPU, memory, a device, an interrupt) is reported at the second one; a
+//! partition's devices are also checked against every device it does not own and all RAM. Nothing here panics, even on a model that was not
 //! built by `parse` (indices are checked).
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 
 use crate::addr::{GuestRange, HostRange};
 use crate::error::{ConfigError, ErrorKind};
-use crate::guest_view::{gicr_size, GICD_SIZE, PAGE_SIZE, VUART_SIZE};
-use crate::model::{BoardConfig, Device, Partition};
+use crate::guest_view::{gicr_size, GICD_SIZE, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
+use crate::model::{BoardConfig, Device, Partition, PassthroughDevice};
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -44,6 +45,9 @@ fn validate_hypervisor(c: &BoardConfig) -> Result {
     }
     if !in_ram(c, &m) {
         return err(ErrorKind::HypervisorMemoryOutsideRam { range: m });
+    }
+    if let Some(kind) = reserved_overlap(c, "hypervisor memory", &m) {
+        return err(kind);
     }
     if let Some(console) = c
         .hypervisor
@@ -89,6 +93,28 @@ fn in_ram(c: &BoardConfig, r: &HostRange) -> bool {
     c.platform.ram.iter().any(|ram| ram.contains_range(r))
 }
 
+/// The first range the platform reserves that `range` (`what`) overlaps, as an error.
+fn reserved_overlap(c: &BoardConfig, what: &'static str, range: &HostRange) -> Option<ErrorKind> {
+    c.platform
+        .reserved
+        .iter()
+        .find(|r| r.range.size > 0 && r.range.overlaps(range))
+        .map(|r| ErrorKind::MemoryOverlapsReserved {
+            what,
+            range: *range,
+            reserved: r.range,
+            origin: r.origin.clone(),
+        })
+}
+
+/// Whether `range` lies beyond what stage 2 translates, as an error about `what`.
+fn beyond_ipa_limit(what: impl FnOnce() -> String, range: GuestRange) -> Option<ErrorKind> {
+    (range.end().raw() > IPA_LIMIT).then(|| ErrorKind::BeyondIpaLimit {
+        what: what(),
+        range,
+    })
+}
+
 /// The range rounded out to whole pages: what mapping it exposes.
 fn pages(r: &HostRange) -> HostRange {
     r.pages(PAGE_SIZE)
@@ -118,6 +144,11 @@ impl Check<'_> {
         self.c.platform.devices.get(index)
     }
 
+    /// The partition's devices that exist (mapped or trapped).
+    fn owned(&self) -> impl Iterator<Item = &Device> + '_ {
+        self.p.device_indices().filter_map(|d| self.device(d))
+    }
+
     fn run(&self) -> Result {
         let p = self.p;
         if self.earlier.iter().any(|q| q.name == p.name) {
@@ -135,8 +166,8 @@ impl Check<'_> {
     }
 
     /// Guest-physical memory must leave room for what else the partition sees at fixed
-    /// addresses (the virtual GIC, passthrough devices, mapped 1:1), and DMA-capable
-    /// passthrough devices, which DMA to host-physical addresses, need memory mapped 1:1.
+    /// addresses (the virtual GIC, its devices, at their host addresses), and bus masters need
+    /// a `dma-trusted` partition with memory mapped 1:1 ([`Self::dma`]).
     fn guest_layout(&self) -> Result {
         let p = self.p;
         let gic = &self.c.platform.gic;
@@ -147,7 +178,16 @@ impl Check<'_> {
                     .first()
                     .map(|r| GuestRange::new(r.base.identity(), gicr_size(p.cpus.len()))),
             );
-        for window in gic_windows {
+        for (what, window) in [
+            "the virtual GIC distributor",
+            "the virtual GIC redistributors",
+        ]
+        .into_iter()
+        .zip(gic_windows)
+        {
+            if let Some(kind) = beyond_ipa_limit(|| what.to_string(), window) {
+                return self.fail(kind);
+            }
             if let Some(m) = p.memory.iter().find(|m| m.guest().overlaps(&window)) {
                 return self.fail(ErrorKind::MemoryOverlapsGic {
                     region: m.guest(),
@@ -155,7 +195,8 @@ impl Check<'_> {
                 });
             }
         }
-        for dev in p.devices.iter().filter_map(|&d| self.device(d)) {
+        // Trapped devices too: an access to a page that is mapped as memory never traps.
+        for dev in self.owned() {
             for m in &p.memory {
                 if dev
                     .regs
@@ -168,11 +209,26 @@ impl Check<'_> {
                     });
                 }
             }
-            if let Some(m) = p
-                .memory
-                .iter()
-                .find(|m| dev.dma && m.pa.identity() != m.ipa)
-            {
+        }
+        self.dma()
+    }
+
+    /// A bus master reaches all memory: the partition must say it accepts that (`dma-trusted`),
+    /// and since it programs the device with guest-physical addresses, which the device takes
+    /// for host-physical ones, its memory must be mapped 1:1 for DMA to land where it means.
+    fn dma(&self) -> Result {
+        let p = self.p;
+        for dev in self.owned() {
+            let Some(reason) = dev.dma.reason() else {
+                continue;
+            };
+            if !p.dma_trusted {
+                return self.fail(ErrorKind::DmaMasterNotTrusted {
+                    device: dev.path.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            if let Some(m) = p.memory.iter().find(|m| m.pa.identity() != m.ipa) {
                 return self.fail(ErrorKind::PassthroughNeedsIdentityMemory {
                     region: m.guest(),
                     pa: m.pa,
@@ -233,7 +289,9 @@ impl Check<'_> {
                     "memory size",
                 )
             });
-            if let Some(kind) = problem {
+            if let Some(kind) =
+                problem.or_else(|| beyond_ipa_limit(|| "memory".to_string(), region.guest()))
+            {
                 return self.fail(kind);
             }
             let host = region.host();
@@ -245,6 +303,9 @@ impl Check<'_> {
                     range: host,
                     hypervisor: hv,
                 });
+            }
+            if let Some(kind) = reserved_overlap(self.c, "memory", &host) {
+                return self.fail(kind);
             }
             for other in p.memory.get(..k).unwrap_or_default() {
                 if host.overlaps(&other.host()) {
@@ -284,11 +345,13 @@ impl Check<'_> {
             })
     }
 
+    /// Each device the partition owns, mapped or trapped: a real device, nobody else's, with
+    /// sound register windows clear of RAM, interrupts of its own, and registers the partition
+    /// can reach without reaching another device's.
     fn devices(&self) -> Result {
         let p = self.p;
-        let console_index = self.c.hypervisor.console;
-        let console = console_index.and_then(|i| self.device(i));
-        for (k, &d) in p.devices.iter().enumerate() {
+        for (k, pd) in p.devices.iter().enumerate() {
+            let d = pd.device;
             let Some(dev) = self.device(d) else {
                 return self.fail(ErrorKind::IndexOutOfRange {
                     what: "device",
@@ -296,7 +359,12 @@ impl Check<'_> {
                 });
             };
             let device = || dev.path.clone();
-            if p.devices.get(..k).unwrap_or_default().contains(&d) {
+            if p.devices
+                .get(..k)
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.device == d)
+            {
                 return self.fail(ErrorKind::DuplicateDevice { device: device() });
             }
             if dev.path.starts_with("/cpus/") {
@@ -305,57 +373,158 @@ impl Check<'_> {
             if self.is_interrupt_controller(dev) {
                 return self.fail(ErrorKind::DeviceIsInterruptController { device: device() });
             }
-            if Some(d) == console_index {
+            if Some(d) == self.c.hypervisor.console {
                 return self.fail(ErrorKind::DeviceIsConsole { device: device() });
             }
-            if let Some(q) = self.earlier.iter().find(|q| q.devices.contains(&d)) {
+            if let Some(q) = self.earlier.iter().find(|q| q.owns_device(d)) {
                 return self.fail(ErrorKind::DeviceInTwoPartitions {
                     device: device(),
                     partition: q.name.clone(),
                 });
             }
-            for irq in &dev.irqs {
-                let Some(id) = intid(irq) else { continue };
-                for q in self.earlier {
-                    let shared = q
-                        .devices
-                        .iter()
-                        .filter_map(|&i| self.device(i))
-                        .any(|o| o.irqs.iter().any(|oi| intid(oi) == Some(id)));
-                    if shared {
-                        return self.fail(ErrorKind::InterruptInTwoPartitions {
-                            intid: id,
-                            device: device(),
-                            partition: q.name.clone(),
-                        });
-                    }
-                }
-            }
-            // A passthrough device is mapped by whole pages: it must not expose a page of
-            // the console or of another partition's device.
-            let shares = |o: &Device| {
-                dev.regs
-                    .iter()
-                    .any(|r| o.regs.iter().any(|or| pages(r).overlaps(&pages(or))))
-            };
-            if let Some(con) = console.filter(|con| shares(con)) {
-                return self.fail(ErrorKind::DevicePageShared {
+            self.registers(pd, dev)?;
+            self.interrupts(dev)?;
+            self.neighbours(pd, dev)?;
+        }
+        Ok(())
+    }
+
+    /// A device's register windows: not empty, not wrapping, made of 32-bit words if trapped,
+    /// inside what stage 2 translates (they appear at their host addresses) and clear of RAM,
+    /// as the partition reaches them (whole pages if mapped, the windows if trapped).
+    fn registers(&self, pd: &PassthroughDevice, dev: &Device) -> Result {
+        let device = || dev.path.clone();
+        if dev.regs.is_empty() {
+            return self.fail(ErrorKind::DeviceWithoutRegisters { device: device() });
+        }
+        for r in &dev.regs {
+            if r.size == 0 {
+                return self.fail(ErrorKind::DeviceRegionZeroSize {
                     device: device(),
-                    other: format!("the hypervisor console {}", con.path),
+                    base: r.base,
+                });
+            }
+            if r.base.checked_add(r.size).is_none() {
+                return self.fail(ErrorKind::DeviceRegionOverflow {
+                    device: device(),
+                    base: r.base,
+                    size: r.size,
+                });
+            }
+            let whole_words = r.base.is_aligned(4) && r.size.is_multiple_of(4);
+            if !pd.is_mapped() && !whole_words {
+                return self.fail(ErrorKind::TrappedDeviceMisaligned {
+                    device: device(),
+                    range: *r,
+                });
+            }
+            let reach = if pd.is_mapped() { pages(r) } else { *r };
+            let what = || format!("device {} registers", dev.path);
+            if let Some(kind) = beyond_ipa_limit(what, reach.identity()) {
+                return self.fail(kind);
+            }
+            if let Some(memory) = self.ram_under(&reach) {
+                return self.fail(ErrorKind::DeviceOverlapsMemory {
+                    device: device(),
+                    range: reach,
+                    memory,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What RAM `range` overlaps, described: the hypervisor's memory, a partition's memory or
+    /// other RAM.
+    fn ram_under(&self, range: &HostRange) -> Option<String> {
+        let hv = self.c.hypervisor.memory;
+        if range.overlaps(&hv) {
+            return Some(format!("the hypervisor's memory {hv}"));
+        }
+        for q in &self.c.partitions {
+            if let Some(m) = q.memory.iter().find(|m| range.overlaps(&m.host())) {
+                return Some(format!("memory {} of partition {}", m.host(), q.name));
+            }
+        }
+        let ram = self.c.platform.ram.iter().find(|ram| range.overlaps(ram))?;
+        Some(format!("RAM {ram}"))
+    }
+
+    /// A device's interrupts: not the console's, not another partition's device's.
+    fn interrupts(&self, dev: &Device) -> Result {
+        let console = self.c.hypervisor.console.and_then(|i| self.device(i));
+        for irq in &dev.irqs {
+            let Some(id) = intid(irq) else { continue };
+            if console.is_some_and(|con| con.irqs.iter().any(|ci| intid(ci) == Some(id))) {
+                return self.fail(ErrorKind::InterruptOfConsole {
+                    intid: id,
+                    device: dev.path.clone(),
                 });
             }
             for q in self.earlier {
-                for o in q.devices.iter().filter_map(|&i| self.device(i)) {
-                    if shares(o) {
-                        return self.fail(ErrorKind::DevicePageShared {
-                            device: device(),
-                            other: format!("device {} of partition {}", o.path, q.name),
-                        });
-                    }
+                let shared = q
+                    .device_indices()
+                    .filter_map(|i| self.device(i))
+                    .any(|o| o.irqs.iter().any(|oi| intid(oi) == Some(id)));
+                if shared {
+                    return self.fail(ErrorKind::InterruptInTwoPartitions {
+                        intid: id,
+                        device: dev.path.clone(),
+                        partition: q.name.clone(),
+                    });
                 }
             }
         }
         Ok(())
+    }
+
+    /// What the partition reaches of other devices through this one: no register of a device it
+    /// does not own, and, if the device is mapped, no page of one either (a trapped device is
+    /// range-checked, so it may share pages).
+    fn neighbours(&self, pd: &PassthroughDevice, dev: &Device) -> Result {
+        let others = || {
+            self.c
+                .platform
+                .devices
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != pd.device && !self.p.owns_device(i))
+        };
+        // Empty windows hold no register: they touch nothing.
+        let touches = |o: &Device, grow: fn(&HostRange) -> HostRange| {
+            dev.regs.iter().filter(|r| r.size > 0).any(|r| {
+                o.regs
+                    .iter()
+                    .filter(|or| or.size > 0)
+                    .any(|or| grow(r).overlaps(&grow(or)))
+            })
+        };
+        if let Some((i, o)) = others().find(|(_, o)| touches(o, |r| *r)) {
+            return self.fail(ErrorKind::DeviceOverlapsDevice {
+                device: dev.path.clone(),
+                other: self.whose(i, o),
+            });
+        }
+        if pd.is_mapped() {
+            if let Some((i, o)) = others().find(|(_, o)| touches(o, pages)) {
+                return self.fail(ErrorKind::DevicePageShared {
+                    device: dev.path.clone(),
+                    other: self.whose(i, o),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Platform device `index` (`o`), described with its owner, for messages.
+    fn whose(&self, index: usize, o: &Device) -> String {
+        if Some(index) == self.c.hypervisor.console {
+            return format!("the hypervisor console {}", o.path);
+        }
+        match self.c.partitions.iter().find(|q| q.owns_device(index)) {
+            Some(q) => format!("device {} of partition {}", o.path, q.name),
+            None => format!("device {} (given to no partition)", o.path),
+        }
     }
 
     fn virtual_uart(&self) -> Result {
@@ -376,13 +545,16 @@ impl Check<'_> {
             return self.fail(kind);
         }
         let uart = GuestRange::new(base, VUART_SIZE);
+        if let Some(kind) = beyond_ipa_limit(|| "virtual-uart".to_string(), uart) {
+            return self.fail(kind);
+        }
         if let Some(region) = p.memory.iter().find(|m| m.guest().overlaps(&uart)) {
             return self.fail(ErrorKind::VirtualUartOverlapsMemory {
                 uart,
                 region: region.guest(),
             });
         }
-        for dev in p.devices.iter().filter_map(|&d| self.device(d)) {
+        for dev in self.owned() {
             if dev.regs.iter().any(|r| pages(r).identity().overlaps(&uart)) {
                 let device: String = dev.path.clone();
                 return self.fail(ErrorKind::VirtualUartOverlapsDevice { uart, device });

@@ -1,6 +1,7 @@
-//! Compiles the board configs under `board-configs/` with `dtc` and loads them: the reference
-//! configs must load cleanly, and every file of `board-configs/test/invalid/` must be refused
-//! with an error containing the substring its first line announces (`// expect: <substring>`).
+//! Compiles the board configs under `board-configs/` with `dtc` and loads them: every board of
+//! `board-configs/` and `board-configs/test/` must load cleanly, and every file of
+//! `board-configs/test/invalid/` must be refused with an error containing the substring its
+//! first line announces (`// expect: <substring>`).
 //!
 //! `dtc` is a required build tool of the project, so a missing `dtc` fails these tests.
 
@@ -60,6 +61,63 @@ fn stage2_blocks_are_on_unless_the_board_says_no() {
     assert!(!linux.hypervisor.stage2_blocks);
 }
 
+/// The `.dts` files directly in `dir` (relative to the repository root), sorted.
+fn dts_files(dir: &str) -> Vec<PathBuf> {
+    let dir = repo_root().join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dts"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_board_config_loads() {
+    let boards: Vec<_> = [dts_files("board-configs"), dts_files("board-configs/test")].concat();
+    assert!(boards.len() >= 5, "expected the boards, found {boards:?}");
+    for file in boards {
+        let rel = file
+            .strip_prefix(repo_root())
+            .expect("under the repository");
+        if let Err(e) = bulkhead_config::load(&compile(rel)) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+}
+
+/// The default board keeps working under the device and DMA rules: Linux reaches virtio31 by
+/// trapping (its page holds virtio24..30), and says it can reach all memory.
+#[test]
+fn default_board_traps_virtio31_and_is_dma_trusted() {
+    let c = load("board-configs/qemu-virt-linux.dts").unwrap_or_else(|e| panic!("{e}"));
+    let linux = &c.partitions[0];
+    assert_eq!(linux.name, "linux");
+    let devices: Vec<_> = linux
+        .devices
+        .iter()
+        .map(|d| (c.platform.devices[d.device].path.as_str(), d.access))
+        .collect();
+    assert_eq!(
+        devices,
+        [(
+            "/virtio_mmio@a003e00",
+            bulkhead_config::DeviceAccess::Trapped
+        )]
+    );
+    assert!(linux.dma_trusted);
+    let exposure = c
+        .dma_exposure(bulkhead_config::PartitionId(0))
+        .expect("linux can reach all memory")
+        .to_string();
+    assert!(
+        exposure.starts_with("partition linux can reach all memory"),
+        "{exposure}"
+    );
+    assert_eq!(c.dma_exposure(bulkhead_config::PartitionId(1)), None);
+}
+
 #[test]
 fn trespass_config_loads() {
     let c = load("board-configs/test/qemu-virt-trespass.dts").unwrap_or_else(|e| panic!("{e}"));
@@ -71,15 +129,9 @@ fn trespass_config_loads() {
 
 #[test]
 fn invalid_corpus_is_refused() {
-    let dir = repo_root().join("board-configs/test/invalid");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "dts"))
-        .collect();
-    files.sort();
+    let files = dts_files("board-configs/test/invalid");
     assert!(
-        files.len() >= 8,
+        files.len() >= 20,
         "expected the invalid corpus, found {files:?}"
     );
     for file in files {

@@ -4,7 +4,8 @@
 mod common;
 
 use bulkhead_config::{
-    ErrorKind, GuestPhysAddr, HostPhysAddr, HostRange, Irq, IrqKind, LogLevel, MemoryRegion,
+    DeviceAccess, Dma, DmaReason, ErrorKind, GuestPhysAddr, HostPhysAddr, HostRange,
+    HypervisorChild, Irq, IrqKind, LogLevel, MemoryRegion, PartitionId, PassthroughDevice,
     PsciConduit,
 };
 
@@ -101,7 +102,9 @@ fn valid_config_parses_every_field() {
             },
         ]
     );
-    let devs: Vec<_> = a.devices.iter().map(|&i| &p.devices[i]).collect();
+    assert!(a.devices.iter().all(|d| d.access == DeviceAccess::Mapped));
+    assert!(!a.dma_trusted);
+    let devs: Vec<_> = a.device_indices().map(|i| &p.devices[i]).collect();
     assert_eq!(devs[0].path, "/dev@a000000");
     assert_eq!(devs[0].phandle, Some(dev(0)));
     assert_eq!(devs[0].compatible, ["test,dev"]);
@@ -146,12 +149,214 @@ fn defaults() {
     assert_eq!(a.entry, a.load_address, "entry defaults to load-address");
 }
 
+/// A child of `/hypervisor` of no known kind is refused by name: a typo in a partition's
+/// `compatible` used to drop the partition silently.
 #[test]
-fn nodes_without_partition_compatible_are_ignored() {
+fn unknown_hypervisor_children_are_refused() {
     let mut b = Board::default();
-    b.part("b").compatible = Some("something,else");
+    b.part("b").compatible = Some("bulkhead,partiton");
+    let e = assert_err!(
+        b.parse(),
+        "/hypervisor/b",
+        ErrorKind::UnknownHypervisorChild { .. }
+    );
+    assert_eq!(
+        e.to_string(),
+        "node /hypervisor/b: unknown kind of /hypervisor child: its compatible \
+         \"bulkhead,partiton\" is none of \"bulkhead,partition\""
+    );
+    b.part("b").compatible = None;
+    let e = assert_err!(
+        b.parse(),
+        "/hypervisor/b",
+        ErrorKind::UnknownHypervisorChild { .. }
+    );
+    assert!(e.to_string().contains("it has no `compatible`"), "{e}");
+    assert_eq!(
+        HypervisorChild::of(&["x".into(), "bulkhead,partition".into()]),
+        Some(HypervisorChild::Partition)
+    );
+}
+
+#[test]
+fn trapped_devices_and_dma_trust() {
+    let mut b = Board::default();
+    b.devs[1].compatible = "virtio,mmio";
+    let a = b.part("a");
+    a.devices = Some(vec![dev(0)]);
+    a.trapped_devices = Some(vec![dev(2), dev(1)]);
+    a.dma_trusted = Some(vec![]);
+    a.memory = Some(region(0x4800_0000, 16 * MIB, 0x4800_0000));
+    a.load_address = Some(c2(0x4800_0000).to_vec());
     let c = b.load().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.partitions.len(), 1);
+    let a = &c.partitions[0];
+    let path = |d: &PassthroughDevice| c.platform.devices[d.device].path.as_str();
+    let listed: Vec<_> = a.devices.iter().map(|d| (path(d), d.access)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("/dev@a000000", DeviceAccess::Mapped),
+            ("/dev@a002000", DeviceAccess::Trapped),
+            ("/dev@a001000", DeviceAccess::Trapped),
+        ]
+    );
+    assert!(a.dma_trusted && !c.partitions[1].dma_trusted);
+    // Trapped devices' interrupts are the partition's too.
+    assert_eq!(c.partition_spis(PartitionId(0)), [33, 48, 49, 50]);
+
+    b.part("a").dma_trusted = Some(vec![1]);
+    assert_err!(
+        b.parse(),
+        "/hypervisor/a",
+        ErrorKind::BadPropertyLength {
+            property: "dma-trusted",
+            len: 4,
+            ..
+        }
+    );
+    b.part("a").dma_trusted = None;
+    b.part("a").trapped_devices = Some(vec![CHOSEN]);
+    assert_err!(
+        b.parse(),
+        "/hypervisor/a",
+        ErrorKind::NotADevice {
+            property: "trapped-devices",
+            ..
+        }
+    );
+    b.part("a").trapped_devices = Some(vec![ODD]);
+    assert_err!(
+        b.parse(),
+        "/hypervisor/a",
+        ErrorKind::UndecodableInterrupts { .. }
+    );
+}
+
+/// Whether each device masters the bus, and why: its properties, a known kind, or the board's
+/// word (`dma-masters`, `not-dma-masters` on `/hypervisor`).
+#[test]
+fn dma_capability_has_a_reason() {
+    let mut b = Board::default();
+    b.devs[0].dma = true;
+    b.devs[1].compatible = "virtio,mmio";
+    b.dma_masters = Some(vec![dev(2)]);
+    b.not_dma_masters = Some(vec![dev(3)]);
+    b.devs[3].dma = true;
+    let c = b.parse().unwrap_or_else(|e| panic!("{e}"));
+    let dma = |path: &str| {
+        c.platform
+            .devices
+            .iter()
+            .find(|d| d.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .dma
+            .clone()
+    };
+    assert_eq!(dma("/dev@a000000"), Dma::Master(DmaReason::Coherent));
+    assert_eq!(
+        dma("/dev@a001000"),
+        Dma::Master(DmaReason::KnownKind {
+            kind: "a virtio-mmio transport",
+            evidence: "compatible \"virtio,mmio\"".into()
+        })
+    );
+    assert_eq!(dma("/dev@a002000"), Dma::Master(DmaReason::Board));
+    assert_eq!(dma("/dev@a003000"), Dma::RuledOutByBoard);
+    assert_eq!(dma("/pl011@9000000"), Dma::None);
+    assert_eq!(
+        DmaReason::KnownKind {
+            kind: "a virtio-mmio transport",
+            evidence: "compatible \"virtio,mmio\"".into()
+        }
+        .to_string(),
+        "it is a virtio-mmio transport (compatible \"virtio,mmio\")"
+    );
+
+    b.not_dma_masters = Some(vec![dev(3), dev(2)]);
+    let e = assert_err!(
+        b.parse(),
+        "/hypervisor",
+        ErrorKind::DmaOverrideConflict { .. }
+    );
+    assert!(
+        e.to_string()
+            .contains("device /dev@a002000 is listed in both"),
+        "{e}"
+    );
+    b.not_dma_masters = Some(vec![CHOSEN]);
+    assert_err!(
+        b.parse(),
+        "/hypervisor",
+        ErrorKind::NotADevice {
+            property: "not-dma-masters",
+            ..
+        }
+    );
+}
+
+/// `/memreserve/` entries and `/reserved-memory` children with `reg` are reserved memory.
+#[test]
+fn reserved_memory() {
+    let b = Board {
+        memreserve: vec![(0x7000_0000, 0x1000)],
+        reserved_memory: vec![(0x7e00_0000, 2 * MIB)],
+        ..Board::default()
+    };
+    let c = b.load().unwrap_or_else(|e| panic!("{e}"));
+    let reserved: Vec<_> = c
+        .platform
+        .reserved
+        .iter()
+        .map(|r| (r.range, r.origin.as_str()))
+        .collect();
+    assert_eq!(
+        reserved,
+        [
+            (host(0x7000_0000, 0x1000), "/memreserve/"),
+            (
+                host(0x7e00_0000, 2 * MIB),
+                "/reserved-memory/carveout@7e000000"
+            ),
+        ]
+    );
+    // Not devices, for all their `reg`.
+    assert!(!c
+        .platform
+        .devices
+        .iter()
+        .any(|d| d.path.starts_with("/reserved-memory")));
+}
+
+/// A reservation the parser cannot decode is refused, not skipped.
+#[test]
+fn undecodable_reserved_memory_is_refused() {
+    let b = Board {
+        reserved_memory: vec![(0x7e00_0000, 2 * MIB)],
+        reserved_memory_address_cells: 3,
+        ..Board::default()
+    };
+    assert_err!(
+        b.parse(),
+        "/reserved-memory",
+        ErrorKind::UnsupportedCells {
+            property: "#address-cells",
+            value: 3
+        }
+    );
+}
+
+/// A memory reservation block that runs off the blob is refused, not read past.
+#[test]
+fn memory_reservation_block_must_end_inside_the_blob() {
+    let mut dtb = Board::default().dtb();
+    let total = u32::from_be_bytes(dtb[4..8].try_into().unwrap());
+    // off_mem_rsvmap: 8 bytes before the end, so no whole 16-byte entry fits.
+    dtb[16..20].copy_from_slice(&(total - 8).to_be_bytes());
+    assert_err!(
+        bulkhead_config::parse::parse(&dtb),
+        "/",
+        ErrorKind::InvalidBlob(_)
+    );
 }
 
 #[test]
@@ -362,7 +567,11 @@ fn not_a_device_tree() {
 /// The hypervisor parses untrusted-ish bytes at boot: no input may panic.
 #[test]
 fn malformed_blobs_never_panic() {
-    let mut board = Board::default();
+    let mut board = Board {
+        memreserve: vec![(0x7000_0000, 0x1000)],
+        reserved_memory: vec![(0x7e00_0000, 0x1000)],
+        ..Board::default()
+    };
     board.part("a").devices = Some(vec![dev(0), NESTED]);
     let dtb = board.dtb();
     for len in 0..dtb.len() {

@@ -145,9 +145,10 @@ impl Partition {
                 .map_ram(region.ipa, region.pa, region.size)
                 .map_err(SetupError::Map)?;
         }
-        // Passthrough devices appear where they are, by whole pages.
-        for &d in &p.devices {
-            for reg in &config.platform.devices[d].regs {
+        // Passthrough devices appear where they are, by whole pages. Trapped devices share
+        // their page with devices the partition does not own: they are not mapped.
+        for d in p.devices.iter().filter(|d| d.is_mapped()) {
+            for reg in &config.platform.devices[d.device].regs {
                 let pages = reg.pages(PAGE_SIZE);
                 stage2
                     .map_device(pages.base.identity(), pages.base, pages.size)

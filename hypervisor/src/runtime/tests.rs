@@ -42,7 +42,7 @@ fn device(path: &str, base: u64, size: u64, spi: u32) -> Device {
             number: spi - 32,
             flags: 4,
         }],
-        dma: false,
+        dma: Dma::None,
     }
 }
 
@@ -56,7 +56,8 @@ fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>)
             size: 16 * MIB,
             pa: HostPhysAddr(pa),
         }],
-        devices,
+        devices: devices.into_iter().map(PassthroughDevice::mapped).collect(),
+        dma_trusted: false,
         virtual_uart: Some(GuestPhysAddr(VUART)),
         image: "test".to_string(),
         load_address: GuestPhysAddr(ipa),
@@ -86,6 +87,7 @@ fn config() -> BoardConfig {
                 device("/pl011@9000000", VUART, 0x1000, UART_SPI),
                 device("/virtio@a000000", 0x0a00_0000, 0x200, PASSTHROUGH_SPI),
             ],
+            reserved: vec![],
             timer_irqs: vec![],
         },
         hypervisor: HypervisorConfig {

@@ -276,7 +276,7 @@ impl<H: Hw> System<H> {
     /// the platform describes it, routed to the core of vCPU 0.
     pub(super) fn reset_passthrough(&self, p: &Partition) {
         let Some(boot) = p.vcpus.first() else { return };
-        for &d in &p.config.devices {
+        for d in p.config.device_indices() {
             let Some(device) = self.config.platform.devices.get(d) else {
                 continue;
             };

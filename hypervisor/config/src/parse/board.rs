@@ -1,15 +1,17 @@
-//! The board parser: reads the platform (RAM, CPUs, GIC, PSCI, timer, devices) and the
-//! `/hypervisor` node with its partitions out of the [`Tree`] index into a [`BoardConfig`].
+//! The board parser: reads the platform (RAM, reserved memory, CPUs, GIC, PSCI, timer, devices
+//! and whether each can master the bus) and the `/hypervisor` node with its partitions out of
+//! the [`Tree`] index into a [`BoardConfig`].
 
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::addr::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId};
+use crate::dma::{self, NodeFacts};
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::{
-    BoardConfig, Cpu, Device, Gic, HypervisorConfig, LogLevel, MemoryRegion, Partition, Platform,
-    PsciConduit,
+    BoardConfig, Cpu, Device, Dma, DmaReason, Gic, HypervisorChild, HypervisorConfig, LogLevel,
+    MemoryRegion, Partition, PassthroughDevice, Platform, PsciConduit, ReservedMemory,
 };
 
 use super::tree::{combine, Tree};
@@ -40,7 +42,8 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         })
     }
 
-    pub(super) fn run(mut self) -> Result<BoardConfig> {
+    /// Builds the model; `reservations` are the blob's `/memreserve/` entries.
+    pub(super) fn run(mut self, reservations: &[(u64, u64)]) -> Result<BoardConfig> {
         let t = self.tree;
         let (root_ac, root_sc) = (t.address_cells(0)?, t.size_cells(0)?);
         if root_ac == 0 || root_ac > 2 {
@@ -72,6 +75,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             ));
         }
 
+        let reserved_memory = self.parse_reserved(reservations)?;
         let cpus_node = self.parse_cpus()?;
 
         // The GICv3.
@@ -129,13 +133,23 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
                 *slot = Some(self.devices.len());
             }
             self.undecodable.push(undecodable);
+            let compatible = t.compatible(i)?;
+            let device_type = t.string(i, "device_type")?;
+            let dma = dma::classify(&NodeFacts {
+                compatible: &compatible,
+                name: t.base_name(i),
+                dma_coherent: t.prop(i, "dma-coherent").is_some(),
+                iommus: t.prop(i, "iommus").is_some(),
+                dma_cells: t.prop(i, "#dma-cells").is_some(),
+                device_type: device_type.as_deref(),
+            });
             self.devices.push(Device {
                 path: t.path(i).to_string(),
                 phandle: self.phandle_of(i),
-                compatible: t.compatible(i)?,
+                compatible,
                 regs,
                 irqs,
-                dma: t.prop(i, "dma-coherent").is_some() || t.prop(i, "iommus").is_some(),
+                dma,
             });
         }
 
@@ -143,11 +157,20 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             ConfigError::new("/hypervisor", ErrorKind::MissingNode("/hypervisor"))
         })?;
         let hypervisor = self.parse_hypervisor(hv_node)?;
+        self.apply_dma_overrides(hv_node)?;
 
         let mut partitions = Vec::new();
         for c in t.children(hv_node) {
-            if t.is_compatible(c, "bulkhead,partition")? {
-                partitions.push(self.parse_partition(c)?);
+            match HypervisorChild::of(&t.compatible(c)?) {
+                Some(HypervisorChild::Partition) => partitions.push(self.parse_partition(c)?),
+                None => {
+                    return Err(t.err(
+                        c,
+                        ErrorKind::UnknownHypervisorChild {
+                            compatible: t.compatible(c)?,
+                        },
+                    ))
+                }
             }
         }
 
@@ -158,6 +181,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
                 gic,
                 psci,
                 devices: self.devices,
+                reserved: reserved_memory,
                 timer_irqs,
             },
             hypervisor,
@@ -171,6 +195,104 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             .iter()
             .find(|&&(_, n)| n == i)
             .map(|&(p, _)| p)
+    }
+
+    /// The platform's reserved memory: the `/memreserve/` entries, then every child of
+    /// `/reserved-memory` that has a `reg` (with or without `no-map`: either way the memory is
+    /// not free for partitions). Children without `reg` (`size` with `alloc-ranges`) are
+    /// allocated by the operating system that boots on the platform, so none exists here.
+    fn parse_reserved(&self, reservations: &[(u64, u64)]) -> Result<Vec<ReservedMemory>> {
+        let t = self.tree;
+        let mut reserved: Vec<ReservedMemory> = reservations
+            .iter()
+            .map(|&(base, size)| ReservedMemory {
+                range: HostRange::new(HostPhysAddr(base), size),
+                origin: "/memreserve/".to_string(),
+            })
+            .collect();
+        let Some(node) = t.child(0, "reserved-memory") else {
+            return Ok(reserved);
+        };
+        for c in t.children(node) {
+            if t.prop(c, "reg").is_none() {
+                continue;
+            }
+            // `reg` is there: `None` means cell counts this parser cannot decode, and a
+            // reservation must not be skipped for that.
+            let Some(regs) = t.raw_reg(c)? else {
+                let ac = t.address_cells(node)?;
+                return Err(t.err(
+                    node,
+                    if ac == 0 || ac > 2 {
+                        unsupported("#address-cells", ac)
+                    } else {
+                        unsupported("#size-cells", t.size_cells(node)?)
+                    },
+                ));
+            };
+            reserved.extend(regs.into_iter().map(|(base, size)| ReservedMemory {
+                range: HostRange::new(HostPhysAddr(base), size),
+                origin: t.path(c).to_string(),
+            }));
+        }
+        Ok(reserved)
+    }
+
+    /// Applies `/hypervisor` `dma-masters` and `not-dma-masters` to the devices they list.
+    fn apply_dma_overrides(&mut self, h: usize) -> Result<()> {
+        let t = self.tree;
+        let masters = self.device_list(h, "dma-masters")?;
+        let not_masters = self.device_list(h, "not-dma-masters")?;
+        for &d in &masters {
+            if not_masters.contains(&d) {
+                let device = self.device_path(d);
+                return Err(t.err(h, ErrorKind::DmaOverrideConflict { device }));
+            }
+        }
+        for (list, dma) in [
+            (masters, Dma::Master(DmaReason::Board)),
+            (not_masters, Dma::RuledOutByBoard),
+        ] {
+            for d in list {
+                if let Some(device) = self.devices.get_mut(d) {
+                    device.dma = dma.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The devices a phandle-list property of node `at` names (none if it is absent).
+    fn device_list(&self, at: usize, property: &'static str) -> Result<Vec<usize>> {
+        self.tree
+            .cells(at, property)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ph| self.device(at, property, ph))
+            .collect()
+    }
+
+    fn device_path(&self, d: usize) -> String {
+        self.devices
+            .get(d)
+            .map_or_else(String::new, |d| d.path.clone())
+    }
+
+    /// A boolean property: present (empty) or absent. A value is refused, so that
+    /// `dma-trusted = "no"` cannot be read as yes.
+    fn flag(&self, at: usize, property: &'static str) -> Result<bool> {
+        match self.tree.prop(at, property) {
+            None => Ok(false),
+            Some([]) => Ok(true),
+            Some(value) => Err(self.tree.err(
+                at,
+                ErrorKind::BadPropertyLength {
+                    property,
+                    len: value.len(),
+                    expected: "0 bytes (a boolean property: present or absent)",
+                },
+            )),
+        }
     }
 
     /// Parses `/cpus/cpu@*`; returns the `/cpus` node index.
@@ -392,16 +514,20 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             .collect();
 
         let mut devices = Vec::new();
-        for ph in t.cells(p, "devices")?.unwrap_or_default() {
-            let d = self.device(p, "devices", ph)?;
-            if self.undecodable.get(d).copied().unwrap_or(false) {
-                let device = self
-                    .devices
-                    .get(d)
-                    .map_or_else(String::new, |d| d.path.clone());
-                return Err(t.err(p, ErrorKind::UndecodableInterrupts { device }));
+        for (property, access) in [
+            (
+                "devices",
+                PassthroughDevice::mapped as fn(usize) -> PassthroughDevice,
+            ),
+            ("trapped-devices", PassthroughDevice::trapped),
+        ] {
+            for d in self.device_list(p, property)? {
+                if self.undecodable.get(d).copied().unwrap_or(false) {
+                    let device = self.device_path(d);
+                    return Err(t.err(p, ErrorKind::UndecodableInterrupts { device }));
+                }
+                devices.push(access(d));
             }
-            devices.push(d);
         }
 
         let virtual_uart = t.u64_prop(p, "virtual-uart")?.map(GuestPhysAddr);
@@ -418,6 +544,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             cpus,
             memory,
             devices,
+            dma_trusted: self.flag(p, "dma-trusted")?,
             virtual_uart,
             image,
             load_address,

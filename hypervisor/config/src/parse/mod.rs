@@ -9,8 +9,8 @@
 //!    [`check_structure`] first walks the whole blob and refuses anything `fdt` could trip over;
 //! 2. [`tree`]: only then is `fdt` used, to index the nodes (paths, parents, phandles) and to
 //!    decode properties with checked accessors;
-//! 3. [`board`]: the board parser reads the platform (RAM, CPUs, GIC, PSCI, devices) and the
-//!    `/hypervisor` node out of that index into the model.
+//! 3. [`board`]: the board parser reads the platform (RAM, reserved memory, CPUs, GIC, PSCI,
+//!    devices) and the `/hypervisor` node out of that index into the model.
 
 mod board;
 mod structure;
@@ -28,5 +28,6 @@ pub fn parse(dtb: &[u8]) -> Result<BoardConfig> {
     check_structure(dtb)?;
     let fdt = fdt::Fdt::new(dtb).map_err(|_| structure::blob_error("bad header"))?;
     let tree = tree::Tree::build(&fdt)?;
-    board::Parser::new(&tree)?.run()
+    let reservations = structure::memory_reservations(dtb)?;
+    board::Parser::new(&tree)?.run(&reservations)
 }

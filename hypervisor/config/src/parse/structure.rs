@@ -1,6 +1,9 @@
 //! The structure check: walks a flattened device tree's header, structure block and strings
 //! block and refuses anything that is not a well-formed version-17 FDT the `fdt` crate can walk
-//! without panicking.
+//! without panicking. Also reads the memory reservation block (`/memreserve/` entries), with
+//! checked reads: `fdt` would index past the blob on a bad offset.
+
+use alloc::vec::Vec;
 
 use crate::error::{ConfigError, ErrorKind};
 
@@ -22,6 +25,12 @@ pub(super) fn blob_error(why: &'static str) -> ConfigError {
 pub(super) fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
     let b: [u8; 4] = bytes.get(offset..offset.checked_add(4)?)?.try_into().ok()?;
     Some(u32::from_be_bytes(b))
+}
+
+fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
+    let hi = be32(bytes, offset)?;
+    let lo = be32(bytes, offset.checked_add(4)?)?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
 }
 
 fn align4(n: usize) -> Option<usize> {
@@ -147,5 +156,30 @@ pub fn check_structure(dtb: &[u8]) -> Result<()> {
             }
             _ => return Err(blob_error("unknown structure token")),
         }
+    }
+}
+
+/// The entries of the memory reservation block (`/memreserve/` in a source file) as (address,
+/// size) pairs, in blob order. The block must lie inside the blob and end with its (0, 0)
+/// terminator.
+pub(super) fn memory_reservations(dtb: &[u8]) -> Result<Vec<(u64, u64)>> {
+    let total = be32(dtb, 4).ok_or_else(|| blob_error("truncated header"))? as usize;
+    let blob = dtb
+        .get(..total)
+        .ok_or_else(|| blob_error("truncated header"))?;
+    let mut pos = be32(blob, 16).ok_or_else(|| blob_error("truncated header"))? as usize;
+    let mut entries = Vec::new();
+    loop {
+        let (Some(address), Some(size)) = (be64(blob, pos), be64(blob, pos.saturating_add(8)))
+        else {
+            return Err(blob_error(
+                "memory reservation block runs past the blob (no terminating entry)",
+            ));
+        };
+        if address == 0 && size == 0 {
+            return Ok(entries);
+        }
+        entries.push((address, size));
+        pos = pos.saturating_add(16);
     }
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use bulkhead_config::{BoardConfig, ConfigError};
-use vm_fdt::FdtWriter;
+use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 pub const GIC: u32 = 0x1;
 pub const UART: u32 = 0x2;
@@ -42,6 +42,8 @@ pub struct Dev {
     pub interrupts: Vec<u32>,
     /// Emit `dma-coherent` (a DMA-capable device).
     pub dma: bool,
+    /// Its `compatible` (default `test,dev`, which is no bus master).
+    pub compatible: &'static str,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,9 @@ pub struct Part {
     pub cpus: Option<Vec<u32>>,
     pub memory: Option<Vec<u32>>,
     pub devices: Option<Vec<u32>>,
+    pub trapped_devices: Option<Vec<u32>>,
+    /// `dma-trusted` with these cells (`Some(vec![])`: the usual empty property).
+    pub dma_trusted: Option<Vec<u32>>,
     pub virtual_uart: Option<Vec<u32>>,
     pub image: Option<String>,
     pub load_address: Option<Vec<u32>>,
@@ -68,6 +73,8 @@ impl Part {
             cpus: Some(vec![cpu]),
             memory: Some(region(0x4000_0000, 16 * MIB, pa)),
             devices: None,
+            trapped_devices: None,
+            dma_trusted: None,
             virtual_uart: Some(c2(0x0900_0000).to_vec()),
             image: Some("hello".into()),
             load_address: None,
@@ -87,6 +94,14 @@ pub struct Board {
     pub hv_memory: Option<Vec<u32>>,
     pub console: Option<Vec<u32>>,
     pub log_level: Option<&'static str>,
+    pub dma_masters: Option<Vec<u32>>,
+    pub not_dma_masters: Option<Vec<u32>>,
+    /// `/memreserve/` entries: (address, size).
+    pub memreserve: Vec<(u64, u64)>,
+    /// Children of `/reserved-memory` with `reg`: (address, size).
+    pub reserved_memory: Vec<(u64, u64)>,
+    /// `/reserved-memory` `#address-cells` (its children's `reg` is written with 2).
+    pub reserved_memory_address_cells: u32,
     pub parts: Vec<Part>,
 }
 
@@ -100,6 +115,7 @@ impl Default for Board {
                     size: 0x1000,
                     interrupts: vec![0, 16 + n, 1],
                     dma: false,
+                    compatible: "test,dev",
                 })
                 .collect(),
             hypervisor: true,
@@ -107,6 +123,11 @@ impl Default for Board {
             hv_memory: Some([c2(0x4000_0000), c2(64 * MIB)].concat()),
             console: Some(vec![UART]),
             log_level: None,
+            dma_masters: None,
+            not_dma_masters: None,
+            memreserve: vec![],
+            reserved_memory: vec![],
+            reserved_memory_address_cells: 2,
             parts: vec![
                 Part::new("a", CPU0, 0x4800_0000),
                 Part::new("b", CPU1, 0x4900_0000),
@@ -144,7 +165,12 @@ impl Board {
     }
 
     fn write(&self) -> vm_fdt::FdtWriterResult<Vec<u8>> {
-        let mut fdt = FdtWriter::new()?;
+        let reservations: Vec<FdtReserveEntry> = self
+            .memreserve
+            .iter()
+            .map(|&(a, s)| FdtReserveEntry::new(a, s))
+            .collect::<Result<_, _>>()?;
+        let mut fdt = FdtWriter::new_with_mem_reserv(&reservations)?;
         let root = fdt.begin_node("")?;
         fdt.property_u32("#address-cells", 2)?;
         fdt.property_u32("#size-cells", 2)?;
@@ -159,6 +185,19 @@ impl Board {
             f.property_string("device_type", "memory")?;
             f.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
         })?;
+        if !self.reserved_memory.is_empty() {
+            let node = fdt.begin_node("reserved-memory")?;
+            fdt.property_u32("#address-cells", self.reserved_memory_address_cells)?;
+            fdt.property_u32("#size-cells", 2)?;
+            fdt.property_null("ranges")?;
+            for &(base, size) in &self.reserved_memory {
+                leaf(&mut fdt, &format!("carveout@{base:x}"), |f| {
+                    f.property_array_u64("reg", &[base, size])?;
+                    f.property_null("no-map")
+                })?;
+            }
+            fdt.end_node(node)?;
+        }
 
         let cpus = fdt.begin_node("cpus")?;
         fdt.property_u32("#address-cells", 1)?;
@@ -204,7 +243,7 @@ impl Board {
         })?;
         for (n, d) in self.devs.iter().enumerate() {
             leaf(&mut fdt, &format!("dev@{:x}", d.base), |f| {
-                f.property_string("compatible", "test,dev")?;
+                f.property_string("compatible", d.compatible)?;
                 f.property_array_u64("reg", &[d.base, d.size])?;
                 f.property_array_u32("interrupts", &d.interrupts)?;
                 if d.dma {
@@ -246,6 +285,12 @@ impl Board {
             if let Some(l) = self.log_level {
                 fdt.property_string("log-level", l)?;
             }
+            if let Some(list) = &self.dma_masters {
+                fdt.property_array_u32("dma-masters", list)?;
+            }
+            if let Some(list) = &self.not_dma_masters {
+                fdt.property_array_u32("not-dma-masters", list)?;
+            }
             for p in &self.parts {
                 let node = fdt.begin_node(&p.name)?;
                 if let Some(c) = p.compatible {
@@ -255,6 +300,8 @@ impl Board {
                     ("cpus", &p.cpus),
                     ("memory", &p.memory),
                     ("devices", &p.devices),
+                    ("trapped-devices", &p.trapped_devices),
+                    ("dma-trusted", &p.dma_trusted),
                     ("virtual-uart", &p.virtual_uart),
                     ("load-address", &p.load_address),
                     ("entry", &p.entry),
