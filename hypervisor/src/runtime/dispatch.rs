@@ -5,7 +5,7 @@
 //! Nothing a guest does may stop the hypervisor: every exit is either served and the vCPU
 //! resumes, or stops that partition alone with a report.
 
-use bulkhead_config::{GuestPhysAddr, PcpuId, VcpuId};
+use bulkhead_config::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId, VcpuId};
 
 use super::hw::Hw;
 use super::lifecycle::{DeviceError, Fault, Stop};
@@ -100,6 +100,8 @@ impl<H: Hw> System<H> {
         } else if let Some(window) = gic_window(p, ipa) {
             self.gic_access(p, window, syndrome.size, write)
                 .map_err(DeviceError::Gic)
+        } else if let Some(window) = p.trapped.iter().find(|w| w.identity().contains(ipa)) {
+            self.trapped_access(window, ipa, syndrome.size, write)
         } else {
             return Next::Stop(Stop::Fault(Fault::Access { access, pc, cpu }));
         };
@@ -113,6 +115,30 @@ impl<H: Hw> System<H> {
             }
             Err(device) => Next::Stop(Stop::Fault(Fault::Device { device, access, pc })),
         }
+    }
+
+    /// Performs an access to a trapped passthrough device (at the same address, which it has
+    /// 1:1) if it lies wholly inside the device's register `window` and is naturally aligned:
+    /// the partition reaches only its own device's bytes of a page it shares with others.
+    fn trapped_access(
+        &self,
+        window: &HostRange,
+        ipa: GuestPhysAddr,
+        size: u8,
+        write: Option<u64>,
+    ) -> Result<Option<u64>, DeviceError> {
+        let pa = HostPhysAddr(ipa.raw());
+        let inside = HostRange::new(pa, u64::from(size));
+        if !pa.is_aligned(u64::from(size)) || !window.contains_range(&inside) {
+            return Err(DeviceError::Trapped);
+        }
+        Ok(match write {
+            Some(value) => {
+                self.hw.mmio_write(pa, size, value);
+                None
+            }
+            None => Some(self.hw.mmio_read(pa, size)),
+        })
     }
 
     /// The offset of `ipa` in `p`'s virtual UART window, if it lies there.

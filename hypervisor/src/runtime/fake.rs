@@ -29,6 +29,8 @@ pub enum Call {
     ConsoleShowPartial,
     ConsoleFlush(PartitionId),
     Firmware(u32, u64),
+    MmioRead(HostPhysAddr, u8),
+    MmioWrite(HostPhysAddr, u8, u64),
 }
 
 /// Number of list registers each fake CPU has.
@@ -134,6 +136,13 @@ impl Hw for FakeHw {
         self.record(Call::Firmware(function, arg));
         // Like QEMU's PSCI: nothing beyond PSCI is supported.
         smccc::psci::error::NOT_SUPPORTED as i64 as u64
+    }
+    fn mmio_read(&self, pa: HostPhysAddr, size: u8) -> u64 {
+        self.record(Call::MmioRead(pa, size));
+        0x7472_6976 // "virt"
+    }
+    fn mmio_write(&self, pa: HostPhysAddr, size: u8, value: u64) {
+        self.record(Call::MmioWrite(pa, size, value));
     }
     fn counter(&self) -> u64 {
         self.counter.load(Ordering::Relaxed)

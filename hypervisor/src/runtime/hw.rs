@@ -74,6 +74,14 @@ pub trait Hw: Sync {
     /// Stops this CPU's hypervisor timer and lowers its interrupt.
     fn cancel_timer(&self);
 
+    // ---- Devices ----
+
+    /// Reads `size` bytes (1, 2, 4 or 8, naturally aligned) of a passthrough device's registers
+    /// at `pa`, for a partition whose access the runtime checked lies in that device.
+    fn mmio_read(&self, pa: HostPhysAddr, size: u8) -> u64;
+    /// Writes the low `size` bytes of `value` to a passthrough device's registers at `pa`.
+    fn mmio_write(&self, pa: HostPhysAddr, size: u8, value: u64);
+
     // ---- Memory ----
 
     /// Copies `data` to host-physical `pa`, inside a partition's memory (which the runtime

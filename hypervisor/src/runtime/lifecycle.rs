@@ -59,6 +59,9 @@ pub enum Fault {
 pub enum DeviceError {
     Uart(MmioError),
     Gic(AccessError),
+    /// An access to a trapped passthrough device that is not naturally aligned or crosses the
+    /// end of its register window.
+    Trapped,
 }
 
 impl fmt::Display for DeviceError {
@@ -66,6 +69,9 @@ impl fmt::Display for DeviceError {
         match self {
             DeviceError::Uart(e) => write!(f, "bad access to its virtual UART ({e})"),
             DeviceError::Gic(e) => write!(f, "bad access to its virtual GIC ({e})"),
+            DeviceError::Trapped => f.write_str(
+                "misaligned or partial access to a trapped passthrough device's registers",
+            ),
         }
     }
 }

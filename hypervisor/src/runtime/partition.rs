@@ -11,7 +11,7 @@ use spin::Mutex;
 
 use bulkhead_bundle::{Bundle, Kind};
 use bulkhead_config::guest_view::PAGE_SIZE;
-use bulkhead_config::{BoardConfig, GuestPhysAddr, PartitionId, PcpuId, VcpuId};
+use bulkhead_config::{BoardConfig, GuestPhysAddr, HostRange, PartitionId, PcpuId, VcpuId};
 
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
@@ -91,6 +91,9 @@ pub struct Partition {
     pub vgic: Vgic,
     /// Where its device tree is (x0 at entry), if it has one.
     pub dtb: Option<GuestPhysAddr>,
+    /// The register windows of its trapped devices (`trapped-devices`): accesses inside one are
+    /// performed for it, at the same (host-physical) address.
+    pub trapped: Vec<HostRange>,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -179,6 +182,13 @@ impl Partition {
             vcpus,
             vuart: Mutex::new(VirtualPl011::new()),
             vgic: Vgic::new(config, id).map_err(SetupError::Vgic)?,
+            trapped: p
+                .devices
+                .iter()
+                .filter(|d| !d.is_mapped())
+                .filter_map(|d| config.platform.devices.get(d.device))
+                .flat_map(|d| d.regs.iter().copied())
+                .collect(),
             dtb: bundle
                 .find(Kind::GuestDtb, id.index() as u32)
                 .map(|e| GuestPhysAddr(e.load)),

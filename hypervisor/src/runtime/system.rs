@@ -109,6 +109,9 @@ impl<H: Hw> System<H> {
     pub fn start(&self) {
         for p in &self.partitions {
             p.set_running();
+            if let Some(exposure) = self.config.dma_exposure(p.id) {
+                log::warn!("{exposure}");
+            }
             log::info!(
                 "partition {}: {} vCPU(s) on CPU(s) {:?}, {} MiB, VMID {}",
                 p.name,

@@ -2,8 +2,9 @@
 //! and the tests check the partitions' state and the hardware calls that come out.
 //!
 //! The board: four CPUs; partition `linux` (vCPUs 0 and 1 on CPUs 0 and 1, 16 MiB at
-//! 0x5000_0000, a passthrough device with SPI 48, a virtual UART) and partition `ticker`
-//! (vCPU 0 on CPU 2, 16 MiB, a virtual UART); CPU 3 runs nothing.
+//! 0x5000_0000, a passthrough device with SPI 48 that shares its page with a device nobody owns,
+//! so it is trapped, and a virtual UART) and partition `ticker` (vCPU 0 on CPU 2, 16 MiB, a
+//! virtual UART); CPU 3 runs nothing.
 
 use alloc::boxed::Box;
 use alloc::string::ToString;
@@ -56,7 +57,10 @@ fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>)
             size: 16 * MIB,
             pa: HostPhysAddr(pa),
         }],
-        devices: devices.into_iter().map(PassthroughDevice::mapped).collect(),
+        devices: devices
+            .into_iter()
+            .map(PassthroughDevice::trapped)
+            .collect(),
         dma_trusted: false,
         virtual_uart: Some(GuestPhysAddr(VUART)),
         image: "test".to_string(),
@@ -86,6 +90,8 @@ fn config() -> BoardConfig {
             devices: vec![
                 device("/pl011@9000000", VUART, 0x1000, UART_SPI),
                 device("/virtio@a000000", 0x0a00_0000, 0x200, PASSTHROUGH_SPI),
+                // Shares the passthrough device's page, and belongs to nobody.
+                device("/virtio@a000200", 0x0a00_0200, 0x200, PASSTHROUGH_SPI + 1),
             ],
             reserved: vec![],
             timer_irqs: vec![],
@@ -632,4 +638,51 @@ fn a_cpu_without_a_vcpu_never_enters_a_guest() {
         sys.handle_exit(PcpuId(3), &mut regs, Exit::Hvc),
         Continue::Idle
     );
+}
+
+#[test]
+fn a_trapped_device_is_reached_only_through_its_own_register_window() {
+    let sys = system();
+    let mut regs = enter(&sys, 0);
+    let pc = regs.elr;
+    // ldr w1, [0x0a00_0004]: inside the device: performed for the guest.
+    let next = sys.handle_exit(
+        PcpuId(0),
+        &mut regs,
+        data_abort(abort_esr_l3(2, 1, false, false, false), 0x0a00_0004),
+    );
+    assert_eq!(next, Continue::Guest);
+    assert_eq!(regs.x[1], 0x7472_6976, "the fake device's value");
+    assert_eq!(regs.elr, pc + 4);
+    // str w2, [0x0a00_0050].
+    regs.x[2] = 1;
+    let next = sys.handle_exit(
+        PcpuId(0),
+        &mut regs,
+        data_abort(abort_esr_l3(2, 2, true, false, false), 0x0a00_0050),
+    );
+    assert_eq!(next, Continue::Guest);
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::MmioRead(HostPhysAddr(0x0a00_0004), 4)));
+    assert!(calls.contains(&Call::MmioWrite(HostPhysAddr(0x0a00_0050), 4, 1)));
+
+    // The neighbour on the same page is out of reach: the partition stops, nothing is touched.
+    for (esr, ipa) in [
+        (abort_esr_l3(2, 1, false, false, false), 0x0a00_0200),
+        // Misaligned, and crossing the end of the window.
+        (abort_esr_l3(2, 1, false, false, false), 0x0a00_0002),
+        (abort_esr_l3(3, 1, false, false, true), 0x0a00_01fc),
+    ] {
+        let sys = system();
+        let mut regs = enter(&sys, 0);
+        sys.hw.take_calls();
+        let next = sys.handle_exit(PcpuId(0), &mut regs, data_abort(esr, ipa));
+        assert_eq!(next, Continue::Idle, "{ipa:#x}");
+        assert_eq!(sys.partitions[LINUX.index()].state(), State::Stopped);
+        assert!(!sys
+            .hw
+            .take_calls()
+            .iter()
+            .any(|c| matches!(c, Call::MmioRead(..) | Call::MmioWrite(..))));
+    }
 }

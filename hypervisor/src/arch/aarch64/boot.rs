@@ -351,11 +351,21 @@ fn install_hypervisor_map(config: &BoardConfig) {
             .iter()
             .flat_map(|p| p.memory.iter().map(|m| m.host()))
             .collect(),
+        // The console, the GIC, and trapped passthrough devices, which EL2 accesses for their
+        // partition.
         devices: console
             .into_iter()
             .flat_map(|c| c.regs.iter().copied())
             .chain(core::iter::once(config.platform.gic.distributor))
             .chain(config.platform.gic.redistributors.iter().copied())
+            .chain(
+                config
+                    .partitions
+                    .iter()
+                    .flat_map(|p| p.devices.iter().filter(|d| !d.is_mapped()))
+                    .filter_map(|d| config.platform.devices.get(d.device))
+                    .flat_map(|d| d.regs.iter().copied()),
+            )
             .collect(),
     };
     let map = match HypervisorMap::build(&layout) {

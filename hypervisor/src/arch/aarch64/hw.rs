@@ -86,6 +86,35 @@ impl Hw for Aarch64 {
         timer::cancel();
     }
 
+    fn mmio_read(&self, pa: HostPhysAddr, size: u8) -> u64 {
+        let addr = pa.raw() as usize;
+        // SAFETY: the runtime checked that `addr..addr + size` lies inside a trapped passthrough
+        // device's register window, naturally aligned; the EL2 map maps that device's pages as
+        // device memory. Device reads are volatile and of exactly the guest's width.
+        unsafe {
+            match size {
+                1 => u64::from(core::ptr::read_volatile(addr as *const u8)),
+                2 => u64::from(core::ptr::read_volatile(addr as *const u16)),
+                4 => u64::from(core::ptr::read_volatile(addr as *const u32)),
+                _ => core::ptr::read_volatile(addr as *const u64),
+            }
+        }
+    }
+
+    fn mmio_write(&self, pa: HostPhysAddr, size: u8, value: u64) {
+        let addr = pa.raw() as usize;
+        // SAFETY: as for `mmio_read`: a checked, aligned access inside a trapped device's
+        // registers, mapped as device memory at EL2.
+        unsafe {
+            match size {
+                1 => core::ptr::write_volatile(addr as *mut u8, value as u8),
+                2 => core::ptr::write_volatile(addr as *mut u16, value as u16),
+                4 => core::ptr::write_volatile(addr as *mut u32, value as u32),
+                _ => core::ptr::write_volatile(addr as *mut u64, value),
+            }
+        }
+    }
+
     fn load(&self, pa: HostPhysAddr, data: &[u8]) {
         // SAFETY: the runtime only loads into a partition's own memory (checked against its
         // regions), which validation placed in RAM outside the hypervisor's memory, which the
