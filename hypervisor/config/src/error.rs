@@ -88,6 +88,8 @@ pub enum ErrorKind {
     // ---- validation ----
     /// The config defines no partition.
     NoPartitions,
+    /// Two CPUs of the platform have the same MPIDR (`reg`).
+    DuplicateMpidr { mpidr: u64, other: String },
     /// Two partitions have the same name.
     DuplicatePartitionName(String),
     /// The partition's `cpus` is empty.
@@ -282,6 +284,9 @@ impl fmt::Display for ErrorKind {
                 f,
                 "device {device} is listed in both `dma-masters` and `not-dma-masters`"
             ),
+            DuplicateMpidr { mpidr, other } => {
+                write!(f, "MPIDR {mpidr:#x} (`reg`) is also the MPIDR of {other}")
+            }
             NoPartitions => f.write_str("no partition defined (no child with compatible \"bulkhead,partition\")"),
             DuplicatePartitionName(n) => write!(f, "partition name {n} is used twice"),
             NoCpus => f.write_str("partition has no CPU (`cpus` is empty)"),

@@ -20,6 +20,7 @@ type Result<T = ()> = core::result::Result<T, ConfigError>;
 
 /// Validates a board config; returns the first problem found.
 pub fn validate(c: &BoardConfig) -> Result {
+    validate_cpus(c)?;
     validate_hypervisor(c)?;
     if c.partitions.is_empty() {
         return Err(ConfigError::new("/hypervisor", ErrorKind::NoPartitions));
@@ -27,6 +28,29 @@ pub fn validate(c: &BoardConfig) -> Result {
     for (i, p) in c.partitions.iter().enumerate() {
         let earlier = c.partitions.get(..i).unwrap_or_default();
         Check { c, p, earlier }.run()?;
+    }
+    Ok(())
+}
+
+/// Every CPU has an MPIDR of its own: the hypervisor finds each CPU's GIC redistributor and
+/// sends it interrupts by MPIDR.
+fn validate_cpus(c: &BoardConfig) -> Result {
+    let cpus = &c.platform.cpus;
+    for (k, cpu) in cpus.iter().enumerate() {
+        if let Some(other) = cpus
+            .get(..k)
+            .unwrap_or_default()
+            .iter()
+            .find(|o| o.mpidr == cpu.mpidr)
+        {
+            return Err(ConfigError::new(
+                cpu.path.as_str(),
+                ErrorKind::DuplicateMpidr {
+                    mpidr: cpu.mpidr,
+                    other: other.path.clone(),
+                },
+            ));
+        }
     }
     Ok(())
 }

@@ -91,6 +91,22 @@ fn hypervisor_memory_misaligned() {
 }
 
 #[test]
+fn cpus_with_the_same_mpidr() {
+    let mut c = bulkhead_config::parse::parse(&Board::default().dtb()).unwrap();
+    c.platform.cpus[2].mpidr = c.platform.cpus[0].mpidr;
+    let e = validate(&c).unwrap_err();
+    assert_eq!(e.node, "/cpus/cpu@2");
+    assert!(
+        matches!(e.kind, ErrorKind::DuplicateMpidr { mpidr: 0, .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("is also the MPIDR of /cpus/cpu@0"),
+        "{e}"
+    );
+}
+
+#[test]
 fn cpu_in_two_partitions() {
     let mut b = Board::default();
     b.part("b").cpus = Some(vec![CPU0]);

@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
-use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId};
 
-use super::hw::Hw;
+use super::hw::{Hw, SpiChange};
 use crate::vgic::ListReg;
 
 /// A call the runtime made.
@@ -26,10 +26,12 @@ pub enum Call {
     ArmTimer(u64),
     CancelTimer,
     Load(HostPhysAddr, usize),
+    Zero(HostRange),
     ConsoleShowPartial,
     ConsoleFlush(PartitionId),
     Firmware(u32, u64),
     MmioRead(HostPhysAddr, u8),
+    ChangeSpi(u32, SpiChange),
     MmioWrite(HostPhysAddr, u8, u64),
 }
 
@@ -109,6 +111,9 @@ impl Hw for FakeHw {
     fn route_spi(&self, intid: u32, cpu: PcpuId) {
         self.record(Call::RouteSpi(intid, cpu));
     }
+    fn change_spi(&self, intid: u32, change: SpiChange) {
+        self.record(Call::ChangeSpi(intid, change));
+    }
     fn kick(&self, cpu: PcpuId) {
         self.record(Call::Kick(cpu));
     }
@@ -147,6 +152,9 @@ impl Hw for FakeHw {
     fn counter(&self) -> u64 {
         self.counter.load(Ordering::Relaxed)
     }
+    fn counter_frequency(&self) -> u64 {
+        1000
+    }
     fn arm_timer_ms(&self, ms: u64) {
         self.record(Call::ArmTimer(ms));
     }
@@ -155,6 +163,9 @@ impl Hw for FakeHw {
     }
     fn load(&self, pa: HostPhysAddr, data: &[u8]) {
         self.record(Call::Load(pa, data.len()));
+    }
+    fn zero(&self, range: HostRange) {
+        self.record(Call::Zero(range));
     }
     fn console_output(&self, partition: PartitionId, byte: u8) -> bool {
         self.output.lock().push((partition, byte));

@@ -9,9 +9,17 @@
 //! All calls are about the physical CPU that makes them, except where a [`PcpuId`] says
 //! otherwise. None may fail in a way the runtime could act on: they report nothing back.
 
-use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId};
+use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId};
 
 use crate::vgic::ListReg;
+
+/// A change of a physical SPI's state ([`Hw::change_spi`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpiChange {
+    SetPending,
+    ClearPending,
+    ClearActive,
+}
 
 /// The hardware operations of the runtime. See the [module documentation](self).
 pub trait Hw: Sync {
@@ -42,6 +50,9 @@ pub trait Hw: Sync {
     fn set_edge_triggered(&self, intid: u32, cpu: PcpuId, edge: bool);
     /// Routes SPI `intid` to CPU `cpu`.
     fn route_spi(&self, intid: u32, cpu: PcpuId);
+    /// Changes SPI `intid`'s state at the distributor (from any CPU): makes it pending, or
+    /// clears its pending or active state.
+    fn change_spi(&self, intid: u32, change: SpiChange);
     /// Makes CPU `cpu` take an interrupt ([`KICK_SGI`](Hw::KICK_SGI)) soon, which leaves any
     /// guest it runs.
     fn kick(&self, cpu: PcpuId);
@@ -69,6 +80,8 @@ pub trait Hw: Sync {
 
     /// The physical counter (`CNTPCT`).
     fn counter(&self) -> u64;
+    /// The counter's frequency in Hz (`CNTFRQ`).
+    fn counter_frequency(&self) -> u64;
     /// Fires [`HYP_TIMER_IRQ`](Hw::HYP_TIMER_IRQ) on this CPU once, `ms` milliseconds from now.
     fn arm_timer_ms(&self, ms: u64);
     /// Stops this CPU's hypervisor timer and lowers its interrupt.
@@ -85,8 +98,12 @@ pub trait Hw: Sync {
     // ---- Memory ----
 
     /// Copies `data` to host-physical `pa`, inside a partition's memory (which the runtime
-    /// checked), while that partition does not run.
+    /// checked), while that partition does not run, and makes it visible to a guest that starts
+    /// with its caches off (cleaned to the point of coherency, instruction cache invalidated).
     fn load(&self, pa: HostPhysAddr, data: &[u8]);
+    /// Zeroes a partition's memory `range` the same way, so nothing of another image or of its
+    /// previous run stays readable.
+    fn zero(&self, range: HostRange);
 
     // ---- The console ----
 

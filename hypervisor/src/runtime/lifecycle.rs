@@ -99,9 +99,13 @@ impl fmt::Display for Fault {
 }
 
 impl<H: Hw> System<H> {
-    /// Copies `p`'s blobs (image, device tree, initrd) from the bundle into its memory, resets
-    /// its virtual counter and marks vCPU 0 to start at the entry point. `p` must not run.
+    /// Clears `p`'s memory, copies its blobs (image, device tree, initrd) from the bundle into
+    /// it, resets its virtual counter and marks vCPU 0 to start at the entry point. `p` must not
+    /// run.
     pub(super) fn load_partition(&self, p: &Partition) -> Result<(), SetupError> {
+        for region in &p.config.memory {
+            self.hw.zero(region.host());
+        }
         for entry in self.bundle.entries() {
             if entry.partition as usize != p.id.index() || entry.kind == Kind::BoardDtb {
                 continue;

@@ -8,7 +8,10 @@
 //!   the hypervisor timer shows a prompt; the maintenance interrupt means list registers freed
 //!   up (they are refilled on the way back to the guest); the kick only makes the CPU look at
 //!   its vCPU again.
-//! - Anything else is unexpected: reported, and completed so it cannot block the CPU.
+//! - Anything else is unexpected: disabled, completed so it cannot block the CPU, and reported,
+//!   at most once a second however often it fires ([`RateLimit`]).
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use bulkhead_config::guest_view::GUEST_TIMER_PPIS;
 use bulkhead_config::{PartitionId, PcpuId};
@@ -84,7 +87,16 @@ impl<H: Hw> System<H> {
             // List-register underflow: the refill happens on the way back to the guest.
             Owner::Maintenance => self.hw.set_underflow_irq(false),
             Owner::Kick => {}
-            Owner::Unexpected => log::warn!("unexpected physical interrupt {intid} on CPU {cpu}"),
+            Owner::Unexpected => {
+                self.hw.set_enabled(intid, cpu, false);
+                let now = self.hw.counter();
+                if let Some(missed) = self.unexpected.allow(now, self.hw.counter_frequency()) {
+                    log::warn!(
+                        "unexpected physical interrupt {intid} on CPU {cpu}: disabled \
+                         ({missed} more unexpected interrupts went unreported before it)"
+                    );
+                }
+            }
         }
         self.complete(intid);
     }
@@ -139,5 +151,54 @@ impl<H: Hw> System<H> {
     fn complete(&self, intid: u32) {
         self.hw.priority_drop(intid);
         self.hw.deactivate(intid);
+    }
+}
+
+/// Lets a report through at most once a second, counting the ones held back, so an interrupt
+/// storm cannot flood the console (each report costs the reporting CPU a console write).
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    /// Counter value of the last report (0: none yet).
+    last: AtomicU64,
+    /// Reports held back since.
+    held: AtomicU64,
+}
+
+impl RateLimit {
+    /// Whether to report now, at counter value `now` of a counter ticking `frequency` times a
+    /// second: `Some(held back since the last report)`, or `None` to stay quiet.
+    pub fn allow(&self, now: u64, frequency: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.wrapping_sub(last) >= frequency;
+        if due
+            && self
+                .last
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.held.swap(0, Ordering::Relaxed))
+        } else {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn a_storm_is_reported_once_a_second() {
+        let limit = RateLimit::default();
+        assert_eq!(limit.allow(5, 100), Some(0));
+        let burst = (6..100).filter(|&t| limit.allow(t, 100).is_some()).count();
+        assert_eq!(burst, 0, "nothing more within the second");
+        assert_eq!(
+            limit.allow(105, 100),
+            Some(94),
+            "then one report counting the rest"
+        );
+        assert_eq!(limit.allow(106, 100), None);
     }
 }

@@ -11,6 +11,7 @@ use bulkhead_config::{BoardConfig, PartitionId, PcpuId, VcpuId};
 
 use super::hw::Hw;
 use super::partition::{Partition, SetupError};
+use super::physical_irq::RateLimit;
 use crate::psci::{query_workarounds, Workarounds};
 
 /// Highest INTID an SPI can have, plus one: the size of the SPI ownership table.
@@ -32,6 +33,8 @@ pub struct System<H: Hw> {
     pub(super) powering_off: AtomicBool,
     /// The CPU-vulnerability workarounds the firmware implements, as guests are told.
     pub(super) workarounds: Workarounds,
+    /// Reports of unexpected physical interrupts.
+    pub(super) unexpected: RateLimit,
 }
 
 /// Why the system could not be built: the partition at fault (its node path) and why.
@@ -94,6 +97,7 @@ impl<H: Hw> System<H> {
             spi_owner,
             powering_off: AtomicBool::new(false),
             workarounds,
+            unexpected: RateLimit::default(),
         };
         for p in &system.partitions {
             system.load_partition(p).map_err(|error| BootError {

@@ -16,6 +16,7 @@ use bulkhead_config::*;
 
 use super::dispatch::Continue;
 use super::fake::{Call, FakeHw};
+use super::hw::SpiChange;
 use super::partition::State;
 use super::System;
 use crate::exit::tests::abort_esr;
@@ -199,12 +200,32 @@ const SYSTEM_RESET: u64 = 0x8400_0009;
 #[test]
 fn boot_loads_every_image_into_its_partitions_memory() {
     let sys = System::new(FakeHw::default(), config(), bundle()).unwrap();
-    let loads: Vec<_> = sys
-        .hw
-        .take_calls()
-        .into_iter()
+    let calls = sys.hw.take_calls();
+    let loads: Vec<_> = calls
+        .iter()
         .filter(|c| matches!(c, Call::Load(..)))
+        .cloned()
         .collect();
+    let cleared = |base: u64| {
+        calls
+            .iter()
+            .position(|c| *c == Call::Zero(HostRange::new(HostPhysAddr(base), 16 * MIB)))
+    };
+    let loaded = |base: u64| {
+        calls
+            .iter()
+            .position(|c| matches!(c, Call::Load(pa, _) if *pa == HostPhysAddr(base)))
+    };
+    for base in [0x5000_0000, 0x4800_0000] {
+        let (cleared, loaded) = (
+            cleared(base).expect("cleared"),
+            loaded(base).expect("loaded"),
+        );
+        assert!(
+            cleared < loaded,
+            "memory at {base:#x} is cleared before loading"
+        );
+    }
     assert_eq!(
         loads,
         [
@@ -346,6 +367,10 @@ fn an_unexpected_physical_interrupt_is_completed_and_goes_nowhere() {
     );
     let calls = sys.hw.take_calls();
     assert!(calls.contains(&Call::PriorityDrop(77)) && calls.contains(&Call::Deactivate(77)));
+    assert!(
+        calls.contains(&Call::SetEnabled(77, PcpuId(2), false)),
+        "it is disabled so it cannot storm"
+    );
     for (p, vcpus) in [(LINUX, 2), (TICKER, 1)] {
         for v in 0..vcpus {
             assert!(pending(&sys, p, v).is_empty());
@@ -685,4 +710,92 @@ fn a_trapped_device_is_reached_only_through_its_own_register_window() {
             .iter()
             .any(|c| matches!(c, Call::MmioRead(..) | Call::MmioWrite(..))));
     }
+}
+
+/// A GICD write of one 32-bit register by linux's vCPU 0.
+fn gicd_write(sys: &System<FakeHw>, offset: u64, value: u64) -> Continue {
+    let mut regs = TrapFrame::default();
+    regs.x[1] = value;
+    sys.hw.on_cpu(0);
+    sys.handle_exit(
+        PcpuId(0),
+        &mut regs,
+        data_abort(abort_esr_l3(2, 1, true, false, false), GICD + offset),
+    )
+}
+
+#[test]
+fn guest_pending_and_active_changes_of_a_passthrough_spi_reach_the_hardware() {
+    let sys = system();
+    enter(&sys, 0);
+    let bit = 1 << (PASSTHROUGH_SPI % 32);
+    let word = u64::from(PASSTHROUGH_SPI / 32) * 4;
+    // ISPENDR: pended in the hardware, not queued virtually behind an active copy.
+    assert_eq!(gicd_write(&sys, 0x200 + word, bit), Continue::Guest);
+    assert!(sys
+        .hw
+        .take_calls()
+        .contains(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::SetPending)));
+    assert!(pending(&sys, LINUX, 0).is_empty() && pending(&sys, LINUX, 1).is_empty());
+    // ICPENDR and ICACTIVER: cleared in the hardware.
+    assert_eq!(gicd_write(&sys, 0x280 + word, bit), Continue::Guest);
+    assert_eq!(gicd_write(&sys, 0x380 + word, bit), Continue::Guest);
+    let calls = sys.hw.take_calls();
+    assert!(calls.contains(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::ClearPending)));
+    assert!(calls.contains(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::ClearActive)));
+}
+
+#[test]
+fn a_restart_leaves_no_passthrough_interrupt_active_or_enabled() {
+    let sys = system_with_linux_on_two_cpus();
+    for v in &sys.partitions[LINUX.index()].vcpus {
+        v.in_guest
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+    sys.hw.take_calls();
+    assert_eq!(hvc(&sys, 0, [SYSTEM_RESET, 0, 0, 0]).0, Continue::Idle);
+    let calls = sys.hw.take_calls();
+    let at = |c: &Call| calls.iter().position(|x| x == c);
+    let disabled = at(&Call::SetEnabled(PASSTHROUGH_SPI, PcpuId(0), false)).expect("masked");
+    let inactive =
+        at(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::ClearActive)).expect("deactivated");
+    let load = at(&Call::Load(HostPhysAddr(0x5000_0000), 64)).expect("reloaded");
+    assert!(
+        disabled < load && inactive < load,
+        "masked before its memory is reloaded"
+    );
+}
+
+#[test]
+fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
+    let sys = system();
+    enter(&sys, 0);
+    // The guest acknowledged the passthrough SPI (active in a list register), then powers its
+    // vCPU off and is started again.
+    let active = ListReg {
+        irq: VirtualIrq {
+            intid: PASSTHROUGH_SPI,
+            priority: 0,
+            hw: Some(PASSTHROUGH_SPI),
+        },
+        state: LrState::Active,
+    };
+    sys.hw.set_lr(2, active);
+    assert_eq!(hvc(&sys, 0, [CPU_ON, 1, 0x5000_0000, 0]).1, 0);
+    enter(&sys, 1);
+    assert_eq!(hvc(&sys, 0, [CPU_OFF, 0, 0, 0]).0, Continue::Idle);
+    assert_eq!(hvc(&sys, 1, [CPU_ON, 0, 0x5000_0000, 0]).1, 0);
+    sys.hw.take_calls();
+    enter(&sys, 0);
+    let calls = sys.hw.take_calls();
+    let deactivated = calls
+        .iter()
+        .position(|c| *c == Call::Deactivate(PASSTHROUGH_SPI))
+        .expect("deactivated");
+    let reset = calls
+        .iter()
+        .position(|c| *c == Call::ResetVcpuInterface)
+        .expect("interface reset");
+    assert!(deactivated < reset);
+    assert!(sys.hw.lrs().iter().all(ListReg::is_free));
 }

@@ -47,6 +47,14 @@ impl<H: Hw> System<H> {
             }
         };
         v.in_guest.store(true, Ordering::Release);
+        // Hardware interrupts a previous run left in the list registers would stay active in
+        // the GIC once the registers are cleared: deactivate them first.
+        for n in 0..self.hw.lr_count() {
+            let lr = self.hw.read_lr(n);
+            if let (false, Some(pintid)) = (lr.is_free(), lr.irq.hw) {
+                self.hw.deactivate(pintid);
+            }
+        }
         self.hw.reset_vcpu_interface();
         // The guest timers' interrupts stay off until the guest enables them.
         for ppi in GUEST_TIMER_PPIS {

@@ -12,7 +12,7 @@
 use bulkhead_config::guest_view::{gicr_size, GICD_SIZE, GUEST_TIMER_PPIS};
 use bulkhead_config::{BoardConfig, GuestRange, IrqKind, PartitionId, VcpuId};
 
-use super::hw::Hw;
+use super::hw::{Hw, SpiChange};
 use super::partition::Partition;
 use super::System;
 use crate::vgic::{
@@ -163,6 +163,12 @@ impl<H: Hw> System<H> {
                     self.hw.route_spi(intid, v.pcpu);
                 }
             }
+            // A passthrough SPI made pending by the guest is made pending in the hardware: it
+            // arrives like any of its interrupts, once the previous one is deactivated (a
+            // virtual copy could sit behind a hardware-active one in a list register forever).
+            VgicAction::SetPending { intid } if physical(intid) => {
+                self.hw.change_spi(intid, SpiChange::SetPending)
+            }
             VgicAction::SetPending { intid } => {
                 let (target, priority) = p.vgic.spi_target(intid);
                 self.inject_virtual(p, target, intid, priority);
@@ -171,6 +177,14 @@ impl<H: Hw> System<H> {
                 for v in &p.vcpus {
                     v.pending.lock().remove(intid);
                 }
+                if physical(intid) {
+                    self.hw.change_spi(intid, SpiChange::ClearPending);
+                }
+            }
+            // The guest deactivating one of its SPIs by hand (Linux does at probe): the physical
+            // interrupt must not stay active, or the device's interrupt is dead.
+            VgicAction::ClearActive { intid } if physical(intid) => {
+                self.hw.change_spi(intid, SpiChange::ClearActive)
             }
             _ => {}
         }
@@ -272,8 +286,8 @@ impl<H: Hw> System<H> {
         }
     }
 
-    /// Puts the physical side of `p`'s passthrough SPIs in their boot state: disabled, trigger as
-    /// the platform describes it, routed to the core of vCPU 0.
+    /// Puts the physical side of `p`'s passthrough SPIs in their boot state: disabled, neither
+    /// active nor pending, trigger as the platform describes it, routed to the core of vCPU 0.
     pub(super) fn reset_passthrough(&self, p: &Partition) {
         let Some(boot) = p.vcpus.first() else { return };
         for d in p.config.device_indices() {
@@ -283,6 +297,9 @@ impl<H: Hw> System<H> {
             for irq in device.irqs.iter().filter(|i| i.kind == IrqKind::Spi) {
                 let intid = irq.intid();
                 self.hw.set_enabled(intid, boot.pcpu, false);
+                // Whatever a previous run left acknowledged or pending goes.
+                self.hw.change_spi(intid, SpiChange::ClearActive);
+                self.hw.change_spi(intid, SpiChange::ClearPending);
                 self.hw
                     .set_edge_triggered(intid, boot.pcpu, irq.flags & 0x3 != 0);
                 self.hw.route_spi(intid, boot.pcpu);

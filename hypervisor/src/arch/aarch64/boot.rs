@@ -66,12 +66,20 @@ fn halt_with(conduit: PsciConduit) -> ! {
 
 fn bundle() -> Result<Bundle<'static>, &'static str> {
     let start = entry::bundle_address();
-    // SAFETY: the packer appends the bundle at __bundle_start, inside the loaded image; the
-    // header is read first to learn the length, and Bundle::parse bounds-checks the rest.
+    // What the boot loader loaded after the image proper: the bundle must fit in it.
+    let room = entry::loaded_size().saturating_sub((start - entry::image_start()) as u64);
+    if room < HEADER_SIZE as u64 {
+        return Err("no bundle after the hypervisor image (was it packed?)");
+    }
+    // SAFETY: the header lies inside the loaded image (checked just above); nothing writes it.
     let header = unsafe { &*(start as *const [u8; HEADER_SIZE]) };
     let len = bulkhead_bundle::total_size(header)
         .ok_or("no bundle after the hypervisor image (was it packed?)")?;
-    // SAFETY: as above; the bundle lives in memory nothing writes to after boot.
+    if len > room {
+        return Err("the bundle's header claims more than was loaded");
+    }
+    // SAFETY: `start..start + len` lies inside the loaded image (checked above); the bundle
+    // lives in memory nothing writes to after boot. Bundle::parse bounds-checks the rest.
     let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, len as usize) };
     Bundle::parse(bytes).map_err(|_| "the bundle after the hypervisor image is corrupt")
 }
@@ -139,15 +147,20 @@ pub extern "C" fn primary_main(el: u64) -> ! {
 
     install_hypervisor_map(&config);
     let mpidrs = config.platform.cpus.iter().map(|c| c.mpidr).collect();
+    let gicr = config.platform.gic.redistributors[0];
     // SAFETY: the GIC registers were just mapped as device memory and only this driver uses them.
-    unsafe {
+    let gic_up = unsafe {
         gic::init(
             config.platform.gic.distributor.base.raw() as usize,
-            config.platform.gic.redistributors[0].base.raw() as usize,
+            gicr.base.raw() as usize,
+            gicr.size as usize,
             mpidrs,
             primary,
         )
     };
+    if let Err(e) = gic_up {
+        refuse(format_args!("node /cpus: {e}"));
+    }
 
     let sys = match System::new(Aarch64 { conduit }, config, bundle) {
         Ok(sys) => SYSTEM.call_once(|| sys),

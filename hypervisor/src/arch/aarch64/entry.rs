@@ -117,6 +117,14 @@ pub fn layout() -> (usize, usize, usize) {
     )
 }
 
+/// How many bytes the boot loader loaded: the Image header's `image_size`, which the packer set
+/// to cover the bundle too.
+pub fn loaded_size() -> u64 {
+    // SAFETY: reads the `image_size` field at offset 16 of our own Image header, part of the
+    // loaded, mapped image; nothing writes it.
+    unsafe { core::ptr::read_volatile((image_start() + 16) as *const u64) }
+}
+
 /// Address the image starts at.
 pub fn image_start() -> usize {
     // Only the address of the linker symbol is taken.

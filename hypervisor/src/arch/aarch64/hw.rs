@@ -1,10 +1,10 @@
 //! The runtime's arch interface ([`Hw`]) on AArch64 with a GICv3 and a PL011 console: each
 //! operation delegates to the driver module that owns the hardware.
 
-use bulkhead_config::{HostPhysAddr, PartitionId, PcpuId, PsciConduit};
+use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId, PsciConduit};
 
-use super::{console, cpu, firmware, gic, gich, timer};
-use crate::runtime::Hw;
+use super::{cache, console, cpu, firmware, gic, gich, timer};
+use crate::runtime::hw::{Hw, SpiChange};
 use crate::vgic::{ich_lr, ListReg};
 
 /// This machine, whose firmware is reached through `conduit`.
@@ -45,6 +45,17 @@ impl Hw for Aarch64 {
         gic::route_spi(intid, cpu);
     }
 
+    fn change_spi(&self, intid: u32, change: SpiChange) {
+        gic::change_spi(
+            intid,
+            match change {
+                SpiChange::SetPending => gic::SpiState::SetPending,
+                SpiChange::ClearPending => gic::SpiState::ClearPending,
+                SpiChange::ClearActive => gic::SpiState::ClearActive,
+            },
+        );
+    }
+
     fn kick(&self, cpu: PcpuId) {
         gic::kick(cpu);
     }
@@ -76,6 +87,10 @@ impl Hw for Aarch64 {
 
     fn counter(&self) -> u64 {
         timer::physical_count()
+    }
+
+    fn counter_frequency(&self) -> u64 {
+        timer::frequency()
     }
 
     fn arm_timer_ms(&self, ms: u64) {
@@ -121,6 +136,15 @@ impl Hw for Aarch64 {
         // hypervisor identity-maps, and which nothing uses while the partition does not run.
         let dst = unsafe { core::slice::from_raw_parts_mut(pa.raw() as *mut u8, data.len()) };
         dst.copy_from_slice(data);
+        cache::clean_to_poc(HostRange::new(pa, data.len() as u64));
+        cache::invalidate_icache();
+    }
+
+    fn zero(&self, range: HostRange) {
+        // SAFETY: as for `load`: a partition's own memory, identity-mapped, not in use.
+        unsafe { cache::zero(range) };
+        cache::clean_to_poc(range);
+        cache::invalidate_icache();
     }
 
     fn console_output(&self, partition: PartitionId, byte: u8) -> bool {

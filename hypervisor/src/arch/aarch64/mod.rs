@@ -13,12 +13,14 @@
 //! | [`vcpu`] | programming EL2 for a vCPU and entering it |
 //! | [`hw`] | the runtime's arch interface |
 //! | [`mmu`], [`cpu`], [`timer`], [`firmware`] | EL2 MMU, CPU identity, time, PSCI calls |
+//! | [`cache`] | zeroing memory and cache maintenance for memory handed to guests |
 //! | [`gic`], [`gich`] | the physical GICv3 and its virtual CPU interface |
 //! | [`uart`], [`console`] | the PL011 driver, the console and `log` backend |
 //! | [`sysregs`] | typed system registers `aarch64-cpu` lacks |
 //! | [`panic`] | the panic handler |
 
 pub mod boot;
+pub mod cache;
 pub mod console;
 pub mod cpu;
 pub mod entry;

@@ -17,6 +17,28 @@ register_bitfields! {u64,
         /// being a separate write of `ICC_DIR_EL1`.
         EOIMODE OFFSET(1) NUMBITS(1) [],
     ],
+    /// `ICC_SGI1R_EL1`: sends a Group 1 SGI.
+    pub ICC_SGI1R_EL1 [
+        AFF3 OFFSET(48) NUMBITS(8) [],
+        /// Range selector: the target list names Aff0 values `RS * 16 ..= RS * 16 + 15`.
+        RS OFFSET(44) NUMBITS(4) [],
+        AFF2 OFFSET(32) NUMBITS(8) [],
+        INTID OFFSET(24) NUMBITS(4) [],
+        AFF1 OFFSET(16) NUMBITS(8) [],
+        TARGET_LIST OFFSET(0) NUMBITS(16) [],
+    ],
+    /// `CTR_EL0`: cache type.
+    pub CTR_EL0 [
+        /// Log2 of the number of words in the smallest data cache line.
+        DMINLINE OFFSET(16) NUMBITS(4) [],
+    ],
+    /// `DCZID_EL0`: `DC ZVA` block size.
+    pub DCZID_EL0 [
+        /// `DC ZVA` is prohibited.
+        DZP OFFSET(4) NUMBITS(1) [],
+        /// Log2 of the block size in words.
+        BS OFFSET(0) NUMBITS(4) [],
+    ],
     /// `CNTHP_TVAL_EL2`: the EL2 physical timer's countdown.
     pub CNTHP_TVAL_EL2 [
         /// Ticks until the timer fires (signed 32-bit).
@@ -81,6 +103,10 @@ write_register!(
     ICC_DIR_EL1, IccDirEl1, (), "s3_0_c12_c11_1"
 );
 write_register!(
+    /// `ICC_SGI1R_EL1` (`S3_0_C12_C11_5`): generates a Group 1 SGI.
+    ICC_SGI1R_EL1, IccSgi1rEl1, ICC_SGI1R_EL1::Register, "s3_0_c12_c11_5"
+);
+write_register!(
     /// `VPIDR_EL2`: the value a guest reads from `MIDR_EL1`.
     VPIDR_EL2, VpidrEl2, (), "vpidr_el2"
 );
@@ -118,6 +144,16 @@ write_register!(
     /// `PMOVSCLR_EL0`: clears PMU overflow flags.
     PMOVSCLR_EL0, PmovsclrEl0, (), "pmovsclr_el0"
 );
+/// `CTR_EL0`.
+pub struct CtrEl0;
+#[allow(non_upper_case_globals)]
+pub const CTR_EL0: CtrEl0 = CtrEl0;
+readable!(CtrEl0, CTR_EL0::Register, "ctr_el0");
+/// `DCZID_EL0`.
+pub struct DczidEl0;
+#[allow(non_upper_case_globals)]
+pub const DCZID_EL0: DczidEl0 = DczidEl0;
+readable!(DczidEl0, DCZID_EL0::Register, "dczid_el0");
 read_register!(
     /// `ID_AA64ISAR2_EL1` (`S3_0_C0_C6_2`; reads as zero where not implemented).
     ID_AA64ISAR2_EL1, IdAa64Isar2El1, "s3_0_c0_c6_2"

@@ -16,6 +16,11 @@ pub fn physical_count() -> u64 {
     CNTPCT_EL0.get()
 }
 
+/// The counter's frequency in Hz.
+pub fn frequency() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
 /// Fires [`HYP_TIMER_IRQ`] on this core once, `ms` milliseconds from now (re-arming moves it).
 pub fn arm_ms(ms: u64) {
     let ticks = CNTFRQ_EL0.get().saturating_mul(ms) / 1000;
