@@ -40,8 +40,12 @@ mod sleep;
 
 pub use console::Console;
 #[cfg(target_os = "none")]
-pub use cpu::{counter_frequency, counter_ticks, delay_ms, mpidr, power_off, vcpu_id};
+pub use cpu::{
+    counter_frequency, counter_ticks, delay_ms, mpidr, physical_counter_ticks, power_off, vcpu_id,
+};
 pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
+#[cfg(target_os = "none")]
+pub use entry::first_instruction_count;
 pub use fdt;
 #[cfg(target_os = "none")]
 pub use sleep::sleep_until;
