@@ -53,6 +53,8 @@ impl fmt::Display for MemoryRange {
 #[derive(Clone, Copy)]
 pub struct GuestDt {
     fdt: Fdt<'static>,
+    /// Where the DTB lies, when it was parsed from an address.
+    addr: Option<usize>,
 }
 
 impl GuestDt {
@@ -79,12 +81,24 @@ impl GuestDt {
         // SAFETY: the header is valid, and the caller guarantees the whole DTB (`size` bytes) is
         // readable and stays valid for the rest of the program.
         let fdt = unsafe { Fdt::from_ptr(ptr) }.ok()?;
-        Some(Self { fdt })
+        Some(Self {
+            fdt,
+            addr: Some(addr),
+        })
     }
 
-    /// Wraps an already parsed device tree.
+    /// Wraps an already parsed device tree (its [`location`](Self::location) is then unknown).
     pub fn new(fdt: Fdt<'static>) -> Self {
-        Self { fdt }
+        Self { fdt, addr: None }
+    }
+
+    /// The memory the DTB itself occupies (`totalsize` bytes from its address), if it was parsed
+    /// from an address: a guest using its memory freely must leave this alone.
+    pub fn location(&self) -> Option<MemoryRange> {
+        Some(MemoryRange {
+            base: self.addr? as u64,
+            size: self.fdt.total_size() as u64,
+        })
     }
 
     /// The underlying parsed device tree, for queries not covered here.
@@ -140,6 +154,17 @@ impl GuestDt {
                 .filter(|node| node_base_name(node) == "cpu")
                 .count()
         })
+    }
+
+    /// The MPIDR affinity (`reg`) of each `/cpus/cpu@N` node, in DT order: what PSCI `CPU_ON`
+    /// takes to start that vCPU.
+    pub fn cpu_mpidrs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.fdt
+            .find_node("/cpus")
+            .into_iter()
+            .flat_map(|cpus| cpus.children())
+            .filter(|node| node_base_name(node) == "cpu")
+            .filter_map(|node| Some(node.reg()?.next()?.starting_address as u64))
     }
 
     /// The GICv3's distributor and first redistributor region bases (`arm,gic-v3` node), if the
@@ -277,6 +302,9 @@ mod tests {
         );
         assert_eq!(dt.partition_name(), "hello-a");
         assert_eq!(dt.cpu_count(), 2);
+        assert_eq!(dt.cpu_mpidrs().collect::<Vec<_>>(), [0, 1]);
+        let location = dt.location().expect("parsed from an address");
+        assert_eq!(location.size, dt.fdt().total_size() as u64);
         assert_eq!(dt.console_base(), Some(0x900_0000));
         assert_eq!(dt.bootarg("count"), Some("3"));
         assert_eq!(dt.bootarg("target").and_then(parse_u64), Some(0x4100_1000));

@@ -26,6 +26,7 @@
 
 pub mod console;
 pub mod dt;
+pub mod memory;
 
 #[cfg(target_os = "none")]
 mod cpu;
@@ -47,6 +48,8 @@ pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
 #[cfg(target_os = "none")]
 pub use entry::first_instruction_count;
 pub use fdt;
+#[cfg(target_os = "none")]
+pub use memory::free_memory;
 #[cfg(target_os = "none")]
 pub use sleep::sleep_until;
 
