@@ -18,7 +18,8 @@
 //! 4. zeroes `.bss` (16-byte aligned at both ends by the linker script),
 //! 5. calls [`rt_start`] with the DTB address and the count.
 //!
-//! [`rt_start`] installs the exception vectors, parses the DT, selects the console and calls the
+//! [`rt_start`] installs the exception vectors, parses the DT, selects the console, sets up the
+//! GIC for this vCPU (with the virtual timer's interrupt enabled, for sleeping) and calls the
 //! function the binary named with [`entry!`](crate::entry).
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -108,7 +109,10 @@ extern "C" fn rt_start(dtb_addr: usize, first_count: u64) -> ! {
         // guest-physical address is directly accessible, and nothing else uses it as memory.
         console::set_global(unsafe { Console::new(base) });
     }
-    crate::sleep::init(&dt);
+    if crate::gic::init(&dt) {
+        crate::gic::init_this_vcpu();
+        crate::gic::enable_private(crate::gic::VTIMER_INTID);
+    }
 
     // SAFETY: `entry!` defines this symbol with exactly this signature; a binary without it
     // fails to link rather than calling something else.

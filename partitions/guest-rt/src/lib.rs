@@ -11,9 +11,16 @@
 //! - [`GuestDt`]: the device-tree queries a guest needs (partition name, memory regions, vCPU
 //!   count, `key=value` boot arguments, console UART).
 //! - [`Console`] with [`print!`]/[`println!`]: a polled PL011 driver using only `UARTDR` and
-//!   `UARTFR`, which is all the hypervisor's virtual UART emulates.
+//!   `UARTFR` (and `UARTIMSC` for a guest waiting for input with interrupts).
 //! - [`power_off`], [`delay_ms`], [`vcpu_id`]/[`mpidr`] and a panic handler that prints the panic
 //!   and powers off.
+//! - [`gic`]: the GICv3 set up on every vCPU (SGIs/PPIs, acknowledge, end, send SGIs); [`irq`]:
+//!   an IRQ handler hook that gets the virtual count at which the interrupt was taken.
+//! - [`first_instruction_count`], [`physical_counter_ticks`] and [`free_memory`] for guests that
+//!   measure their boot or need a large buffer.
+//!
+//! Images start with an arm64 Image header, so QEMU can also boot a guest directly at EL1
+//! without a hypervisor (see `entry.rs` and `guest.ld`).
 //!
 //! On a host target the crate builds as an ordinary `std` library containing only the portable
 //! parts (device-tree helpers, console register layout), so `cargo build --workspace` and
@@ -26,6 +33,9 @@
 
 pub mod console;
 pub mod dt;
+pub mod gic;
+#[cfg(target_os = "none")]
+pub mod irq;
 pub mod memory;
 
 #[cfg(target_os = "none")]
