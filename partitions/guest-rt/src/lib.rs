@@ -15,7 +15,8 @@
 //! - [`power_off`], [`delay_ms`], [`vcpu_id`]/[`mpidr`] and a panic handler that prints the panic
 //!   and powers off.
 //! - [`gic`]: the GICv3 set up on every vCPU (SGIs/PPIs, acknowledge, end, send SGIs); [`irq`]:
-//!   an IRQ handler hook that gets the virtual count at which the interrupt was taken.
+//!   an IRQ handler hook that gets the virtual count at which the interrupt was taken;
+//!   [`start_vcpu`]: more vCPUs through PSCI `CPU_ON`, each on its own [`VcpuStack`].
 //! - [`first_instruction_count`], [`physical_counter_ticks`] and [`free_memory`] for guests that
 //!   measure their boot or need a large buffer.
 //!
@@ -48,6 +49,8 @@ mod exception;
 mod panic;
 #[cfg(target_os = "none")]
 mod sleep;
+#[cfg(target_os = "none")]
+mod smp;
 
 pub use console::Console;
 #[cfg(target_os = "none")]
@@ -62,6 +65,8 @@ pub use fdt;
 pub use memory::free_memory;
 #[cfg(target_os = "none")]
 pub use sleep::sleep_until;
+#[cfg(target_os = "none")]
+pub use smp::{start_vcpu, StartError, VcpuStack, VCPU_STACK_SIZE};
 
 /// Names the guest's entry function, which the runtime calls once the device tree is parsed and
 /// the console is set up.
