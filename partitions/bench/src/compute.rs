@@ -1,11 +1,16 @@
-//! Compute overhead: fixed CPU- and memory-bound work, timed with the virtual counter. Each
-//! sample fills a buffer (`compute-kib`, in the free memory above the image) with pseudo-random
-//! words and then takes `compute-steps` steps of a random walk over it, each step some integer
-//! arithmetic, a read and a write at a data-dependent index. Under QEMU the random accesses
-//! miss its software TLB often, and in a partition each refill also walks the stage-2 tables,
-//! which is where a partition's compute overhead shows.
+//! Compute overhead: fixed work, timed with the virtual counter. Each sample fills a buffer (in
+//! the free memory above the image) with pseudo-random words and then takes `compute-steps`
+//! steps of a random walk over it, each step some integer arithmetic, a read and a write at a
+//! data-dependent index. It runs twice:
 //!
-//! The walk's checksum is printed (`bench: info compute-checksum=..`): it must be the same
+//! - `compute-cpu`: a `compute-cpu-kib` buffer (default 256 KiB, 64 pages), small enough for
+//!   QEMU's software TLB (256 entries) to hold: CPU-bound;
+//! - `compute-memory`: a `compute-memory-kib` buffer (default 4 MiB, 1024 pages): nearly every
+//!   step misses QEMU's TLB. The guest runs with its MMU off, so natively a refill costs QEMU
+//!   almost nothing, while in a partition every refill also walks the stage-2 tables: this is
+//!   where a partition's memory-bound overhead shows under TCG.
+//!
+//! Each walk's checksum is printed (`bench: info compute-cpu-checksum=..`): it must be the same
 //! natively and in a partition, or the two did not do the same work.
 
 use bulkhead_guest_rt::{counter_ticks, println};
@@ -13,14 +18,19 @@ use bulkhead_guest_rt::{counter_ticks, println};
 use crate::config::Config;
 use crate::samples::{Rng, Samples};
 
-/// `compute`.
+/// `compute`: `compute-cpu`, then `compute-memory`.
 pub fn run(config: &Config, samples: &mut Samples) {
+    walk(samples, "compute-cpu", config.compute_cpu_kib, config);
+    walk(samples, "compute-memory", config.compute_memory_kib, config);
+}
+
+/// One kernel, over a buffer of `kib` KiB.
+fn walk(samples: &mut Samples, name: &str, kib: u64, config: &Config) {
     let scratch = samples.scratch();
-    let bytes = config.compute_kib * 1024;
+    let bytes = kib * 1024;
     if bytes > scratch.size {
         println!(
-            "bench: error compute: compute-kib={} does not fit in the {} KiB of free memory",
-            config.compute_kib,
+            "bench: error {name}: {kib} KiB do not fit in the {} KiB of free memory",
             scratch.size / 1024
         );
         return;
@@ -31,12 +41,12 @@ pub fn run(config: &Config, samples: &mut Samples) {
     let buf = unsafe { core::slice::from_raw_parts_mut(scratch.base as *mut u64, words) };
     let steps = config.compute_steps;
     let mut checksum = 0;
-    samples.measure("compute", config.compute_samples, 1, || {
+    samples.measure(name, config.compute_samples, 1, || {
         let start = counter_ticks();
         checksum = kernel(buf, steps);
         Ok(counter_ticks() - start)
     });
-    println!("bench: info compute-checksum={checksum:#018x}");
+    println!("bench: info {name}-checksum={checksum:#018x}");
 }
 
 /// Fills `buf` and walks it; returns the checksum.

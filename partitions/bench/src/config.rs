@@ -57,8 +57,10 @@ pub struct Config {
     run_len: usize,
     /// Samples per latency measurement.
     pub samples: usize,
-    /// Size of the compute kernel's buffer in KiB.
-    pub compute_kib: u64,
+    /// Size of the CPU-bound compute kernel's buffer in KiB.
+    pub compute_cpu_kib: u64,
+    /// Size of the memory-bound compute kernel's buffer in KiB.
+    pub compute_memory_kib: u64,
     /// Walk steps per compute sample.
     pub compute_steps: u64,
     /// Compute samples.
@@ -84,8 +86,9 @@ impl Config {
             run: Measurement::ALL,
             run_len: Measurement::ALL.len(),
             samples: number("samples", DEFAULT_SAMPLES, MAX_SAMPLES) as usize,
-            compute_kib: number("compute-kib", 4096, 1 << 20),
-            compute_steps: number("compute-steps", 1_000_000, 1 << 40),
+            compute_cpu_kib: number("compute-cpu-kib", 256, 1 << 20),
+            compute_memory_kib: number("compute-memory-kib", 4096, 1 << 20),
+            compute_steps: number("compute-steps", 2_000_000, 1 << 40),
             compute_samples: number("compute-samples", 5, MAX_SAMPLES) as usize,
             wait_for_input: false,
         };

@@ -10,18 +10,18 @@
 //! | `timer-irq` | the same, taken in a real IRQ handler (counter read at the vector) | ns |
 //! | `hypercall` | round trip of PSCI `PSCI_VERSION` over HVC (the partition's PSCI conduit) | ns |
 //! | `mmio` | round trip of a read of the console UART's flag register (trapped and emulated in a partition, QEMU's PL011 natively) | ns |
-//! | `compute` | fixed CPU- and memory-bound work (random read-modify-write walk over a buffer) | ns |
+//! | `compute-cpu`, `compute-memory` | fixed work: a random read-modify-write walk over a buffer that QEMU's TLB holds, and over one it does not (see [`compute`]) | ns |
 //! | `ipi` | SGI from vCPU 0 (counter before the `ICC_SGI1R_EL1` write) to vCPU 1's handler (counter at its vector), vCPU 1 idling in `wfi` | ns |
 //!
 //! Boot arguments (`key=value`, from `/chosen/bootargs`, or QEMU's `-append` natively):
 //!
 //! - `run=a,b,..`: the measurements to run, in this order, from `boot`, `timer-poll`,
 //!   `timer-irq`, `hypercall`, `mmio`, `compute`, `ipi` (default: all). `boot` prints both boot
-//!   figures.
+//!   figures, `compute` both compute figures.
 //! - `samples=N`: samples per latency measurement (default 2000), after 50 discarded warm-up
 //!   ones (the first runs of new code include QEMU's translation of it).
-//! - `compute-kib=N` (default 4096), `compute-steps=N` (walk steps per sample, default 1000000),
-//!   `compute-samples=N` (default 5).
+//! - `compute-cpu-kib=N` (default 256), `compute-memory-kib=N` (default 4096), `compute-steps=N`
+//!   (walk steps per sample, default 2000000), `compute-samples=N` (default 5).
 //! - `wait=input`: before measuring, print `bench: waiting for input` and wait until a byte
 //!   arrives on the console (xtask uses it to start measuring once a neighbour partition's load
 //!   is running).
