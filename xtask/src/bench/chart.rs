@@ -9,7 +9,7 @@ use std::fmt::Write;
 use super::figures::{Figure, FigureSet};
 use super::report::human;
 
-const WIDTH: f64 = 980.0;
+const WIDTH: f64 = 1100.0;
 const LABEL_WIDTH: f64 = 290.0;
 const BAR_WIDTH: f64 = 400.0;
 const ROW: f64 = 22.0;
@@ -62,22 +62,27 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
         escape(subtitle)
     );
 
-    // Grid lines with their labels.
+    // Grid lines with their labels (a label too close to the previous one is left out).
     let grid_bottom = TOP + bars_height;
+    let mut last_label = f64::NEG_INFINITY;
     for tick in ticks(low, high) {
         let gx = x(tick);
+        let labelled = gx - last_label >= 34.0;
         let colour = if tick == 1.0 { "#000" } else { "#ccc" };
         let _ = writeln!(
             out,
             r##"<line x1="{gx:.1}" y1="{:.1}" x2="{gx:.1}" y2="{grid_bottom:.1}" stroke="{colour}"/>"##,
             TOP - 8.0
         );
-        let _ = writeln!(
-            out,
-            r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}x</text>"##,
-            TOP - 12.0,
-            trim_number(tick)
-        );
+        if labelled {
+            last_label = gx;
+            let _ = writeln!(
+                out,
+                r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}x</text>"##,
+                TOP - 12.0,
+                trim_number(tick)
+            );
+        }
     }
 
     for (i, (figure, ratio)) in ratios.iter().enumerate() {
