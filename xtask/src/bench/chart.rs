@@ -67,7 +67,7 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
     let mut last_label = f64::NEG_INFINITY;
     for tick in ticks(low, high) {
         let gx = x(tick);
-        let labelled = gx - last_label >= 34.0;
+        let labelled = gx - last_label >= 44.0;
         let colour = if tick == 1.0 { "#000" } else { "#ccc" };
         let _ = writeln!(
             out,

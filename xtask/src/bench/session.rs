@@ -1,6 +1,6 @@
 //! One benchmark run of a program (QEMU): start it, read its output line by line (stdout and
-//! stderr merged), let the caller react to each line (type input, or stop the run), and kill
-//! the program when the caller stops or a time limit passes.
+//! stderr merged line by line, each line whole), let the caller react to each line (type input,
+//! or stop the run), and kill the program when the caller stops or a time limit passes.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -51,7 +51,8 @@ pub fn run(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    // Chunks of output, tagged with their stream (0 stdout, 1 stderr).
+    let (tx, rx) = mpsc::channel::<(usize, Vec<u8>)>();
     let streams = [
         child
             .stdout
@@ -62,41 +63,45 @@ pub fn run(
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ];
-    for stream in streams.into_iter().flatten() {
-        let tx = tx.clone();
-        std::thread::spawn(move || forward(stream, tx));
+    for (index, stream) in streams.into_iter().enumerate() {
+        if let Some(stream) = stream {
+            let tx = tx.clone();
+            std::thread::spawn(move || forward(index, stream, tx));
+        }
     }
     drop(tx);
     let mut stdin = child.stdin.take();
 
     let mut lines = Vec::new();
-    let mut partial = Vec::new();
+    // Each stream's unfinished line.
+    let mut partials = [Vec::new(), Vec::new()];
     let outcome = 'run: loop {
         let left = limit.saturating_sub(start.elapsed());
-        let chunk = match rx.recv_timeout(left) {
-            Ok(chunk) => chunk,
+        let (stream, chunk) = match rx.recv_timeout(left) {
+            Ok(tagged) => tagged,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 break Err(format!("{program} still running after {limit:?}"));
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // Both streams are closed: the program ended. Its last line may lack a newline.
-                if !partial.is_empty() {
-                    let line = take_line(&mut partial);
+                // Both streams are closed: the program ended. Last lines may lack a newline.
+                for partial in partials.iter_mut().filter(|p| !p.is_empty()) {
+                    let line = take_line(partial);
                     let step = on_line(&line);
                     lines.push(line);
                     if step == Step::Stop {
-                        break Ok(true);
+                        break 'run Ok(true);
                     }
                 }
                 break Ok(false);
             }
         };
+        let partial = &mut partials[stream];
         for &byte in &chunk {
             if byte != b'\n' {
                 partial.push(byte);
                 continue;
             }
-            let line = take_line(&mut partial);
+            let line = take_line(partial);
             let step = on_line(&line);
             lines.push(line);
             match step {
@@ -123,8 +128,10 @@ pub fn run(
         }),
         Err(reason) => {
             let mut text = lines.join("\n");
-            text.push('\n');
-            text.push_str(&String::from_utf8_lossy(&partial));
+            for partial in &partials {
+                text.push('\n');
+                text.push_str(&String::from_utf8_lossy(partial));
+            }
             bail!(
                 "{reason}; last output:\n{}\n(command: {program} {})",
                 tail(&text, TAIL),
@@ -159,14 +166,15 @@ pub fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
-/// Sends what `from` yields, chunk by chunk, until end of file or the receiver is gone.
-fn forward(mut from: Box<dyn Read + Send>, to: mpsc::Sender<Vec<u8>>) {
+/// Sends what `from` yields, chunk by chunk and tagged with `index`, until end of file or the
+/// receiver is gone.
+fn forward(index: usize, mut from: Box<dyn Read + Send>, to: mpsc::Sender<(usize, Vec<u8>)>) {
     let mut buf = [0u8; 4096];
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if to.send(buf[..n].to_vec()).is_err() {
+                if to.send((index, buf[..n].to_vec())).is_err() {
                     break;
                 }
             }
@@ -187,7 +195,7 @@ mod tests {
     #[test]
     fn lines_are_read_until_stop_and_the_program_killed() {
         let start = Instant::now();
-        let script = "echo booting; sleep 0.3; printf 'x\\r\\nMARK\\n'; echo ER >&2; sleep 30";
+        let script = "echo booting; sleep 0.3; printf 'x\\r\\nMARK\\n'; sleep 30";
         let t = run("sh", &sh(script), Duration::from_secs(20), |line| {
             if line == "MARK" {
                 Step::Stop
@@ -201,6 +209,19 @@ mod tests {
         assert_eq!(t.lines, ["booting", "x", "MARK"]);
         // Killed, not waited for: far less than the 30 s sleep.
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn lines_of_the_two_streams_stay_whole() {
+        // Half lines on both streams at once: each stream's line is completed separately.
+        let script = "printf 'out-' ; printf 'err-' >&2; sleep 0.2; echo one; echo two >&2";
+        let t = run("sh", &sh(script), Duration::from_secs(20), |_| {
+            Step::Continue
+        })
+        .unwrap();
+        let mut lines = t.lines.clone();
+        lines.sort();
+        assert_eq!(lines, ["err-two", "out-one"]);
     }
 
     #[test]
