@@ -93,22 +93,9 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
             Some(false) => "#c62828",
             None => "#1565c0",
         };
-        let native = figure
-            .native
-            .as_ref()
-            .and_then(|n| n.value())
-            .map_or(String::new(), |v| human(v, &figure.unit));
-        let bulkhead = figure
-            .bulkhead
-            .value()
-            .map_or(String::new(), |v| human(v, &figure.unit));
-        let _ = writeln!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LABEL_WIDTH - 8.0,
-            y + 15.0,
-            escape(&figure.name)
-        );
+        let native = value_text(figure, figure.native.as_ref().and_then(|n| n.value()));
+        let bulkhead = value_text(figure, figure.bulkhead.value());
+        name_label(&mut out, y, &figure.name);
         let _ = writeln!(
             out,
             r##"<rect x="{from:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"##,
@@ -134,17 +121,8 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
     );
     for (i, figure) in alone.iter().enumerate() {
         let y = alone_top + i as f64 * ROW;
-        let value = figure
-            .bulkhead
-            .value()
-            .map_or(String::new(), |v| human(v, &figure.unit));
-        let _ = writeln!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            LABEL_WIDTH - 8.0,
-            y + 15.0,
-            escape(&figure.name)
-        );
+        let value = value_text(figure, figure.bulkhead.value());
+        name_label(&mut out, y, &figure.name);
         let _ = writeln!(
             out,
             r##"<text x="{LABEL_WIDTH:.1}" y="{:.1}">{}</text>"##,
@@ -154,6 +132,22 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// A figure's name, right-aligned before the row at `y`.
+fn name_label(out: &mut String, y: f64, name: &str) {
+    let _ = writeln!(
+        out,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+        LABEL_WIDTH - 8.0,
+        y + 15.0,
+        escape(name)
+    );
+}
+
+/// `value` in the figure's unit, readably; empty without a value.
+fn value_text(figure: &Figure, value: Option<f64>) -> String {
+    value.map_or(String::new(), |v| human(v, &figure.unit))
 }
 
 /// The smallest 1, 2 or 5 times a power of ten at or above `value`.

@@ -96,26 +96,16 @@ impl BenchBoard {
             .map(|r| r.size)
             .sum::<u64>()
             .div_ceil(1024 * 1024);
-        let mut args: Vec<String> = [
-            "-M",
-            "virt,gic-version=3",
-            "-cpu",
-            "cortex-a72",
-            "-smp",
-            &self.partition.cpus.len().to_string(),
-            "-m",
-            &ram_mib.to_string(),
-            "-nographic",
-            "-nic",
-            "none",
-            "-kernel",
-            &self.native_image.to_string_lossy(),
-            "-append",
-            self.partition.bootargs.as_deref().unwrap_or(""),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // The machine `run` uses, without EL2: QEMU's own GICv3 and PSCI (over HVC) then serve
+        // the guest, which QEMU starts at EL1.
+        let mut args = qemu::machine_args(self.partition.cpus.len(), ram_mib, &self.native_image);
+        for arg in args.iter_mut().filter(|a| a.contains("virtualization=on")) {
+            *arg = arg.replace("virtualization=on,", "");
+        }
+        args.extend([
+            "-append".to_owned(),
+            self.partition.bootargs.clone().unwrap_or_default(),
+        ]);
         if icount {
             args.extend(["-icount".to_owned(), ICOUNT.to_owned()]);
         }
@@ -248,6 +238,17 @@ mod tests {
             ["compute-cpu", "compute-memory"]
         );
         assert_eq!(expected_results("").len(), 9);
+    }
+
+    #[test]
+    fn native_machines_have_no_el2() {
+        let machine = qemu::machine_args(2, 16, std::path::Path::new("x.img"));
+        let index = machine.iter().position(|a| a == "-M").unwrap();
+        // What native_args takes out must be there to take.
+        assert!(
+            machine[index + 1].contains("virtualization=on,"),
+            "{machine:?}"
+        );
     }
 
     #[test]
