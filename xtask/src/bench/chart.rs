@@ -16,6 +16,8 @@ const ROW: f64 = 22.0;
 const TOP: f64 = 78.0;
 /// The largest ratio the scale shows.
 const MAX_SCALE: f64 = 1000.0;
+/// The least distance between two scale labels, in pixels.
+const MIN_LABEL_GAP: f64 = 44.0;
 
 /// The chart for `figures`, titled with `subtitle` (e.g. the QEMU version and date).
 pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
@@ -62,20 +64,31 @@ pub fn svg(figures: &FigureSet, subtitle: &str) -> String {
         escape(subtitle)
     );
 
-    // Grid lines with their labels (a label too close to the previous one is left out).
+    // Grid lines with their labels: powers of ten always, 2x and 5x where there is room.
     let grid_bottom = TOP + bars_height;
-    let mut last_label = f64::NEG_INFINITY;
-    for tick in ticks(low, high) {
+    let all_ticks = ticks(low, high);
+    let mut labelled: Vec<f64> = all_ticks
+        .iter()
+        .copied()
+        .filter(|&t| is_power_of_ten(t))
+        .collect();
+    for &tick in all_ticks.iter().filter(|&&t| !is_power_of_ten(t)) {
+        if labelled
+            .iter()
+            .all(|&l| (x(l) - x(tick)).abs() >= MIN_LABEL_GAP)
+        {
+            labelled.push(tick);
+        }
+    }
+    for tick in all_ticks {
         let gx = x(tick);
-        let labelled = gx - last_label >= 44.0;
         let colour = if tick == 1.0 { "#000" } else { "#ccc" };
         let _ = writeln!(
             out,
             r##"<line x1="{gx:.1}" y1="{:.1}" x2="{gx:.1}" y2="{grid_bottom:.1}" stroke="{colour}"/>"##,
             TOP - 8.0
         );
-        if labelled {
-            last_label = gx;
+        if labelled.contains(&tick) {
             let _ = writeln!(
                 out,
                 r##"<text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}x</text>"##,
@@ -179,6 +192,12 @@ fn ticks(low: f64, high: f64) -> Vec<f64> {
     out
 }
 
+/// Whether `value` is 1, 10, 100, ... (as [`ticks`] computes them).
+fn is_power_of_ten(value: f64) -> bool {
+    let exponent = value.log10().round();
+    exponent >= 0.0 && (value - 10f64.powf(exponent)).abs() < 1e-9 * value
+}
+
 /// `0.5`, `1`, `20`: no trailing zeros.
 fn trim_number(value: f64) -> String {
     let text = format!("{value:.3}");
@@ -247,6 +266,8 @@ mod tests {
         assert!(svg.contains(">974</text>"));
         // Met target: green; no target: blue.
         assert!(svg.contains("#2e7d32") && svg.contains("#1565c0"));
+        // The scale always names 1x and 10x.
+        assert!(svg.contains(">1x</text>") && svg.contains(">10x</text>"));
     }
 
     #[test]
@@ -263,6 +284,8 @@ mod tests {
         assert_eq!(nice_above(130.0), 200.0);
         assert_eq!(ticks(0.5, 10.0), [0.5, 1.0, 2.0, 5.0, 10.0]);
         assert_eq!(trim_number(0.5), "0.5");
+        assert!(is_power_of_ten(1.0) && is_power_of_ten(100.0));
+        assert!(!is_power_of_ten(0.1) && !is_power_of_ten(20.0) && !is_power_of_ten(5.0));
         assert_eq!(trim_number(20.0), "20");
     }
 }
