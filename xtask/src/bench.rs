@@ -1,288 +1,555 @@
-//! `cargo xtask bench`: how long Linux takes to reach userspace natively and in a partition.
+//! `cargo xtask bench`: every benchmark, native and in a Bulkhead partition, in one invocation.
 //!
-//! Builds the `qemu-virt-linux` board, then alternates rounds of
+//! 1. **Footprint** of the hypervisor image built for `qemu-virt-hello` (text, rodata, data, bss).
+//! 2. **The benchmark guest** (`partitions/bench`) on `board-configs/bench/qemu-virt-bench.dts`,
+//!    natively and partitioned in alternating rounds, wall-clock: virtual timer interrupt latency
+//!    (IRQ handler and polled), IPI, null hypercall and trapped-MMIO round trips, compute (a
+//!    CPU-bound and a memory-bound kernel), boot.
+//! 3. The same latency and boot figures under `-icount shift=4,sleep=off`
+//!    (`qemu-virt-bench-icount.dts`), where they repeat exactly; from them the hypervisor's paths
+//!    in instructions: `irq-injection-instructions` = (partitioned − native) polled timer latency
+//!    / 16 ns, likewise for the hypercall and MMIO round trips, and the IPI in instructions.
+//! 4. **Interference**: the timer latencies in a partition while a Linux partition runs a memory-
+//!    and interrupt-heavy load (`qemu-virt-bench-interference.dts`), against the quiet native
+//!    figures.
+//! 5. **Linux boot** to userspace ([`linux_boot`]).
 //!
-//! - **native**: the recipe's kernel and initramfs booted directly by QEMU on a machine the size
-//!   of the Linux partition (its CPU count and RAM), with the partition's `bootargs` and the
-//!   board's QEMU extras (the same disk);
-//! - **partitioned**: the packed board booted exactly as `cargo xtask run` boots it (the Linux
-//!   partition beside the bare-metal one),
-//!
-//! each timed from spawning QEMU to the first appearance of the recipe's userspace marker
-//! (`bulkhead-linux: userspace up`) on its output; QEMU is then killed. Alternating keeps slow
-//! phases of a busy host from landing on one side only. It prints every run, the medians and the
-//! ratio partitioned/native; nothing is asserted (the target is at most 1.3x).
+//! Each round's figure is the guest's statistic over its samples (median, p99); the figure
+//! reported is the median over rounds, with the run-to-run spread. It prints the table and writes
+//! `target/bench/results.json` (see [`report`]), `results.svg` ([`chart`]) and `results.txt` (the
+//! table). `--quick` runs fewer rounds of each.
 
-use std::io::Read;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
+mod chart;
+mod figures;
+mod footprint;
+mod guest_output;
+mod guest_runs;
+mod linux_boot;
+mod report;
+mod session;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bulkhead_config::Partition;
-use bulkhead_linux_guest::USERSPACE_MARKER;
 
-use crate::board::{linux_guest, ImageSource, Role};
-use crate::build::{build, Built};
-use crate::qemu::{self, RunOptions, QEMU};
+use crate::board::{display_path, release_dir, repo_root, HYPERVISOR_TARGET};
+use crate::build::{build, HYPERVISOR};
+use figures::{FigureSet, Side};
+use footprint::Footprint;
+use guest_output::{GuestReport, Measured};
+use guest_runs::{BenchBoard, NS_PER_INSTRUCTION};
 
-/// The board benchmarked: a Linux partition beside a bare-metal one.
-pub const BOARD: &str = "qemu-virt-linux";
-/// Rounds without `--rounds`.
-pub const DEFAULT_ROUNDS: usize = 3;
-/// The most a boot may take before the run is declared failed (about 20x a partitioned boot
-/// under TCG on the 2-core dev machine).
-const BOOT_LIMIT: Duration = Duration::from_secs(120);
-/// The ratio partitioned/native the hypervisor aims at.
-const TARGET_RATIO: f64 = 1.3;
-/// How much of a failed run's output to show.
-const TAIL: usize = 3000;
+/// Rounds of a full run: wall-clock figures under TCG vary a lot from run to run on a shared
+/// host, and a round takes a few seconds.
+pub const DEFAULT_ROUNDS: usize = 10;
+/// Rounds of `--quick`.
+const QUICK_ROUNDS: usize = 3;
+/// Rounds under icount: the figures repeat exactly, two show it.
+const ICOUNT_ROUNDS: usize = 2;
+/// Interference rounds (each boots Linux) in a full run.
+const INTERFERENCE_ROUNDS: usize = 5;
 
-/// Builds the board and runs `rounds` rounds of native and partitioned boots.
-pub fn run(rounds: usize) -> Result<ExitCode> {
-    if rounds == 0 {
-        bail!("--rounds must be at least 1");
+/// The board whose hypervisor image is measured.
+const FOOTPRINT_BOARD: &str = "qemu-virt-hello";
+const WALL_BOARD: &str = "bench/qemu-virt-bench";
+const ICOUNT_BOARD: &str = "bench/qemu-virt-bench-icount";
+const INTERFERENCE_BOARD: &str = "bench/qemu-virt-bench-interference";
+
+/// The most one run of the benchmark guest may take (a few seconds normally; much more on a
+/// loaded host, and the interference board boots Linux first).
+const GUEST_LIMIT: Duration = Duration::from_secs(240);
+const INTERFERENCE_LIMIT: Duration = Duration::from_secs(400);
+
+/// `cargo xtask bench`'s options.
+pub struct Options {
+    /// Fewer rounds of everything.
+    pub quick: bool,
+    /// Rounds of the wall-clock guest runs (default: [`DEFAULT_ROUNDS`], 3 with `quick`); the
+    /// other benchmarks run at most as many.
+    pub rounds: Option<usize>,
+    /// The QEMU binary.
+    pub qemu: String,
+}
+
+/// How many times each benchmark runs.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    guest: usize,
+    icount: usize,
+    interference: usize,
+    linux: usize,
+}
+
+impl Plan {
+    fn new(options: &Options) -> Result<Plan> {
+        let rounds = match options.rounds {
+            Some(0) => bail!("--rounds must be at least 1"),
+            Some(n) => n,
+            None if options.quick => QUICK_ROUNDS,
+            None => DEFAULT_ROUNDS,
+        };
+        let quick = options.quick;
+        Ok(Plan {
+            guest: rounds,
+            icount: rounds.min(if quick { 1 } else { ICOUNT_ROUNDS }),
+            interference: rounds.min(if quick { 1 } else { INTERFERENCE_ROUNDS }),
+            linux: rounds.min(if quick { 2 } else { DEFAULT_ROUNDS }),
+        })
     }
-    let built = build(BOARD, false)?;
-    let native = native_args(&built)?;
-    let partitioned = qemu::qemu_args(
-        &built,
-        &RunOptions {
-            cpu: qemu::DEFAULT_CPU.into(),
-            timeout: None,
-            gdb: false,
-            extra_args: Vec::new(),
-            uboot: None,
-        },
-    );
-    println!("bench: native:      {QEMU} {}", native.join(" "));
-    println!("bench: partitioned: {QEMU} {}", partitioned.join(" "));
+}
 
-    let mut native_times = Vec::with_capacity(rounds);
-    let mut partitioned_times = Vec::with_capacity(rounds);
-    for round in 1..=rounds {
-        let n = time_to_marker(&native).context("native boot")?;
-        println!(
-            "bench: round {round}/{rounds}: native      {:.2} s",
-            n.as_secs_f64()
-        );
-        let p = time_to_marker(&partitioned).context("partitioned boot")?;
-        println!(
-            "bench: round {round}/{rounds}: partitioned {:.2} s",
-            p.as_secs_f64()
-        );
-        native_times.push(n);
-        partitioned_times.push(p);
-    }
+/// The guest's distribution measurements and the figures they become.
+const LATENCIES: [(&str, &str); 5] = [
+    ("timer-irq", "irq-latency"),
+    ("timer-poll", "irq-poll-latency"),
+    ("ipi", "ipi-latency"),
+    ("hypercall", "hypercall-latency"),
+    ("mmio", "mmio-latency"),
+];
 
-    let native = median(&mut native_times);
-    let partitioned = median(&mut partitioned_times);
-    let ratio = partitioned.as_secs_f64() / native.as_secs_f64();
+/// Under which conditions a guest run measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    WallClock,
+    Icount,
+    Interference,
+}
+
+/// Runs everything and prints and writes the results.
+pub fn run(options: Options) -> Result<ExitCode> {
+    let start = Instant::now();
+    let plan = Plan::new(&options)?;
+    let qemu = options.qemu.as_str();
+    let qemu_version = qemu_version(qemu)?;
+    println!("bench: {qemu_version}");
     println!(
-        "linux boot to userspace: native {:.2} s, partitioned {:.2} s, ratio {ratio:.2}x \
-         (median of {rounds} each; target <= {TARGET_RATIO}x: {})",
-        native.as_secs_f64(),
-        partitioned.as_secs_f64(),
-        if ratio <= TARGET_RATIO {
-            "met"
-        } else {
-            "NOT met"
-        }
+        "bench: {} rounds native/partitioned wall-clock, {} under icount, {} interference, {} \
+         Linux boots each",
+        plan.guest, plan.icount, plan.interference, plan.linux
     );
+
+    let mut figures = FigureSet::default();
+    record_footprint(&mut figures)?;
+
+    let wall = BenchBoard::prepare(WALL_BOARD)?;
+    let icount = BenchBoard::prepare(ICOUNT_BOARD)?;
+    let interference = match plan.interference {
+        0 => None,
+        _ => Some(BenchBoard::prepare(INTERFERENCE_BOARD)?),
+    };
+    let linux = match plan.linux {
+        0 => None,
+        _ => Some(linux_boot::LinuxBoot::prepare()?),
+    };
+    println!(
+        "bench: native:      {qemu} {}",
+        wall.native_args(false).join(" ")
+    );
+    println!(
+        "bench: partitioned: {qemu} {}",
+        wall.partitioned_args(false).join(" ")
+    );
+
+    let mut checksums = BTreeMap::new();
+    for round in 1..=plan.guest {
+        for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
+            let report = timed(round, plan.guest, side, "wall-clock", || {
+                wall.run(qemu, partitioned, false, GUEST_LIMIT)
+            })?;
+            check_checksums(&mut checksums, &report)?;
+            record_run(&mut figures, side, Mode::WallClock, &report);
+        }
+        if round <= plan.icount {
+            let mut pair = Vec::new();
+            for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
+                let report = timed(round, plan.icount, side, "icount", || {
+                    icount.run(qemu, partitioned, true, GUEST_LIMIT)
+                })?;
+                record_run(&mut figures, side, Mode::Icount, &report);
+                pair.push(report);
+            }
+            record_instructions(&mut figures, &pair[0], &pair[1]);
+        }
+    }
+    if let Some(board) = &interference {
+        for round in 1..=plan.interference {
+            let report = timed(
+                round,
+                plan.interference,
+                Side::Bulkhead,
+                "interference",
+                || board.run(qemu, true, false, INTERFERENCE_LIMIT),
+            )?;
+            record_run(&mut figures, Side::Bulkhead, Mode::Interference, &report);
+        }
+        // The native counterpart is the quiet native figure.
+        for prefix in ["irq-latency", "irq-poll-latency"] {
+            for stat in ["median", "p99"] {
+                let quiet = format!("{prefix}-{stat}");
+                if let Some(native) = figures.get(&quiet).and_then(|f| f.native.clone()) {
+                    figures.set_native(&format!("{prefix}-interference-{stat}"), native);
+                }
+            }
+        }
+    }
+    if let Some(linux) = &linux {
+        for round in 1..=plan.linux {
+            for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
+                let time = linux.boot(qemu, partitioned).with_context(|| {
+                    format!(
+                        "Linux boot, {}",
+                        if partitioned { "partitioned" } else { "native" }
+                    )
+                })?;
+                println!(
+                    "bench: round {round}/{}: {:<8} Linux boot to userspace {:.2} s",
+                    plan.linux,
+                    side_name(side),
+                    time.as_secs_f64()
+                );
+                figures.record("linux-boot", "s", side, time.as_secs_f64(), 1);
+            }
+        }
+    }
+
+    let elapsed = start.elapsed();
+    let subtitle = format!(
+        "{qemu_version}; {} rounds ({} icount, {} interference, {} Linux); {}",
+        plan.guest,
+        plan.icount,
+        plan.interference,
+        plan.linux,
+        if options.quick { "--quick" } else { "full run" }
+    );
+    write_results(&figures, &subtitle, elapsed)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The board's Linux partition: the one whose image is the Linux recipe.
-fn linux_partition(built: &Built) -> Result<&Partition> {
-    built
-        .config
-        .partitions
-        .iter()
-        .find(|p| {
-            ImageSource::classify(&p.image, Role::Image, built.board.dir())
-                == ImageSource::LinuxRecipe(Role::Image)
-        })
-        .with_context(|| format!("board {} has no partition with image \"linux\"", BOARD))
+/// `qemu --version`'s first line.
+fn qemu_version(qemu: &str) -> Result<String> {
+    let output = Command::new(qemu)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {qemu} --version"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or("QEMU (unknown version)")
+        .trim()
+        .to_owned())
 }
 
-/// QEMU arguments that boot the Linux guest without the hypervisor, on a machine like its
-/// partition: as many CPUs, as much RAM, the same command line, the board's extras.
-fn native_args(built: &Built) -> Result<Vec<String>> {
-    let partition = linux_partition(built)?;
-    let guest = linux_guest()?;
-    let ram_mib = partition
-        .memory
-        .iter()
-        .map(|r| r.size)
-        .sum::<u64>()
-        .div_ceil(1024 * 1024);
-    let mut args = crate::qemu::machine_args(
-        crate::qemu::DEFAULT_CPU,
-        partition.cpus.len(),
-        ram_mib,
-        &guest.kernel,
-    );
-    args.extend(
-        [
-            "-initrd",
-            &guest.initramfs.to_string_lossy(),
-            "-append",
-            partition.bootargs.as_deref().unwrap_or(""),
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.extend(built.qemu_args.iter().cloned());
-    Ok(args)
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Native => "native",
+        Side::Bulkhead => "Bulkhead",
+    }
 }
 
-/// Starts QEMU with `args` and returns the time until [`USERSPACE_MARKER`] appears on its
-/// output; QEMU is killed either way.
-fn time_to_marker(args: &[String]) -> Result<Duration> {
-    time_until(QEMU, args, USERSPACE_MARKER, BOOT_LIMIT)
-}
-
-/// Starts `program` with `args` and returns the time until `marker` appears on its stdout or
-/// stderr, at most `limit`; the process is killed either way.
-fn time_until(program: &str, args: &[String], marker: &str, limit: Duration) -> Result<Duration> {
+/// Runs one benchmark-guest run and says how long it took.
+fn timed(
+    round: usize,
+    rounds: usize,
+    side: Side,
+    what: &str,
+    run: impl FnOnce() -> Result<GuestReport>,
+) -> Result<GuestReport> {
     let start = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {program}"))?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || forward(stream, tx));
-    }
-    drop(tx);
+    let report = run().with_context(|| format!("{} {what} run", side_name(side)))?;
+    println!(
+        "bench: round {round}/{rounds}: {:<8} {what:<12} ok in {:.1} s",
+        side_name(side),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(report)
+}
 
-    let needle = marker.as_bytes();
-    let mut output = Vec::new();
-    let result = loop {
-        let left = limit.saturating_sub(start.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(chunk) => {
-                let from = output.len().saturating_sub(needle.len());
-                output.extend_from_slice(&chunk);
-                if output[from..].windows(needle.len()).any(|w| w == needle) {
-                    break Ok(start.elapsed());
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                break Err(format!("no {marker:?} within {limit:?}"))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                break Err(format!("{program} ended ({status}) before {marker:?}"));
-            }
+/// The compute kernels' checksums (`*-checksum` infos) must be the same in every run, or the
+/// runs did different work.
+fn check_checksums(expected: &mut BTreeMap<String, String>, report: &GuestReport) -> Result<()> {
+    for (key, checksum) in &report.info {
+        if !key.ends_with("-checksum") {
+            continue;
         }
+        match expected.get(key) {
+            None => {
+                expected.insert(key.clone(), checksum.clone());
+            }
+            Some(first) if first != checksum => {
+                bail!("the guest's {key} changed between runs ({first} then {checksum})")
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Records one run's results on `side`.
+fn record_run(figures: &mut FigureSet, side: Side, mode: Mode, report: &GuestReport) {
+    let suffix = match mode {
+        Mode::WallClock => "",
+        Mode::Icount => "-icount",
+        Mode::Interference => "-interference",
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    result.or_else(|reason| {
-        let text = String::from_utf8_lossy(&output);
-        let tail_start = text.len().saturating_sub(TAIL);
-        let tail_start = (tail_start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        bail!(
-            "{reason}; last output:\n{}\n(command: {program} {})",
-            &text[tail_start..],
-            args.join(" ")
-        )
-    })
-}
-
-/// Sends what `from` yields, chunk by chunk, until end of file or the receiver is gone.
-fn forward(mut from: Box<dyn Read + Send>, to: mpsc::Sender<Vec<u8>>) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if to.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
+    for (guest, prefix) in LATENCIES {
+        if let Some(&Measured::Distribution {
+            n,
+            min,
+            median,
+            p99,
+            ..
+        }) = report.results.get(guest)
+        {
+            // The best case, where the wall clock leaves room for one.
+            if mode == Mode::WallClock {
+                figures.record(&format!("{prefix}{suffix}-min"), "ns", side, min, n);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+            figures.record(&format!("{prefix}{suffix}-median"), "ns", side, median, n);
+            // Under icount only the timer's tail is interesting (the rest repeat exactly).
+            if mode != Mode::Icount || guest.starts_with("timer") {
+                figures.record(&format!("{prefix}{suffix}-p99"), "ns", side, p99, n);
+            }
+        }
+    }
+    if mode == Mode::WallClock {
+        for (guest, figure) in [
+            ("compute-cpu", "compute-cpu-time"),
+            ("compute-memory", "compute-memory-time"),
+        ] {
+            if let Some(&Measured::Distribution { n, median, .. }) = report.results.get(guest) {
+                figures.record(figure, "ms", side, median / 1e6, n);
+            }
+        }
+    }
+    for name in ["boot-first-instruction", "boot-first-line"] {
+        if let Some(&Measured::Value { value, .. }) = report.results.get(name) {
+            figures.record(&format!("{name}{suffix}"), "ms", side, value / 1e6, 1);
         }
     }
 }
 
-/// The median of `times` (the mean of the middle two for an even count).
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    let mid = times.len() / 2;
-    if times.len() % 2 == 1 {
-        times[mid]
-    } else {
-        (times[mid - 1] + times[mid]) / 2
+/// The hypervisor's paths in instructions, from one round's icount runs: the extra time a
+/// partition takes over native, divided by the 16 ns each instruction takes.
+fn record_instructions(figures: &mut FigureSet, native: &GuestReport, partitioned: &GuestReport) {
+    let median = |report: &GuestReport, name: &str| match report.results.get(name) {
+        Some(&Measured::Distribution { n, median, .. }) => Some((median, n)),
+        _ => None,
+    };
+    for (guest, figure) in [
+        ("timer-poll", "irq-injection-instructions"),
+        ("hypercall", "hypercall-path-instructions"),
+        ("mmio", "mmio-path-instructions"),
+    ] {
+        if let (Some((n_ns, _)), Some((p_ns, samples))) =
+            (median(native, guest), median(partitioned, guest))
+        {
+            let instructions = (p_ns - n_ns) / NS_PER_INSTRUCTION;
+            figures.record(
+                figure,
+                "instructions",
+                Side::Bulkhead,
+                instructions,
+                samples,
+            );
+        }
     }
+    if let (Some((n_ns, n)), Some((p_ns, p))) = (median(native, "ipi"), median(partitioned, "ipi"))
+    {
+        let name = "ipi-latency-instructions";
+        figures.record(
+            name,
+            "instructions",
+            Side::Native,
+            n_ns / NS_PER_INSTRUCTION,
+            n,
+        );
+        figures.record(
+            name,
+            "instructions",
+            Side::Bulkhead,
+            p_ns / NS_PER_INSTRUCTION,
+            p,
+        );
+    }
+}
+
+/// Builds the footprint board and records the hypervisor ELF's section sizes.
+fn record_footprint(figures: &mut FigureSet) -> Result<()> {
+    build(FOOTPRINT_BOARD, false)?;
+    let elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
+    let bytes =
+        std::fs::read(&elf).with_context(|| format!("cannot read {}", display_path(&elf)))?;
+    let f = Footprint::of_elf(&bytes)
+        .with_context(|| format!("cannot read the sections of {}", display_path(&elf)))?;
+    for (name, value) in [
+        ("footprint-text", f.text),
+        ("footprint-rodata", f.rodata),
+        ("footprint-data", f.data),
+        ("footprint-bss", f.bss),
+        ("footprint-text-rodata-data", f.loaded()),
+    ] {
+        figures.record(name, "bytes", Side::Bulkhead, value as f64, 1);
+    }
+    Ok(())
+}
+
+/// Prints the table and writes `target/bench/results.{json,svg,txt}`.
+fn write_results(figures: &FigureSet, subtitle: &str, elapsed: Duration) -> Result<()> {
+    let dir: PathBuf = repo_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let table = report::table(figures);
+    let text = format!("{subtitle}\n\n{table}");
+    for (file, contents) in [
+        ("results.json", report::json(figures)),
+        ("results.svg", chart::svg(figures, subtitle)),
+        ("results.txt", text.clone()),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write {}", display_path(&path)))?;
+    }
+    println!("\n{text}");
+    println!(
+        "bench: done in {:.0} s; results in {} (results.json, results.svg, results.txt)",
+        elapsed.as_secs_f64(),
+        display_path(&dir)
+    );
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn options(quick: bool, rounds: Option<usize>) -> Options {
+        Options {
+            quick,
+            rounds,
+            qemu: "qemu-system-aarch64".into(),
+        }
+    }
+
     #[test]
-    fn medians() {
-        let s = Duration::from_secs;
-        assert_eq!(median(&mut [s(3), s(1), s(2)]), s(2));
+    fn plans() {
         assert_eq!(
-            median(&mut [s(4), s(1), s(2), s(3)]),
-            Duration::from_millis(2500)
+            Plan::new(&options(false, None)).unwrap(),
+            Plan {
+                guest: 10,
+                icount: 2,
+                interference: 5,
+                linux: 10
+            }
         );
-        assert_eq!(median(&mut [s(7)]), s(7));
+        assert_eq!(
+            Plan::new(&options(true, None)).unwrap(),
+            Plan {
+                guest: 3,
+                icount: 1,
+                interference: 1,
+                linux: 2
+            }
+        );
+        assert_eq!(
+            Plan::new(&options(false, Some(1))).unwrap(),
+            Plan {
+                guest: 1,
+                icount: 1,
+                interference: 1,
+                linux: 1
+            }
+        );
+        assert!(Plan::new(&options(false, Some(0))).is_err());
     }
 
-    fn sh(script: &str) -> Vec<String> {
-        vec!["-c".into(), script.into()]
+    fn report(text: &str) -> GuestReport {
+        guest_output::parse_output(text.lines(), None).unwrap()
     }
 
     #[test]
-    fn the_marker_is_timed_and_the_process_killed() {
-        let start = Instant::now();
-        let script = sh("echo booting; sleep 0.3; printf 'x\\nMARK'; echo ER >&2; sleep 30");
-        let t = time_until("sh", &script, "MARK", Duration::from_secs(20)).unwrap();
-        assert!(t >= Duration::from_millis(300), "{t:?}");
-        // Killed, not waited for: far less than the 30 s sleep.
-        assert!(start.elapsed() < Duration::from_secs(10));
+    fn runs_become_figures() {
+        let native = report(
+            "bench: timer-poll unit=ns n=200 min=224 median=240 p99=272 mean=240 max=272
+bench: hypercall unit=ns n=200 min=128 median=128 p99=128 mean=128 max=128
+bench: ipi unit=ns n=200 min=560 median=560 p99=560 mean=560 max=560
+bench: boot-first-instruction unit=ns value=112",
+        );
+        let partitioned = report(
+            "bench: timer-poll unit=ns n=200 min=15536 median=15824 p99=15856 mean=15824 max=15856
+bench: hypercall unit=ns n=200 min=4288 median=4288 p99=4288 mean=4288 max=4288
+bench: ipi unit=ns n=200 min=38048 median=64160 p99=64160 mean=63904 max=64160
+bench: boot-first-instruction unit=ns value=32687280",
+        );
+        let mut figures = FigureSet::default();
+        record_run(&mut figures, Side::Native, Mode::Icount, &native);
+        record_run(&mut figures, Side::Bulkhead, Mode::Icount, &partitioned);
+        record_instructions(&mut figures, &native, &partitioned);
+
+        let value = |name: &str| figures.get(name).unwrap().bulkhead.value().unwrap();
+        // (15824 - 240) / 16 = 974.
+        assert_eq!(value("irq-injection-instructions"), 974.0);
+        assert_eq!(
+            figures.get("irq-injection-instructions").unwrap().native,
+            None
+        );
+        assert_eq!(value("hypercall-path-instructions"), 260.0);
+        let ipi = figures.get("ipi-latency-instructions").unwrap();
+        assert_eq!(ipi.native.as_ref().unwrap().value(), Some(35.0));
+        assert_eq!(ipi.bulkhead.value(), Some(4010.0));
+        assert_eq!(value("irq-poll-latency-icount-median"), 15824.0);
+        assert_eq!(value("irq-poll-latency-icount-p99"), 15856.0);
+        // No p99 for round trips under icount, no minimum under icount at all.
+        assert!(figures.get("hypercall-latency-icount-p99").is_none());
+        assert!(figures.get("irq-poll-latency-icount-min").is_none());
+        assert_eq!(value("boot-first-instruction-icount"), 32.68728);
+        assert_eq!(
+            figures
+                .get("irq-poll-latency-icount-median")
+                .unwrap()
+                .bulkhead
+                .samples,
+            200
+        );
     }
 
     #[test]
-    fn a_missing_marker_is_an_error_with_the_output() {
-        let err = time_until(
-            "sh",
-            &sh("echo nothing here"),
-            "MARK",
-            Duration::from_secs(20),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("ended") && err.contains("nothing here"),
-            "{err}"
+    fn wall_clock_runs_have_minimums_and_compute() {
+        let run = report(
+            "bench: timer-irq unit=ns n=2000 min=18864 median=21376 p99=236784 mean=43344 max=9
+bench: compute-memory unit=ns n=5 min=1 median=146720000 p99=3 mean=2 max=3",
         );
-        let err = time_until("sh", &sh("sleep 30"), "MARK", Duration::from_millis(200))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("within"), "{err}");
+        let mut figures = FigureSet::default();
+        record_run(&mut figures, Side::Native, Mode::WallClock, &run);
+        let native = |name: &str| figures.get(name).unwrap().native.as_ref().unwrap().value();
+        assert_eq!(native("irq-latency-min"), Some(18864.0));
+        assert_eq!(native("irq-latency-median"), Some(21376.0));
+        assert_eq!(native("irq-latency-p99"), Some(236784.0));
+        assert_eq!(native("compute-memory-time"), Some(146.72));
+        let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "irq-latency-min",
+                "irq-latency-median",
+                "irq-latency-p99",
+                "compute-memory-time"
+            ]
+        );
+    }
+
+    #[test]
+    fn checksums_must_agree() {
+        let mut expected = BTreeMap::new();
+        let a = report("bench: info compute-cpu-checksum=0x1 compute-memory-checksum=0x3");
+        let b = report("bench: info compute-cpu-checksum=0x2 compute-memory-checksum=0x3");
+        check_checksums(&mut expected, &report("bench: info vcpus=2")).unwrap();
+        check_checksums(&mut expected, &a).unwrap();
+        check_checksums(&mut expected, &a).unwrap();
+        let err = check_checksums(&mut expected, &b).unwrap_err().to_string();
+        assert!(err.contains("compute-cpu-checksum changed"), "{err}");
     }
 }

@@ -100,11 +100,19 @@ enum Command {
     },
     /// Run the whole test suite: host unit tests, target build, QEMU integration tests.
     Test,
-    /// Run the benchmarks: Linux boot time to userspace, native vs. in a partition.
+    /// Run every benchmark natively and in a partition; print the table and write
+    /// target/bench/results.json and results.svg.
     Bench {
-        /// Rounds of (native boot, partitioned boot); the medians are compared.
-        #[arg(long, default_value_t = bench::DEFAULT_ROUNDS)]
-        rounds: usize,
+        /// Fewer rounds of everything: well under 3 minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Rounds of the wall-clock runs (native and partitioned alternate), default 10, 3 with
+        /// --quick; the icount, interference and Linux runs do at most as many.
+        #[arg(long, value_name = "N")]
+        rounds: Option<usize>,
+        /// The QEMU binary to measure with (e.g. another version's).
+        #[arg(long, value_name = "PATH", default_value = qemu::QEMU)]
+        qemu: String,
     },
 }
 
@@ -201,9 +209,17 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             deps::ensure_tools()?;
             test::run_all()
         }
-        Command::Bench { rounds } => {
+        Command::Bench {
+            quick,
+            rounds,
+            qemu,
+        } => {
             deps::ensure_tools()?;
-            bench::run(rounds)
+            bench::run(bench::Options {
+                quick,
+                rounds,
+                qemu,
+            })
         }
     }
 }

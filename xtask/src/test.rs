@@ -90,6 +90,8 @@ const STEPS: &[Step] = &[
             "hello",
             "-p",
             "trespasser",
+            "-p",
+            "bench",
         ],
     },
     Step {

@@ -1,9 +1,10 @@
 //! The guest console: a polled driver for the PL011 UART named by the device tree.
 //!
-//! Bulkhead emulates the console UART by trapping every access, and only implements the data
-//! register (`UARTDR`, offset 0x000: writes transmit, reads receive) and the flag register
-//! (`UARTFR`, offset 0x018: `TXFF` and `RXFE`). This driver touches nothing else, needs no
-//! initialisation, and always accesses the registers 32 bits wide.
+//! Bulkhead emulates the console UART by trapping every access. This driver needs no
+//! initialisation and uses the data register (`UARTDR`, offset 0x000: writes transmit, reads
+//! receive) and the flag register (`UARTFR`, offset 0x018: `TXFF` and `RXFE`), plus, for a guest
+//! that waits for input with interrupts, the interrupt mask (`UARTIMSC`, offset 0x038); it always
+//! accesses the registers 32 bits wide.
 //!
 //! The console used by [`print!`](crate::print)/[`println!`](crate::println) and by the panic
 //! handler is selected once at boot (see [`set_global`]); until then, printing is a no-op.
@@ -11,7 +12,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
@@ -23,17 +24,27 @@ register_bitfields![u32,
         /// Receive FIFO empty: nothing to read from `UARTDR`.
         RXFE OFFSET(4) NUMBITS(1) []
     ],
+    /// Interrupt mask set/clear register: 1 enables an interrupt.
+    UARTIMSC [
+        /// Receive timeout interrupt.
+        RTIM OFFSET(6) NUMBITS(1) [],
+        /// Receive interrupt.
+        RXIM OFFSET(4) NUMBITS(1) []
+    ],
 ];
 
 register_structs! {
-    /// The subset of the PL011 register block that the virtual UART provides.
+    /// The part of the PL011 register block this driver uses.
     pub Pl011Registers {
         /// Data register: the low 8 bits are the character sent or received.
         (0x000 => dr: ReadWrite<u32>),
         (0x004 => _reserved0),
         /// Flag register.
         (0x018 => fr: ReadOnly<u32, UARTFR::Register>),
-        (0x01c => @END),
+        (0x01c => _reserved1),
+        /// Interrupt mask set/clear register.
+        (0x038 => imsc: ReadWrite<u32, UARTIMSC::Register>),
+        (0x03c => @END),
     }
 }
 
@@ -78,6 +89,22 @@ impl Console {
                 self.write_byte(b'\r');
             }
             self.write_byte(byte);
+        }
+    }
+
+    /// Enables or disables the UART's receive and receive-timeout interrupts (`UARTIMSC.RXIM`,
+    /// `RTIM`), leaving the others as they are. Under Bulkhead, input typed before the guest shows
+    /// it reads input is held back from an interrupt-driven guest until it takes this interrupt
+    /// (see `hypervisor/src/vuart.rs`).
+    pub fn set_receive_interrupts(&self, enabled: bool) {
+        if enabled {
+            self.regs
+                .imsc
+                .modify(UARTIMSC::RXIM::SET + UARTIMSC::RTIM::SET);
+        } else {
+            self.regs
+                .imsc
+                .modify(UARTIMSC::RXIM::CLEAR + UARTIMSC::RTIM::CLEAR);
         }
     }
 

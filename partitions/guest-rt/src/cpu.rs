@@ -1,8 +1,9 @@
-//! Processor services for the guest: vCPU identity (`MPIDR_EL1`), the virtual counter for delays,
-//! and power-off through PSCI over HVC (the conduit Bulkhead's DT advertises in `/psci`).
+//! Processor services for the guest: vCPU identity (`MPIDR_EL1`), the virtual and physical
+//! counters, and power-off through PSCI over HVC (the conduit Bulkhead's DT advertises in `/psci`,
+//! and the one QEMU provides to a guest it boots at EL1 without EL2).
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0, MPIDR_EL1};
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0, CNTVCT_EL0, MPIDR_EL1};
 use smccc::psci;
 use smccc::Hvc;
 
@@ -26,6 +27,14 @@ pub fn counter_frequency() -> u64 {
 pub fn counter_ticks() -> u64 {
     barrier::isb(barrier::SY);
     CNTVCT_EL0.get()
+}
+
+/// The current physical counter value (`CNTPCT_EL0`), read after an ISB. Bulkhead lets EL1 read
+/// it (`CNTHCTL_EL2.EL1PCTEN`); unlike the virtual counter it is not offset per partition, so on
+/// QEMU it counts from the machine's reset.
+pub fn physical_counter_ticks() -> u64 {
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
 }
 
 /// Busy-waits for at least `ms` milliseconds using the virtual counter (no interrupts needed).

@@ -53,6 +53,8 @@ impl fmt::Display for MemoryRange {
 #[derive(Clone, Copy)]
 pub struct GuestDt {
     fdt: Fdt<'static>,
+    /// Where the DTB lies, when it was parsed from an address.
+    addr: Option<usize>,
 }
 
 impl GuestDt {
@@ -79,12 +81,24 @@ impl GuestDt {
         // SAFETY: the header is valid, and the caller guarantees the whole DTB (`size` bytes) is
         // readable and stays valid for the rest of the program.
         let fdt = unsafe { Fdt::from_ptr(ptr) }.ok()?;
-        Some(Self { fdt })
+        Some(Self {
+            fdt,
+            addr: Some(addr),
+        })
     }
 
-    /// Wraps an already parsed device tree.
+    /// Wraps an already parsed device tree (its [`location`](Self::location) is then unknown).
     pub fn new(fdt: Fdt<'static>) -> Self {
-        Self { fdt }
+        Self { fdt, addr: None }
+    }
+
+    /// The memory the DTB itself occupies (`totalsize` bytes from its address), if it was parsed
+    /// from an address: a guest using its memory freely must leave this alone.
+    pub fn location(&self) -> Option<MemoryRange> {
+        Some(MemoryRange {
+            base: self.addr? as u64,
+            size: self.fdt.total_size() as u64,
+        })
     }
 
     /// The underlying parsed device tree, for queries not covered here.
@@ -142,6 +156,17 @@ impl GuestDt {
         })
     }
 
+    /// The MPIDR affinity (`reg`) of each `/cpus/cpu@N` node, in DT order: what PSCI `CPU_ON`
+    /// takes to start that vCPU.
+    pub fn cpu_mpidrs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.fdt
+            .find_node("/cpus")
+            .into_iter()
+            .flat_map(|cpus| cpus.children())
+            .filter(|node| node_base_name(node) == "cpu")
+            .filter_map(|node| Some(node.reg()?.next()?.starting_address as u64))
+    }
+
     /// The GICv3's distributor and first redistributor region bases (`arm,gic-v3` node), if the
     /// partition has one.
     pub fn gic_v3(&self) -> Option<(usize, usize)> {
@@ -152,22 +177,42 @@ impl GuestDt {
         Some((gicd, gicr))
     }
 
-    /// Base address of the console UART: the node `stdout-path` names if it is an enabled PL011,
-    /// otherwise the first enabled `arm,pl011` node. The first `reg` address is used as-is (no
-    /// `ranges` translation: the UART is expected directly under the root node).
-    pub fn console_base(&self) -> Option<usize> {
+    /// The console UART's node: the one `stdout-path` names if it is an enabled PL011,
+    /// otherwise the first enabled `arm,pl011` node.
+    fn console_node(&self) -> Option<FdtNode<'_, 'static>> {
         let from_stdout = self
             .chosen_str("stdout-path")
             // `stdout-path` may carry options after a colon, e.g. "serial0:115200n8".
             .and_then(|path| path.split(':').next())
             .and_then(|path| self.fdt.find_node(path))
             .filter(is_usable_pl011);
-        let node = match from_stdout {
-            Some(node) => node,
-            None => self.fdt.all_nodes().find(is_usable_pl011)?,
-        };
-        let base = node.reg()?.next()?.starting_address as usize;
+        match from_stdout {
+            Some(node) => Some(node),
+            None => self.fdt.all_nodes().find(is_usable_pl011),
+        }
+    }
+
+    /// Base address of the console UART (see `console_node`). The first `reg` address is used
+    /// as-is (no `ranges` translation: the UART is expected directly under the root node).
+    pub fn console_base(&self) -> Option<usize> {
+        let base = self.console_node()?.reg()?.next()?.starting_address as usize;
         (base != 0).then_some(base)
+    }
+
+    /// The console UART's interrupt as a GIC INTID, from the first 3-cell GIC specifier of its
+    /// `interrupts` (`<type number flags>`: type 0 is an SPI, INTID = number + 32; type 1 a PPI,
+    /// INTID = number + 16). `None` if it has none or another format.
+    pub fn console_interrupt(&self) -> Option<u32> {
+        let value = self.console_node()?.property("interrupts")?.value;
+        let cell = |i: usize| {
+            let bytes = value.get(i * 4..i * 4 + 4)?;
+            Some(u32::from_be_bytes(bytes.try_into().ok()?))
+        };
+        match (cell(0)?, cell(1)?) {
+            (0, number) if number < 988 => Some(number + 32),
+            (1, number) if number < 16 => Some(number + 16),
+            _ => None,
+        }
     }
 }
 
@@ -256,6 +301,7 @@ mod tests {
         )
         .unwrap();
         w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
         w.end_node(node).unwrap();
 
         w.end_node(root).unwrap();
@@ -277,7 +323,11 @@ mod tests {
         );
         assert_eq!(dt.partition_name(), "hello-a");
         assert_eq!(dt.cpu_count(), 2);
+        assert_eq!(dt.cpu_mpidrs().collect::<Vec<_>>(), [0, 1]);
+        let location = dt.location().expect("parsed from an address");
+        assert_eq!(location.size, dt.fdt().total_size() as u64);
         assert_eq!(dt.console_base(), Some(0x900_0000));
+        assert_eq!(dt.console_interrupt(), Some(33));
         assert_eq!(dt.bootarg("count"), Some("3"));
         assert_eq!(dt.bootarg("target").and_then(parse_u64), Some(0x4100_1000));
         assert_eq!(dt.bootarg("missing"), None);

@@ -11,9 +11,17 @@
 //! - [`GuestDt`]: the device-tree queries a guest needs (partition name, memory regions, vCPU
 //!   count, `key=value` boot arguments, console UART).
 //! - [`Console`] with [`print!`]/[`println!`]: a polled PL011 driver using only `UARTDR` and
-//!   `UARTFR`, which is all the hypervisor's virtual UART emulates.
+//!   `UARTFR` (and `UARTIMSC` for a guest waiting for input with interrupts).
 //! - [`power_off`], [`delay_ms`], [`vcpu_id`]/[`mpidr`] and a panic handler that prints the panic
 //!   and powers off.
+//! - [`gic`]: the GICv3 set up on every vCPU (SGIs/PPIs, acknowledge, end, send SGIs); [`irq`]:
+//!   an IRQ handler hook that gets the virtual count at which the interrupt was taken;
+//!   [`start_vcpu`]: more vCPUs through PSCI `CPU_ON`, each on its own [`VcpuStack`].
+//! - [`first_instruction_count`], [`physical_counter_ticks`] and [`free_memory`] for guests that
+//!   measure their boot or need a large buffer.
+//!
+//! Images start with an arm64 Image header, so QEMU can also boot a guest directly at EL1
+//! without a hypervisor (see `entry.rs` and `guest.ld`).
 //!
 //! On a host target the crate builds as an ordinary `std` library containing only the portable
 //! parts (device-tree helpers, console register layout), so `cargo build --workspace` and
@@ -26,6 +34,10 @@
 
 pub mod console;
 pub mod dt;
+pub mod gic;
+#[cfg(target_os = "none")]
+pub mod irq;
+pub mod memory;
 
 #[cfg(target_os = "none")]
 mod cpu;
@@ -37,14 +49,24 @@ mod exception;
 mod panic;
 #[cfg(target_os = "none")]
 mod sleep;
+#[cfg(target_os = "none")]
+mod smp;
 
 pub use console::Console;
 #[cfg(target_os = "none")]
-pub use cpu::{counter_frequency, counter_ticks, delay_ms, mpidr, power_off, vcpu_id};
+pub use cpu::{
+    counter_frequency, counter_ticks, delay_ms, mpidr, physical_counter_ticks, power_off, vcpu_id,
+};
 pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
+#[cfg(target_os = "none")]
+pub use entry::first_instruction_count;
 pub use fdt;
 #[cfg(target_os = "none")]
+pub use memory::free_memory;
+#[cfg(target_os = "none")]
 pub use sleep::sleep_until;
+#[cfg(target_os = "none")]
+pub use smp::{start_vcpu, StartError, VcpuStack, VCPU_STACK_SIZE};
 
 /// Names the guest's entry function, which the runtime calls once the device tree is parsed and
 /// the console is set up.

@@ -9,6 +9,14 @@
 //! named in `/sys/class/tty/console/active`, e.g. `ttyAMA0`, as its controlling terminal, so
 //! Ctrl-C and job control work).
 //!
+//! With `bulkhead.load=1` on the kernel command line, `/init` also starts a background load for
+//! interference benchmarks (`cargo xtask bench`) before the marker, and prints
+//! [`LOAD_MARKER`] once it runs: on every CPU the scheduler spreads it over, a memory-heavy loop
+//! (`cat` of a 32 MiB tmpfs file to `/dev/null`, i.e. copying it out of the page cache) and an
+//! interrupt-heavy one (4 KiB `O_DIRECT` reads of the whole virtio disk, one request and one
+//! completion interrupt each), two of each. Without a disk only the memory loops run. The
+//! kernel ignores the unknown `bulkhead.load` parameter; the script reads `/proc/cmdline`.
+//!
 //! busybox init is what makes `poweroff`, `reboot` and `halt` work: those applets signal
 //! PID 1 (`SIGUSR2`, `SIGTERM`, `SIGUSR1`), and init then runs the `shutdown` entries,
 //! terminates all processes and calls `reboot(2)` (PSCI `SYSTEM_OFF` / `SYSTEM_RESET` on
@@ -20,6 +28,10 @@ use std::fmt::Write;
 
 /// Line printed on the console once userspace is ready for input.
 pub const USERSPACE_MARKER: &str = "bulkhead-linux: userspace up";
+/// Kernel command-line parameter that makes `/init` start the benchmark load.
+pub const LOAD_PARAMETER: &str = "bulkhead.load=1";
+/// Line printed on the console once the benchmark load runs.
+pub const LOAD_MARKER: &str = "bulkhead-linux: load running";
 /// Shell prompt of the interactive shell.
 pub const PROMPT: &str = "bulkhead-linux# ";
 /// busybox init's table: one respawning shell on the console, clean shutdown.
@@ -111,6 +123,21 @@ if [ -n "$disk" ]; then
     fi
 fi
 
+# Benchmark load, with {load_parameter} on the kernel command line: two memory-heavy and two
+# interrupt-heavy loops in the background, forever.
+case " $(cat /proc/cmdline) " in
+*" {load_parameter} "*)
+    dd if=/dev/zero of=/tmp/load bs=1M count=32 2>/dev/null
+    for i in 1 2; do
+        (while :; do cat /tmp/load >/dev/null; done) &
+        if [ -n "$disk" ]; then
+            (while :; do dd if="$disk" of=/dev/null bs=4k iflag=direct 2>/dev/null; done) &
+        fi
+    done
+    echo "{load_marker}"
+    ;;
+esac
+
 echo "{marker}"
 # busybox init runs the console shell from /etc/inittab and handles poweroff/reboot.
 export PS1='{prompt}'
@@ -119,6 +146,8 @@ exec /bin/busybox init
         mnt = DISK_MOUNTPOINT,
         marker = USERSPACE_MARKER,
         prompt = PROMPT,
+        load_parameter = LOAD_PARAMETER,
+        load_marker = LOAD_MARKER,
     );
     s
 }
@@ -159,6 +188,9 @@ mod tests {
         assert!(pos("insmod") < pos("mount -o ro"));
         assert!(pos("mount -o ro") < pos(USERSPACE_MARKER));
         assert!(pos(USERSPACE_MARKER) < pos("exec /bin/busybox init"));
+        // The optional load starts after the disk is mounted and before the marker.
+        assert!(pos("mount -o ro") < pos(LOAD_PARAMETER));
+        assert!(pos(LOAD_MARKER) < pos(USERSPACE_MARKER));
         assert!(!s.contains("{{") && !s.contains("}}"));
     }
 

@@ -27,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use disk::make_disk_image;
-pub use init::{DISK_MOUNTPOINT, PROMPT, USERSPACE_MARKER};
+pub use init::{DISK_MOUNTPOINT, LOAD_MARKER, LOAD_PARAMETER, PROMPT, USERSPACE_MARKER};
 pub use kernel::ImageHeader;
 
 /// Modules `/init` loads (their dependencies are added automatically): the virtio-mmio
