@@ -14,6 +14,8 @@
 //!   [`Transport`] (the doorbell and the wait for the peer's);
 //! - [`snapshot`]: latest-value publication for a channel whose other endpoint is read-only
 //!   (it cannot write a consumer index, so it cannot use a queue);
+//! - `local` (feature `std`): an in-process doorbell pair for host tests;
+//! - [`echo`]: the request/answer payloads of the IPC demo (checked end to end);
 //! - [`doorbell`]: the doorbell page's registers and the guest device-tree binding's names.
 //!
 //! The memory-ordering protocol (who writes which word, with which barrier, paired with which)
@@ -24,9 +26,12 @@
 
 pub mod crc;
 pub mod doorbell;
+pub mod echo;
 pub mod endpoint;
 mod error;
 pub mod layout;
+#[cfg(any(test, feature = "std"))]
+pub mod local;
 pub mod region;
 pub mod snapshot;
 mod transport;
