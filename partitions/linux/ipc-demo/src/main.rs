@@ -162,7 +162,10 @@ fn open(o: &Options) -> Result<Opened, String> {
         doorbell: map(node.doorbell)?,
         uio: None,
         endpoint: node.endpoint,
-        how: format!("/dev/mem via {} (polling)", node.node.display()),
+        how: format!(
+            "/dev/mem at the addresses of {} (polling)",
+            node.node.display()
+        ),
     })
 }
 
