@@ -15,6 +15,7 @@
 //! - [`snapshot`]: latest-value publication for a channel whose other endpoint is read-only
 //!   (it cannot write a consumer index, so it cannot use a queue);
 //! - `local` (feature `std`): an in-process doorbell pair for host tests;
+//! - [`demo`]: the IPC demo's sender and echo loops, shared by Linux and bare metal;
 //! - [`echo`]: the request/answer payloads of the IPC demo (checked end to end);
 //! - [`doorbell`]: the doorbell page's registers and the guest device-tree binding's names.
 //!
@@ -25,6 +26,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod crc;
+pub mod demo;
 pub mod doorbell;
 pub mod echo;
 pub mod endpoint;

@@ -24,15 +24,15 @@
 mod discover;
 mod mapping;
 mod options;
-mod run;
 mod transport;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bulkhead_channel::demo::{self, Clock, Limits};
 use bulkhead_channel::{Endpoint, Side, Transport};
 
 use discover::PhysRange;
@@ -214,6 +214,7 @@ fn run(o: &Options) -> Result<bool, String> {
         g.slot_count,
         g.slot_size
     );
+    // Each wait is bounded, so that the demo's own deadlines are checked regularly.
     let timeout = Duration::from_millis(o.timeout_ms.min(1000));
     match opened.uio {
         Some(dev) => {
@@ -230,35 +231,58 @@ fn run(o: &Options) -> Result<bool, String> {
     }
 }
 
+/// Milliseconds since the demo started.
+struct StdClock(Instant);
+
+impl Clock for StdClock {
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Result<bool, String> {
     // Announce ourselves: the peer may be waiting for us to attach.
     t.ring()
         .map_err(|code| format!("ringing the doorbell: errno {code}"))?;
-    let mut log = |line: &str| eprintln!("ipc-demo: {line}");
+    let mut log = |args: std::fmt::Arguments<'_>| eprintln!("ipc-demo: {args}");
+    let mut clock = StdClock(Instant::now());
+    let limits = Limits {
+        count: o.count,
+        payload: o.payload,
+        idle_ms: o.timeout_ms,
+        attach_ms: o.attach_timeout_ms,
+    };
+    let mut buf = vec![0u8; ep.max_payload()];
+    let mut out = vec![0u8; ep.max_payload()];
     match o.role {
         Role::Send => {
-            let s = run::sender(ep, t, o, &mut log);
-            let secs = s.elapsed.as_secs_f64().max(1e-9);
+            let s = demo::sender(ep, t, &mut clock, limits, &mut out, &mut buf, &mut log);
+            let secs = (s.elapsed_ms as f64 / 1000.0).max(1e-3);
             println!(
                 "ipc-demo: {} round trips in {:.3} s ({:.0}/s), {} corrupt, {} duplicate, {} \
-                 peer restarts",
+                 peer restarts, {} doorbells rung",
                 s.verified,
                 secs,
                 s.verified as f64 / secs,
                 s.corrupt,
                 s.duplicates,
-                s.restarts
+                s.restarts,
+                s.rings
             );
-            if let Some(e) = &s.error {
-                eprintln!("ipc-demo: channel {}: {e}", o.channel);
+            if let Some(stop) = s.stop {
+                eprintln!("ipc-demo: channel {}: {stop}", o.channel);
             }
-            println!("{}", s.line());
+            println!("{s}");
             Ok(s.ok())
         }
         Role::Echo => {
-            let answered = run::echo(ep, t, o, &mut log)?;
+            let (answered, stop) =
+                demo::echo(ep, t, &mut clock, limits, &mut buf, &mut out, &mut log);
             println!("ipc-demo: echo answered {answered} requests");
-            Ok(true)
+            match stop {
+                None => Ok(true),
+                Some(stop) => Err(stop.to_string()),
+            }
         }
     }
 }
