@@ -13,7 +13,10 @@
 //! - [`Console`] with [`print!`]/[`println!`]: a polled PL011 driver using only `UARTDR` and
 //!   `UARTFR`, which is all the hypervisor's virtual UART emulates.
 //! - [`power_off`], [`delay_ms`], [`vcpu_id`]/[`mpidr`] and a panic handler that prints the panic
-//!   and powers off.
+//!   and powers off;
+//! - sleeping on the virtual timer (`sleep_until`) and waiting for an interrupt such as a
+//!   channel's doorbell (`enable_spi`, `wait_for_interrupt`);
+//! - the channels the partition is an endpoint of ([`GuestDt::channels`], [`ChannelNode`]).
 //!
 //! On a host target the crate builds as an ordinary `std` library containing only the portable
 //! parts (device-tree helpers, console register layout), so `cargo build --workspace` and
@@ -41,10 +44,10 @@ mod sleep;
 pub use console::Console;
 #[cfg(target_os = "none")]
 pub use cpu::{counter_frequency, counter_ticks, delay_ms, mpidr, power_off, vcpu_id};
-pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
+pub use dt::{find_bootarg, parse_u64, ChannelNode, GuestDt, MemoryRange};
 pub use fdt;
 #[cfg(target_os = "none")]
-pub use sleep::sleep_until;
+pub use sleep::{enable_spi, sleep_until, wait_for_interrupt, Wake};
 
 /// Names the guest's entry function, which the runtime calls once the device tree is parsed and
 /// the console is set up.
