@@ -42,6 +42,8 @@ const STEPS: &[Step] = &[
             "hello",
             "-p",
             "trespasser",
+            "-p",
+            "ipc-echo",
         ],
     },
     Step {
