@@ -1,5 +1,5 @@
-//! The doorbell page and the guest device-tree binding of a channel (proposed; see
-//! `docs/channels.md`).
+//! The doorbell page and the guest device-tree binding of a channel (proposed in
+//! `docs/channels.md`, which also has the board-config binding and the hypercalls).
 //!
 //! Each endpoint has its own 4 KiB doorbell page, trapped by the hypervisor (never backed by
 //! memory). All registers are 32 bits wide and must be accessed with aligned 32-bit accesses:
@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | 0x000 | `RING` | write | any value: make the peer endpoint's doorbell interrupt pending |
 //! | 0x004 | `ENDPOINT` | read | this endpoint's index in the channel (0 or 1) |
-//! | 0x008 | `PEER_EPOCH` | read | reserved, reads 0 |
+//! | 0x008 | `CHANNEL` | read | the channel's id (its index in the board config) |
 //!
 //! Other offsets read as 0 and ignore writes. A ring is edge-like: rings before the peer takes
 //! its interrupt coalesce into one.
@@ -24,6 +24,7 @@
 //!     reg-names = "shm", "doorbell";
 //!     interrupts = <0 40 1>;                /* SPI 40, edge rising: the peer rang */
 //!     bulkhead,endpoint = <0>;              /* our index: 0 or 1 */
+//!     bulkhead,channel-id = <0>;            /* the channel's index in the board config */
 //!     bulkhead,access = "read-write";       /* or "read-only" */
 //! };
 //! ```
@@ -48,3 +49,5 @@ pub const PAGE_SIZE: usize = 0x1000;
 pub const RING: usize = 0x000;
 /// Offset of the `ENDPOINT` register.
 pub const ENDPOINT: usize = 0x004;
+/// Offset of the `CHANNEL` register.
+pub const CHANNEL: usize = 0x008;
