@@ -9,14 +9,19 @@ given a channel node as Bulkhead's guest device trees have it (see docs/channels
 last MiB of RAM, which `mem=` keeps from Linux (QEMU rewrites /memory in a given DTB), so that
 it is not System RAM and /dev/mem may map it, as a channel outside partition memory is. No
 hypervisor traps the doorbell page here (it is plain memory), so both endpoints run in this
-Linux, as two processes polling through /dev/mem:
+Linux, as two processes polling through /dev/mem (`wait=poll`: they would otherwise both ask
+for the GPIO line of step 4):
 
   1. a channel that does not exist is reported as such;
   2. a sender whose peer never attaches gives up with a clear error;
   3. an echo (endpoint 1) and a sender (endpoint 0) exchange COUNT requests and answers, and
-     the sender prints `ipc: COUNT sent, COUNT verified, 0 lost`.
+     the sender prints `ipc: COUNT sent, COUNT verified, 0 lost`;
+  4. doorbell interrupts through a GPIO line (the path for kernels without uio_pdrv_genirq):
+     line 3 of QEMU's PL061, which QEMU pulses on `system_powerdown`, is named `ipc0`
+     (`gpio-line-names`, the gpio-keys node that would claim it is removed); `role=listen`
+     must hear two doorbells when the QEMU monitor pulses the line twice.
 
-Needs qemu-system-aarch64 and fdtput (device-tree-compiler). Exits 0 when all three held.
+Needs qemu-system-aarch64 and fdtput (device-tree-compiler). Exits 0 when all four held.
 """
 import argparse
 import os
@@ -36,7 +41,8 @@ DOORBELL = SHM + SHM_SIZE
 
 
 def make_dtb(path):
-    qemu = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a72",
+    # acpi=off: otherwise QEMU signals system_powerdown through ACPI instead of the PL061 line.
+    qemu = ["qemu-system-aarch64", "-M", "virt,gic-version=3,acpi=off", "-cpu", "cortex-a72",
             "-smp", "2", "-m", "256M", "-nographic", "-nic", "none"]
     subprocess.run(qemu + ["-machine", f"dumpdtb={path}"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -49,6 +55,8 @@ def make_dtb(path):
     put("-t", "s", node, "reg-names", "shm", "doorbell")
     put("-t", "u", node, "bulkhead,endpoint", "0")
     put("-t", "s", node, "bulkhead,access", "read-write")
+    put("-t", "s", "/pl061@9030000", "gpio-line-names", "", "", "", "ipc0", "", "", "", "")
+    subprocess.run(["fdtput", "-r", path, "/gpio-keys"], check=False)
     return qemu
 
 
@@ -65,18 +73,25 @@ def main():
         qemu = make_dtb(dtb)
         cmd = qemu + ["-dtb", dtb, "-kernel", a.image, "-initrd", a.initramfs,
                       "-append", f"console=ttyAMA0 mem={(RAM_SIZE - 0x100000) >> 20}M"]
-        commands = (
-            "bulkhead-ipc-demo channel=nope; echo step1 rc=$?\n"
-            "bulkhead-ipc-demo endpoint=0 count=5 attach-timeout-ms=1500; echo step2 rc=$?\n"
-            "bulkhead-ipc-demo role=echo endpoint=1 count=0 timeout-ms=4000 &\n"
-            f"bulkhead-ipc-demo endpoint=0 count={a.count}; echo step3 rc=$?\n"
-            "wait; poweroff -f\n"
-        ).encode()
+        # (console text to wait for, what to type then)
+        script = [
+            (MARKER,
+             b"bulkhead-ipc-demo channel=nope; echo step1 rc=$?\n"
+             b"bulkhead-ipc-demo endpoint=0 count=5 attach-timeout-ms=1500; echo step2 rc=$?\n"
+             b"bulkhead-ipc-demo role=echo endpoint=1 count=0 timeout-ms=4000 wait=poll &\n"
+             + f"bulkhead-ipc-demo endpoint=0 count={a.count} wait=poll; echo step3 rc=$?\n".encode()),
+            (b"step3 rc=",
+             b"wait; bulkhead-ipc-demo role=listen count=2 timeout-ms=30000; echo step4 rc=$?\n"),
+            # QEMU's monitor (Ctrl-A c toggles it on the -nographic console) pulses line 3.
+            (b"(doorbell interrupts: GPIO line 3", b"\x01csystem_powerdown\n\x01c"),
+            (b"doorbell 1 at", b"\x01csystem_powerdown\n\x01c"),
+            (b"step4 rc=", b"poweroff -f\n"),
+        ]
         start = time.monotonic()
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
         out = b""
-        sent = False
+        seen = 0
         fd = p.stdout.fileno()
         deadline = start + a.timeout
         while time.monotonic() < deadline:
@@ -88,9 +103,11 @@ def main():
                 out += chunk
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
-                if not sent and MARKER in out:
-                    sent = True
-                    p.stdin.write(commands)
+                # Each step waits for its text after the previous step's.
+                while script and (at := out.find(script[0][0], seen)) >= 0:
+                    seen = at + len(script[0][0])
+                    time.sleep(0.3)
+                    p.stdin.write(script.pop(0)[1])
                     p.stdin.flush()
             elif p.poll() is not None:
                 break
@@ -106,6 +123,8 @@ def main():
          and "step2 rc=1" in text),
         (f"{a.count} round trips verified",
          f"ipc: {a.count} sent, {a.count} verified, 0 lost" in text and "step3 rc=0" in text),
+        ("doorbells heard through a GPIO line", "heard 2 doorbells" in text
+         and "step4 rc=0" in text),
     ]
     rates = re.findall(r"round trips in ([0-9.]+) s \(([0-9]+)/s\)", text)
     print("\n--- summary ---")

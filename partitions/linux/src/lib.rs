@@ -39,7 +39,7 @@ pub const WANTED_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "ext4"];
 /// platform UIO driver, bound to the `generic-uio` channel nodes of Bulkhead's guest device
 /// trees (`/dev/uioN` with the channel's memory, doorbell page and interrupt). Debian's arm64
 /// kernels (6.1, 6.12) do not build it (`CONFIG_UIO_PDRV_GENIRQ` unset); the IPC demo then
-/// falls back to `/dev/mem` without interrupts.
+/// maps the channel through `/dev/mem` and takes doorbells from a GPIO line, or polls.
 pub const OPTIONAL_MODULES: &[(&str, &str)] = &[("uio_pdrv_genirq", "of_id=generic-uio")];
 
 /// Set this environment variable to ignore the stamp and re-resolve the packages with apt
@@ -274,7 +274,8 @@ fn build(
         } else {
             eprintln!(
                 "bulkhead-linux-guest: {name} is not in {kernel_package} (neither built in nor \
-                 shipped): channels are reached through /dev/mem, without interrupts"
+                 shipped): the IPC demo maps channels through /dev/mem and takes doorbells \
+                 from a GPIO line named after the channel, or polls"
             );
         }
     }

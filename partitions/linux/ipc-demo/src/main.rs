@@ -14,19 +14,22 @@
 //!   `uio_pdrv_genirq of_id=generic-uio`: `/sys/class/uio/uioN/name` is the channel's name,
 //!   map0 the shared memory, map1 the doorbell page, and the doorbell interrupt is waited for
 //!   with `poll()`/`read()` on `/dev/uioN`, re-armed by writing 1.
-//! - **/dev/mem** (fallback, when no UIO device has the name): the addresses come from the
-//!   device-tree node under `/proc/device-tree`, and the peer is polled (no interrupt reaches
-//!   userspace without a driver). Debian's arm64 kernels do not build `uio_pdrv_genirq`.
+//! - **/dev/mem** (when no UIO device has the name; Debian's arm64 kernels do not build
+//!   `uio_pdrv_genirq`): the addresses come from the device-tree node under
+//!   `/proc/device-tree`; the doorbell interrupt is waited for as rising edges of the GPIO line
+//!   named after the channel (`gpio-line-names` of an emulated PL061, through the GPIO
+//!   character device) if there is one, otherwise the peer is polled.
 //!
 //! Options: see [`options::USAGE`]. Built as a static `aarch64-unknown-linux-musl` binary for
 //! the initramfs of the Linux guest recipe; it also builds and tests on the host.
 
 mod discover;
+mod gpio;
 mod mapping;
 mod options;
 mod transport;
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,7 +41,7 @@ use bulkhead_channel::{Endpoint, Side, Transport};
 use discover::PhysRange;
 use mapping::{page_size, Mapping};
 use options::{Access, Options, Role};
-use transport::{PollTransport, UioTransport};
+use transport::{Interrupts, IrqTransport, PollTransport};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,8 +88,8 @@ fn main() -> ExitCode {
 struct Opened {
     shm: Mapping,
     doorbell: Mapping,
-    /// `/dev/uioN` when interrupts are available.
-    uio: Option<File>,
+    /// Where doorbell interrupts come from, if anywhere.
+    interrupts: Option<Interrupts>,
     endpoint: Option<u32>,
     how: String,
 }
@@ -127,7 +130,7 @@ fn open(o: &Options) -> Result<Opened, String> {
             return Ok(Opened {
                 shm,
                 doorbell,
-                uio: Some(file),
+                interrupts: (!o.force_poll).then_some(Interrupts::Uio(file)),
                 endpoint: dev.endpoint,
                 how: format!("{} (interrupts)", dev.id),
             });
@@ -157,13 +160,37 @@ fn open(o: &Options) -> Result<Opened, String> {
         Mapping::new(&mem, r.addr, r.size.next_multiple_of(page_size()) as usize)
             .map_err(|e| format!("mmap of /dev/mem at {:#x}: {e}", r.addr))
     };
+    // Doorbell interrupts as edges of a GPIO line named after the channel, if there is one.
+    let line = if o.force_poll {
+        None
+    } else {
+        gpio::find_line(root, &o.channel)
+    };
+    let (interrupts, waiting) = match line {
+        Some(line) => {
+            let events = gpio::request_edges(&line).map_err(|e| {
+                format!(
+                    "requesting GPIO line {} of {} for edge events: {e}",
+                    line.offset,
+                    line.chip.display()
+                )
+            })?;
+            let how = format!(
+                "doorbell interrupts: GPIO line {} of {}",
+                line.offset,
+                line.chip.display()
+            );
+            (Some(Interrupts::Gpio(events)), how)
+        }
+        None => (None, "no doorbell interrupt: polling".to_string()),
+    };
     Ok(Opened {
         shm: map(node.shm)?,
         doorbell: map(node.doorbell)?,
-        uio: None,
+        interrupts,
         endpoint: node.endpoint,
         how: format!(
-            "/dev/mem at the addresses of {} (polling)",
+            "/dev/mem at the addresses of {} ({waiting})",
             node.node.display()
         ),
     })
@@ -216,10 +243,17 @@ fn run(o: &Options) -> Result<bool, String> {
     );
     // Each wait is bounded, so that the demo's own deadlines are checked regularly.
     let timeout = Duration::from_millis(o.timeout_ms.min(1000));
-    match opened.uio {
-        Some(dev) => {
+    if o.role == Role::Listen && opened.interrupts.is_none() {
+        return Err(
+            "no doorbell interrupt to listen to (neither a UIO device nor a GPIO line \
+                    named after the channel)"
+                .into(),
+        );
+    }
+    match opened.interrupts {
+        Some(source) => {
             let mut t =
-                UioTransport::new(dev, opened.doorbell, timeout).map_err(|e| e.to_string())?;
+                IrqTransport::new(source, opened.doorbell, timeout).map_err(|e| e.to_string())?;
             let ok = dispatch(&mut ep, &mut t, o);
             println!("ipc-demo: {} doorbell interrupts taken", t.interrupts);
             ok
@@ -274,6 +308,32 @@ fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Resu
             }
             println!("{s}");
             Ok(s.ok())
+        }
+        Role::Listen => {
+            let count = o.count.max(1);
+            let mut heard = 0;
+            let mut last = clock.now_ms();
+            while heard < count {
+                match t.wait() {
+                    Ok(bulkhead_channel::Wake::Signalled) => {
+                        heard += 1;
+                        last = clock.now_ms();
+                        println!("ipc-demo: doorbell {heard} at {last} ms");
+                    }
+                    Ok(bulkhead_channel::Wake::TimedOut)
+                        if clock.now_ms() - last > o.timeout_ms =>
+                    {
+                        return Err(format!(
+                            "no doorbell for {} ms ({heard} of {count} heard)",
+                            o.timeout_ms
+                        ));
+                    }
+                    Ok(bulkhead_channel::Wake::TimedOut) => {}
+                    Err(code) => return Err(format!("waiting: errno {code}")),
+                }
+            }
+            println!("ipc-demo: heard {heard} doorbells");
+            Ok(true)
         }
         Role::Echo => {
             let (answered, stop) =

@@ -11,6 +11,8 @@ pub enum Role {
     Send,
     /// Answers requests (a Linux peer, for tests without a bare-metal partition).
     Echo,
+    /// Waits for `count` doorbells and prints each (bring-up check of the doorbell interrupt).
+    Listen,
 }
 
 /// How the channel is reached.
@@ -44,6 +46,8 @@ pub struct Options {
     pub endpoint: Option<u32>,
     /// Polling interval when there are no interrupts, microseconds.
     pub poll_us: u64,
+    /// Poll even when a doorbell interrupt is available.
+    pub force_poll: bool,
     /// Power the machine off afterwards (unattended runs).
     pub poweroff: bool,
     /// Root of sysfs and procfs (tests point it elsewhere).
@@ -63,6 +67,7 @@ impl Default for Options {
             payload: bulkhead_channel::DEFAULT_SLOT_SIZE - 16,
             endpoint: None,
             poll_us: 100,
+            force_poll: false,
             poweroff: false,
             root: String::new(),
         }
@@ -82,8 +87,10 @@ impl fmt::Display for UsageError {
 pub const USAGE: &str = "\
 usage: bulkhead-ipc-demo [OPTION=VALUE...] | --from-cmdline
   channel=NAME        channel (device-tree node / UIO device name), default ipc0
-  role=send|echo      send requests and check answers (default), or answer them
-  access=auto|uio|devmem   /dev/uioN with interrupts, or /dev/mem with polling; default auto
+  role=send|echo|listen   send requests and check answers (default), answer them, or
+                      wait for `count` doorbell interrupts and print each (bring-up check)
+  access=auto|uio|devmem   /dev/uioN with interrupts, or /dev/mem (interrupts from a GPIO
+                      line named after the channel if there is one, else polling); default auto
   count=N             requests to send (default 1000); for echo, answers to give (0: until idle)
   timeout-ms=MS       peer gone after MS without progress (default 5000)
   attach-timeout-ms=MS   wait this long for the peer to attach (default 60000)
@@ -91,6 +98,7 @@ usage: bulkhead-ipc-demo [OPTION=VALUE...] | --from-cmdline
   payload=BYTES       largest request (default: slot size - 16)
   endpoint=0|1        our endpoint index (default: from the device tree)
   poll-us=US          polling interval without interrupts (default 100)
+  wait=auto|poll      take doorbell interrupts when available (default), or always poll
   poweroff            power off when done (unattended runs)
   --from-cmdline      take the options from /proc/cmdline: bulkhead.ipc-demo=opt,opt,...
 Prints `ipc: <sent> sent, <verified> verified, <lost> lost` and exits 0 only if nothing was lost.";
@@ -116,7 +124,8 @@ impl Options {
                     o.role = match value {
                         "send" => Role::Send,
                         "echo" => Role::Echo,
-                        _ => return Err(UsageError(format!("role={value}: send or echo"))),
+                        "listen" => Role::Listen,
+                        _ => return Err(UsageError(format!("role={value}: send, echo or listen"))),
                     }
                 }
                 "access" => {
@@ -136,6 +145,13 @@ impl Options {
                 "payload" => payload = Some(num(value)? as usize),
                 "endpoint" => o.endpoint = Some(num(value)? as u32),
                 "poll-us" => o.poll_us = num(value)?.max(1),
+                "wait" => {
+                    o.force_poll = match value {
+                        "auto" => false,
+                        "poll" => true,
+                        _ => return Err(UsageError(format!("wait={value}: auto or poll"))),
+                    }
+                }
                 "root" => o.root = value.into(),
                 "poweroff" if value.is_empty() => o.poweroff = true,
                 _ => return Err(UsageError(format!("unknown option {arg:?}"))),

@@ -1,6 +1,6 @@
-//! The two ways the demo waits for the peer's doorbell: a UIO device's interrupt (a blocking
-//! `read()` of its event counter, re-armed by writing 1, as `uio_pdrv_genirq` requires), or
-//! polling when the kernel offers no interrupt to userspace (`/dev/mem` access).
+//! The ways the demo waits for the peer's doorbell: the interrupt of a UIO device (a `read()`
+//! of its event counter, re-armed by writing 1, as `uio_pdrv_genirq` requires), edges of a GPIO
+//! line named after the channel, or polling when the kernel offers neither.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -9,40 +9,57 @@ use std::time::Duration;
 
 use bulkhead_channel::{Transport, Wake};
 
+use crate::gpio;
 use crate::mapping::Mapping;
 
-/// Interrupts through `/dev/uioN`.
-pub struct UioTransport {
-    dev: File,
-    doorbell: Mapping,
-    timeout_ms: i32,
-    /// Interrupts taken.
-    pub interrupts: u64,
+/// Where doorbell interrupts come from.
+pub enum Interrupts {
+    /// `/dev/uioN`.
+    Uio(File),
+    /// The event file of a GPIO line requested for rising edges.
+    Gpio(File),
 }
 
-impl UioTransport {
-    /// Takes over the UIO device `dev` and enables its interrupt. `timeout` bounds each wait.
-    pub fn new(mut dev: File, doorbell: Mapping, timeout: Duration) -> io::Result<Self> {
-        dev.write_all(&1u32.to_ne_bytes()).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("enabling the UIO interrupt (write of 1) failed: {e}"),
-            )
-        })?;
-        Ok(Self {
-            dev,
-            doorbell,
-            timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
-            interrupts: 0,
-        })
-    }
+/// Doorbell interrupts delivered to this process.
+pub struct IrqTransport {
+    source: Interrupts,
+    doorbell: Mapping,
+    timeout_ms: i32,
+    /// Interrupts taken (UIO) or edges seen (GPIO).
+    pub interrupts: u64,
 }
 
 fn errno(e: io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
-impl Transport for UioTransport {
+impl IrqTransport {
+    /// Waits on `source` (enabling a UIO interrupt first); `timeout` bounds each wait.
+    pub fn new(mut source: Interrupts, doorbell: Mapping, timeout: Duration) -> io::Result<Self> {
+        if let Interrupts::Uio(dev) = &mut source {
+            dev.write_all(&1u32.to_ne_bytes()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("enabling the UIO interrupt (write of 1) failed: {e}"),
+                )
+            })?;
+        }
+        Ok(Self {
+            source,
+            doorbell,
+            timeout_ms: i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+            interrupts: 0,
+        })
+    }
+
+    fn file(&self) -> &File {
+        match &self.source {
+            Interrupts::Uio(f) | Interrupts::Gpio(f) => f,
+        }
+    }
+}
+
+impl Transport for IrqTransport {
     fn ring(&mut self) -> Result<(), i32> {
         self.doorbell.ring();
         Ok(())
@@ -50,7 +67,7 @@ impl Transport for UioTransport {
 
     fn wait(&mut self) -> Result<Wake, i32> {
         let mut pfd = libc::pollfd {
-            fd: self.dev.as_raw_fd(),
+            fd: self.file().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -67,12 +84,19 @@ impl Transport for UioTransport {
         if ready == 0 {
             return Ok(Wake::TimedOut);
         }
-        // The event counter: reading it consumes the event; the interrupt stays disabled
-        // (uio_pdrv_genirq disables it in its handler) until we write 1.
-        let mut count = [0u8; 4];
-        self.dev.read_exact(&mut count).map_err(errno)?;
-        self.dev.write_all(&1u32.to_ne_bytes()).map_err(errno)?;
-        self.interrupts += 1;
+        match &mut self.source {
+            Interrupts::Uio(dev) => {
+                // The event counter: reading it consumes the event; the interrupt stays
+                // disabled (uio_pdrv_genirq disables it in its handler) until we write 1.
+                let mut count = [0u8; 4];
+                dev.read_exact(&mut count).map_err(errno)?;
+                dev.write_all(&1u32.to_ne_bytes()).map_err(errno)?;
+                self.interrupts += 1;
+            }
+            Interrupts::Gpio(line) => {
+                self.interrupts += gpio::drain_events(line).map_err(errno)? as u64;
+            }
+        }
         Ok(Wake::Signalled)
     }
 }
