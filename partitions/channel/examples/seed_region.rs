@@ -26,7 +26,7 @@ fn main() {
     Endpoint::attach(region, Side::One, slot).unwrap();
     let mut buf = vec![0u8; ep.max_payload()];
     for seq in 0..requests {
-        let len = echo::request(seq, ep.max_payload(), &mut buf).unwrap();
+        let len = echo::request(seq, ep.max_payload(), echo::Sizes::Varying, 0, &mut buf).unwrap();
         ep.try_send(&buf[..len])
             .unwrap_or_else(|e| panic!("request {seq}: {e} (more requests than slots?)"));
     }

@@ -9,11 +9,13 @@
 
 use core::fmt;
 
+use crate::echo::Sizes;
+use crate::histogram::Histogram;
 use crate::{echo, Endpoint, Error, Transport, Wake};
 
-/// A millisecond clock.
+/// A microsecond clock.
 pub trait Clock {
-    fn now_ms(&mut self) -> u64;
+    fn now_us(&mut self) -> u64;
 }
 
 /// What the demo loops are told.
@@ -23,6 +25,11 @@ pub struct Limits {
     pub count: u64,
     /// Largest request payload.
     pub payload: usize,
+    /// Request sizes: varying (tests) or all `payload` bytes (benchmarks).
+    pub sizes: Sizes,
+    /// Requests outstanding at most (1: ping-pong, for latency); 0 or more than the ring:
+    /// as many as the ring holds (streaming).
+    pub window: u64,
     /// The peer is gone after this long without progress.
     pub idle_ms: u64,
     /// The peer never attached if it has not within this long.
@@ -54,7 +61,7 @@ impl fmt::Display for Stop {
 }
 
 /// What a sender saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Summary {
     /// Requests published.
     pub sent: u64,
@@ -72,13 +79,55 @@ pub struct Summary {
     pub rings: u64,
     /// Why the run stopped early, if it did.
     pub stop: Option<Stop>,
-    pub elapsed_ms: u64,
+    /// From the first request to the last answer.
+    pub elapsed_us: u64,
+    /// Bytes of the requests whose answers were verified (the answers are as long).
+    pub bytes: u64,
+    /// Round-trip time of each verified answer, microseconds (from the request's tag).
+    pub latency: Histogram,
+    /// The window used.
+    pub window: u64,
 }
 
 impl Summary {
     /// Whether everything sent was answered correctly, once.
     pub fn ok(&self) -> bool {
         self.stop.is_none() && self.lost == 0 && self.corrupt == 0 && self.duplicates == 0
+    }
+
+    /// Request payload per second, MiB/s (the answers carry as much back).
+    pub fn mib_per_s(&self) -> f64 {
+        self.bytes as f64 / (1u64 << 20) as f64 / (self.elapsed_us.max(1) as f64 / 1e6)
+    }
+
+    /// The benchmark line: `ipc-bench: window <w>, <n> round trips in <t> ms, median <x> us,
+    /// p99 <y> us, max <z> us, <m> MiB/s`.
+    pub fn bench_line(&self) -> BenchLine<'_> {
+        BenchLine(self)
+    }
+}
+
+/// See [`Summary::bench_line`].
+pub struct BenchLine<'a>(&'a Summary);
+
+impl fmt::Display for BenchLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let q = |q| s.latency.quantile(q).unwrap_or(0);
+        let mib = s.mib_per_s();
+        write!(
+            f,
+            "ipc-bench: window {}, {} round trips in {} ms, median {} us, p99 {} us, max {} us, \
+             {}.{:02} MiB/s",
+            s.window,
+            s.verified,
+            s.elapsed_us / 1000,
+            q(0.5),
+            q(0.99),
+            s.latency.max(),
+            mib as u64,
+            ((mib - (mib as u64) as f64) * 100.0) as u64
+        )
     }
 }
 
@@ -106,19 +155,19 @@ struct Progress {
 impl Progress {
     fn new<C: Clock>(clock: &mut C, limits: Limits) -> Self {
         Self {
-            last: clock.now_ms(),
+            last: clock.now_us(),
             attached: false,
             limits,
         }
     }
 
     fn made<C: Clock>(&mut self, clock: &mut C) {
-        self.last = clock.now_ms();
+        self.last = clock.now_us();
         self.attached = true;
     }
 
     fn expired<C: Clock>(&self, clock: &mut C) -> Option<Stop> {
-        let waited = clock.now_ms().saturating_sub(self.last);
+        let waited = clock.now_us().saturating_sub(self.last) / 1000;
         if self.attached && waited > self.limits.idle_ms {
             Some(Stop::PeerGone {
                 ms: self.limits.idle_ms,
@@ -149,12 +198,10 @@ pub fn sender<T: Transport, C: Clock>(
     buf: &mut [u8],
     log: Log<'_>,
 ) -> Summary {
-    let start = clock.now_ms();
     let mut s = Summary::default();
     let result = sender_loop(ep, t, clock, limits, out, buf, log, &mut s);
     s.stop = result.err();
     s.lost = s.sent - s.verified.min(s.sent);
-    s.elapsed_ms = clock.now_ms().saturating_sub(start);
     s
 }
 
@@ -169,18 +216,27 @@ fn sender_loop<T: Transport, C: Clock>(
     log: Log<'_>,
     s: &mut Summary,
 ) -> Result<(), Stop> {
-    let window = u64::from(ep.geometry().slot_count);
+    let ring_slots = u64::from(ep.geometry().slot_count);
+    let window = match limits.window {
+        0 => ring_slots,
+        w => w.min(ring_slots),
+    };
+    s.window = window;
     let mut next_answer = 0u64;
     let mut progress = Progress::new(clock, limits);
+    let mut first_send = None;
     while next_answer < limits.count {
         let mut moved = false;
         if s.sent < limits.count && s.sent - next_answer < window {
-            let len = echo::request(s.sent, limits.payload, out).map_err(|_| {
-                Stop::Channel(Error::BufferTooSmall {
-                    len: out.len(),
-                    needed: limits.payload,
-                })
-            })?;
+            let now = clock.now_us();
+            first_send.get_or_insert(now);
+            let len = echo::request(s.sent, limits.payload, limits.sizes, now as u32, out)
+                .map_err(|_| {
+                    Stop::Channel(Error::BufferTooSmall {
+                        len: out.len(),
+                        needed: limits.payload,
+                    })
+                })?;
             match ep.try_send(&out[..len]) {
                 Ok(sent) => {
                     if sent.ring {
@@ -218,8 +274,14 @@ fn sender_loop<T: Transport, C: Clock>(
                         if msg.seq > next_answer {
                             log(format_args!("answers {next_answer}..{} missing", msg.seq));
                         }
-                        match echo::check_answer(msg.seq, limits.payload, answer) {
-                            Ok(()) => s.verified += 1,
+                        match echo::check_answer(msg.seq, limits.payload, limits.sizes, answer) {
+                            Ok(tag) => {
+                                let now = clock.now_us();
+                                s.latency.record(u64::from((now as u32).wrapping_sub(tag)));
+                                s.elapsed_us = now - first_send.unwrap_or(now);
+                                s.verified += 1;
+                                s.bytes += got.len as u64;
+                            }
                             Err(e) => {
                                 s.corrupt += 1;
                                 log(format_args!("bad answer: {e}"));

@@ -8,12 +8,13 @@
 //! 0x06  u16  data length
 //! 0x08  u64  application sequence number (0, 1, 2, ... per run)
 //! 0x10  u32  CRC-32C of the data
-//! 0x14  u32  0
+//! 0x14  u32  tag: chosen by the sender, copied into the answer (the demo's send time in µs)
 //! 0x18  data
 //! ```
 //!
-//! Request `n` carries a pattern derived from `n` (its length varies with `n` too); the answer
-//! carries the same data XORed with [`ANSWER_XOR`], so an answer proves the echo read the request.
+//! Request `n` carries a pattern derived from `n` (its length varies with `n`, or is always the
+//! largest, see [`Sizes`]); the answer carries the same data XORed with [`ANSWER_XOR`], so an
+//! answer proves the echo read the request.
 
 use core::fmt;
 
@@ -30,11 +31,23 @@ pub const REQUEST: u16 = 1;
 /// `kind` of an answer.
 pub const ANSWER: u16 = 2;
 
+/// How long requests are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sizes {
+    /// The data length varies with the sequence number, from 1 byte to all that fits, so every
+    /// length (and alignment of the tail) is exercised.
+    Varying,
+    /// Every request is as large as the payload allows (benchmarks).
+    Full,
+}
+
 /// A parsed demo message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
     pub kind: u16,
     pub seq: u64,
+    /// The sender's tag, copied into the answer.
+    pub tag: u32,
     pub data: &'a [u8],
 }
 
@@ -87,45 +100,59 @@ impl fmt::Display for EchoError {
 }
 
 /// Data length of request `seq` for payloads of at most `max_payload` bytes.
-fn data_len(seq: u64, max_payload: usize) -> usize {
+fn data_len(seq: u64, max_payload: usize, sizes: Sizes) -> usize {
     let room = max_payload.saturating_sub(HEADER).min(u16::MAX as usize);
-    if room == 0 {
-        return 0;
+    match sizes {
+        _ if room == 0 => 0,
+        Sizes::Full => room,
+        Sizes::Varying => 1 + (seq.wrapping_mul(37) % room as u64) as usize,
     }
-    1 + (seq.wrapping_mul(37) % room as u64) as usize
 }
 
 fn pattern(seq: u64, i: usize) -> u8 {
     (seq.wrapping_mul(131) as usize).wrapping_add(i.wrapping_mul(7)) as u8
 }
 
-fn write(kind: u16, seq: u64, data: impl Iterator<Item = u8>, len: usize, out: &mut [u8]) -> usize {
-    let (head, body) = out.split_at_mut(HEADER);
+/// The header fields of a message being written.
+struct Head {
+    kind: u16,
+    seq: u64,
+    tag: u32,
+}
+
+fn write(head: Head, data: impl Iterator<Item = u8>, len: usize, out: &mut [u8]) -> usize {
+    let (h, body) = out.split_at_mut(HEADER);
     for (slot, byte) in body[..len].iter_mut().zip(data) {
         *slot = byte;
     }
-    head[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    head[4..6].copy_from_slice(&kind.to_le_bytes());
-    head[6..8].copy_from_slice(&(len as u16).to_le_bytes());
-    head[8..16].copy_from_slice(&seq.to_le_bytes());
-    head[16..20].copy_from_slice(&crc32c(&body[..len]).to_le_bytes());
-    head[20..24].copy_from_slice(&0u32.to_le_bytes());
+    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    h[4..6].copy_from_slice(&head.kind.to_le_bytes());
+    h[6..8].copy_from_slice(&(len as u16).to_le_bytes());
+    h[8..16].copy_from_slice(&head.seq.to_le_bytes());
+    h[16..20].copy_from_slice(&crc32c(&body[..len]).to_le_bytes());
+    h[20..24].copy_from_slice(&head.tag.to_le_bytes());
     HEADER + len
 }
 
-/// Writes request `seq` into `out` (at most `max_payload` bytes); returns its length.
-pub fn request(seq: u64, max_payload: usize, out: &mut [u8]) -> Result<usize, EchoError> {
-    let len = data_len(seq, max_payload);
+/// Writes request `seq` with `tag` into `out` (at most `max_payload` bytes); returns its
+/// length.
+pub fn request(
+    seq: u64,
+    max_payload: usize,
+    sizes: Sizes,
+    tag: u32,
+    out: &mut [u8],
+) -> Result<usize, EchoError> {
+    let len = data_len(seq, max_payload, sizes);
     if out.len() < HEADER + len {
         return Err(EchoError::NoRoom);
     }
-    Ok(write(
-        REQUEST,
+    let head = Head {
+        kind: REQUEST,
         seq,
-        (0..len).map(|i| pattern(seq, i)),
-        len,
-        out,
-    ))
+        tag,
+    };
+    Ok(write(head, (0..len).map(|i| pattern(seq, i)), len, out))
 }
 
 /// Parses and checks a demo message (magic, length, checksum).
@@ -156,6 +183,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message<'_>, EchoError> {
     Ok(Message {
         kind,
         seq: u64::from_le_bytes(seq),
+        tag: u32_at(20),
         data,
     })
 }
@@ -172,11 +200,22 @@ pub fn answer(request: &[u8], out: &mut [u8]) -> Result<(u64, usize), EchoError>
         return Err(EchoError::NoRoom);
     }
     let data = msg.data.iter().map(|b| b ^ ANSWER_XOR);
-    Ok((msg.seq, write(ANSWER, msg.seq, data, len, out)))
+    let head = Head {
+        kind: ANSWER,
+        seq: msg.seq,
+        tag: msg.tag,
+    };
+    Ok((msg.seq, write(head, data, len, out)))
 }
 
-/// Checks that `bytes` is the answer to request `expected` (made for `max_payload`).
-pub fn check_answer(expected: u64, max_payload: usize, bytes: &[u8]) -> Result<(), EchoError> {
+/// Checks that `bytes` is the answer to request `expected` (made for `max_payload` and
+/// `sizes`); returns the tag it carries.
+pub fn check_answer(
+    expected: u64,
+    max_payload: usize,
+    sizes: Sizes,
+    bytes: &[u8],
+) -> Result<u32, EchoError> {
     let msg = parse(bytes)?;
     if msg.kind != ANSWER {
         return Err(EchoError::BadKind { kind: msg.kind });
@@ -187,7 +226,7 @@ pub fn check_answer(expected: u64, max_payload: usize, bytes: &[u8]) -> Result<(
             found: msg.seq,
         });
     }
-    let len = data_len(expected, max_payload);
+    let len = data_len(expected, max_payload, sizes);
     let intact = msg.data.len() == len
         && msg
             .data
@@ -195,7 +234,7 @@ pub fn check_answer(expected: u64, max_payload: usize, bytes: &[u8]) -> Result<(
             .enumerate()
             .all(|(i, &b)| b == pattern(expected, i) ^ ANSWER_XOR);
     if intact {
-        Ok(())
+        Ok(msg.tag)
     } else {
         Err(EchoError::WrongData { seq: expected })
     }
@@ -210,13 +249,24 @@ mod tests {
         let mut req = [0u8; 240];
         let mut ans = [0u8; 240];
         for seq in [0u64, 1, 2, 215, 216, 1 << 40] {
-            let n = request(seq, 240, &mut req).unwrap();
+            let n = request(seq, 240, Sizes::Varying, seq as u32 ^ 7, &mut req).unwrap();
             assert!(n <= 240 && n > HEADER);
             let (s, m) = answer(&req[..n], &mut ans).unwrap();
             assert_eq!((s, m), (seq, n));
-            check_answer(seq, 240, &ans[..m]).unwrap();
             assert_eq!(
-                check_answer(seq + 1, 240, &ans[..m]),
+                check_answer(seq, 240, Sizes::Varying, &ans[..m]),
+                Ok(seq as u32 ^ 7),
+                "the tag comes back"
+            );
+            if n < 240 {
+                assert_eq!(
+                    check_answer(seq, 240, Sizes::Full, &ans[..m]),
+                    Err(EchoError::WrongData { seq }),
+                    "a shorter answer is not a full-size one"
+                );
+            }
+            assert_eq!(
+                check_answer(seq + 1, 240, Sizes::Varying, &ans[..m]),
                 Err(EchoError::WrongSeq {
                     expected: seq + 1,
                     found: seq
@@ -228,9 +278,10 @@ mod tests {
                 Err(EchoError::BadKind { kind: ANSWER })
             );
         }
-        let n = request(3, 240, &mut req).unwrap();
+        assert_eq!(request(9, 240, Sizes::Full, 0, &mut req), Ok(240));
+        let n = request(3, 240, Sizes::Varying, 0, &mut req).unwrap();
         assert_eq!(
-            check_answer(3, 240, &req[..n]),
+            check_answer(3, 240, Sizes::Varying, &req[..n]),
             Err(EchoError::BadKind { kind: REQUEST })
         );
         let mut bad = req;
@@ -247,14 +298,22 @@ mod tests {
         bad = req;
         bad[0] = 0;
         assert!(matches!(parse(&bad[..n]), Err(EchoError::BadMagic { .. })));
-        assert_eq!(request(0, 240, &mut [0; 10]), Err(EchoError::NoRoom));
+        assert_eq!(
+            request(0, 240, Sizes::Varying, 0, &mut [0; 10]),
+            Err(EchoError::NoRoom)
+        );
         // An answer with right header and checksum but wrong data.
         let (_, m) = answer(&req[..n], &mut ans).unwrap();
         let mut forged = [0u8; 240];
         let data: Vec<u8> = ans[HEADER..m].iter().map(|b| b ^ 1).collect();
-        let k = write(ANSWER, 3, data.iter().copied(), m - HEADER, &mut forged);
+        let head = Head {
+            kind: ANSWER,
+            seq: 3,
+            tag: 0,
+        };
+        let k = write(head, data.iter().copied(), m - HEADER, &mut forged);
         assert_eq!(
-            check_answer(3, 240, &forged[..k]),
+            check_answer(3, 240, Sizes::Varying, &forged[..k]),
             Err(EchoError::WrongData { seq: 3 })
         );
     }

@@ -31,6 +31,7 @@ pub mod doorbell;
 pub mod echo;
 pub mod endpoint;
 mod error;
+pub mod histogram;
 pub mod layout;
 #[cfg(any(test, feature = "std"))]
 pub mod local;

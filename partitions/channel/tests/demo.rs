@@ -7,14 +7,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bulkhead_channel::demo::{self, Clock, Limits, Stop, Summary};
+use bulkhead_channel::echo::Sizes;
 use bulkhead_channel::local::{pair, LocalTransport};
 use bulkhead_channel::{echo, Endpoint, Error, Layout, SharedRegion, Side};
 
 struct StdClock(Instant);
 
 impl Clock for StdClock {
-    fn now_ms(&mut self) -> u64 {
-        self.0.elapsed().as_millis() as u64
+    fn now_us(&mut self) -> u64 {
+        self.0.elapsed().as_micros() as u64
     }
 }
 
@@ -22,6 +23,8 @@ fn limits(count: u64, idle_ms: u64, attach_ms: u64) -> Limits {
     Limits {
         count,
         payload: 240,
+        sizes: Sizes::Varying,
+        window: 0,
         idle_ms,
         attach_ms,
     }
@@ -67,6 +70,29 @@ fn every_request_is_answered_and_checked() {
     );
     assert!(s.ok(), "{s:?}");
     assert_eq!(s.to_string(), "ipc: 3000 sent, 3000 verified, 0 lost");
+    assert_eq!(s.latency.count(), 3000, "every round trip timed");
+    assert_eq!(s.window, 16, "as many outstanding as the ring holds");
+    assert!(s.bytes > 3000 * echo::HEADER as u64);
+    assert!(s
+        .bench_line()
+        .to_string()
+        .starts_with("ipc-bench: window 16, 3000 round trips in "));
+}
+
+#[test]
+fn ping_pong_with_full_size_requests_for_benchmarks() {
+    let mut l = limits(200, 2000, 2000);
+    l.window = 1;
+    l.sizes = Sizes::Full;
+    let mut e = limits(200, 2000, 2000);
+    e.sizes = Sizes::Full;
+    let s = with_peer(l, echo_peer(e));
+    assert!(s.ok(), "{s:?}");
+    assert_eq!((s.window, s.bytes), (1, 200 * 240));
+    let median = s.latency.quantile(0.5).unwrap();
+    let p99 = s.latency.quantile(0.99).unwrap();
+    assert!(median <= p99 && p99 <= s.latency.max().max(p99));
+    eprintln!("{}", s.bench_line());
 }
 
 #[test]
@@ -98,7 +124,7 @@ fn an_idle_echo_without_a_count_stops_quietly() {
     let mut a = Endpoint::attach(r, Side::Zero, 256).unwrap();
     let mut b = Endpoint::attach(r, Side::One, 256).unwrap();
     let mut req = [0u8; 240];
-    let n = echo::request(0, 240, &mut req).unwrap();
+    let n = echo::request(0, 240, Sizes::Varying, 0, &mut req).unwrap();
     a.send(&mut t0, &req[..n]).unwrap();
     let (mut buf, mut out) = ([0u8; 240], [0u8; 240]);
     let mut clock = StdClock(Instant::now());

@@ -9,10 +9,13 @@
 //!   sender has been idle for `idle=MS`), then powers off;
 //! - `send`: sends `count=N` requests (default 1000), checks every answer and prints
 //!   `ipc: <sent> sent, <verified> verified, <lost> lost` before powering off (the bare-metal
-//!   to bare-metal test).
+//!   to bare-metal test), preceded by `ipc-bench: window <w>, <n> round trips in <t> ms, median
+//!   <x> us, p99 <y> us, max <z> us, <m> MiB/s` for `cargo xtask bench`.
 //!
 //! Other boot arguments: `slot=BYTES` (ring slot size, default 256; both endpoints must agree),
-//! `payload=BYTES` (largest request), `idle=MS` (peer gone after that long without progress,
+//! `payload=BYTES` (largest request), `sizes=full` (sender: every request `payload` bytes,
+//! for benchmarks), `window=N` (requests outstanding at most; 1
+//! measures round-trip latency; default: the ring), `idle=MS` (peer gone after that long without progress,
 //! default 10000), `attach=MS` (wait that long for the peer, default 120000), `endpoint=0|1`
 //! (overrides the device tree). Waiting is `wfi` on the doorbell interrupt, bounded by the
 //! virtual timer; a ring is one 32-bit store to the doorbell page, which the hypervisor traps.
@@ -28,6 +31,7 @@ mod guest {
     use core::sync::atomic::{fence, Ordering};
 
     use bulkhead_channel::demo::{self, Clock, Limits};
+    use bulkhead_channel::echo::Sizes;
     use bulkhead_channel::{doorbell, Endpoint, SharedRegion, Side, Transport, Wake};
     use bulkhead_guest_rt::{
         counter_frequency, counter_ticks, enable_spi, parse_u64, power_off, println,
@@ -77,12 +81,12 @@ mod guest {
         }
     }
 
-    /// Milliseconds of the virtual counter.
+    /// Microseconds of the virtual counter.
     struct CounterClock(u64);
 
     impl Clock for CounterClock {
-        fn now_ms(&mut self) -> u64 {
-            (u128::from(counter_ticks()) * 1000 / u128::from(self.0)) as u64
+        fn now_us(&mut self) -> u64 {
+            (u128::from(counter_ticks()) * 1_000_000 / u128::from(self.0)) as u64
         }
     }
 
@@ -192,6 +196,11 @@ mod guest {
                 },
             ),
             payload: (arg(dt, "payload", ep.max_payload() as u64) as usize).min(ep.max_payload()),
+            sizes: match dt.bootarg("sizes") {
+                Some("full") => Sizes::Full,
+                _ => Sizes::Varying,
+            },
+            window: arg(dt, "window", 0),
             idle_ms: arg(dt, "idle", 10_000),
             attach_ms: arg(dt, "attach", 120_000),
         };
@@ -211,10 +220,10 @@ mod guest {
                     &mut log,
                 );
                 println!(
-                    "ipc-echo: {} round trips in {} ms, {} corrupt, {} duplicate, {} peer \
-                     restarts, {} doorbells rung",
-                    s.verified, s.elapsed_ms, s.corrupt, s.duplicates, s.restarts, s.rings
+                    "ipc-echo: {} corrupt, {} duplicate, {} peer restarts, {} doorbells rung",
+                    s.corrupt, s.duplicates, s.restarts, s.rings
                 );
+                println!("{}", s.bench_line());
                 if let Some(stop) = s.stop {
                     println!("ipc-echo: channel {}: {stop}", ch.name);
                 }

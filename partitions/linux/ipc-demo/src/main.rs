@@ -269,8 +269,8 @@ fn run(o: &Options) -> Result<bool, String> {
 struct StdClock(Instant);
 
 impl Clock for StdClock {
-    fn now_ms(&mut self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now_us(&mut self) -> u64 {
+        u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 }
 
@@ -283,6 +283,8 @@ fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Resu
     let limits = Limits {
         count: o.count,
         payload: o.payload,
+        sizes: o.sizes,
+        window: o.window,
         idle_ms: o.timeout_ms,
         attach_ms: o.attach_timeout_ms,
     };
@@ -291,7 +293,8 @@ fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Resu
     match o.role {
         Role::Send => {
             let s = demo::sender(ep, t, &mut clock, limits, &mut out, &mut buf, &mut log);
-            let secs = (s.elapsed_ms as f64 / 1000.0).max(1e-3);
+            let secs = (s.elapsed_us as f64 / 1e6).max(1e-6);
+            println!("{}", s.bench_line());
             println!(
                 "ipc-demo: {} round trips in {:.3} s ({:.0}/s), {} corrupt, {} duplicate, {} \
                  peer restarts, {} doorbells rung",
@@ -312,16 +315,16 @@ fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Resu
         Role::Listen => {
             let count = o.count.max(1);
             let mut heard = 0;
-            let mut last = clock.now_ms();
+            let mut last = clock.now_us() / 1000;
             while heard < count {
                 match t.wait() {
                     Ok(bulkhead_channel::Wake::Signalled) => {
                         heard += 1;
-                        last = clock.now_ms();
+                        last = clock.now_us() / 1000;
                         println!("ipc-demo: doorbell {heard} at {last} ms");
                     }
                     Ok(bulkhead_channel::Wake::TimedOut)
-                        if clock.now_ms() - last > o.timeout_ms =>
+                        if clock.now_us() / 1000 - last > o.timeout_ms =>
                     {
                         return Err(format!(
                             "no doorbell for {} ms ({heard} of {count} heard)",

@@ -42,6 +42,10 @@ pub struct Options {
     pub slot_size: usize,
     /// Largest request payload (at most the slot payload).
     pub payload: usize,
+    /// Request sizes: varying (default) or always `payload` (benchmarks).
+    pub sizes: bulkhead_channel::echo::Sizes,
+    /// Requests outstanding at most (1: ping-pong latency; 0: as many as the ring holds).
+    pub window: u64,
     /// Endpoint index, overriding the device tree's `bulkhead,endpoint`.
     pub endpoint: Option<u32>,
     /// Polling interval when there are no interrupts, microseconds.
@@ -65,6 +69,8 @@ impl Default for Options {
             attach_timeout_ms: 60_000,
             slot_size: bulkhead_channel::DEFAULT_SLOT_SIZE,
             payload: bulkhead_channel::DEFAULT_SLOT_SIZE - 16,
+            sizes: bulkhead_channel::echo::Sizes::Varying,
+            window: 0,
             endpoint: None,
             poll_us: 100,
             force_poll: false,
@@ -96,12 +102,17 @@ usage: bulkhead-ipc-demo [OPTION=VALUE...] | --from-cmdline
   attach-timeout-ms=MS   wait this long for the peer to attach (default 60000)
   slot-size=BYTES     ring slot size, as the peer uses (default 256)
   payload=BYTES       largest request (default: slot size - 16)
+  sizes=varying|full  request lengths vary (default) or are all `payload` (benchmarks)
+  window=N            requests outstanding at most: 1 measures round-trip latency
+                      (ping-pong), 0 (default) streams as many as the ring holds
   endpoint=0|1        our endpoint index (default: from the device tree)
   poll-us=US          polling interval without interrupts (default 100)
   wait=auto|poll      take doorbell interrupts when available (default), or always poll
   poweroff            power off when done (unattended runs)
   --from-cmdline      take the options from /proc/cmdline: bulkhead.ipc-demo=opt,opt,...
-Prints `ipc: <sent> sent, <verified> verified, <lost> lost` and exits 0 only if nothing was lost.";
+Prints `ipc-bench: window <w>, <n> round trips in <t> ms, median <x> us, p99 <y> us, max <z> us,
+<m> MiB/s` and `ipc: <sent> sent, <verified> verified, <lost> lost`, and exits 0 only if
+nothing was lost.";
 
 /// The kernel command-line parameter holding the options.
 pub const CMDLINE_KEY: &str = "bulkhead.ipc-demo";
@@ -143,6 +154,14 @@ impl Options {
                 "attach-timeout-ms" => o.attach_timeout_ms = num(value)?.max(1),
                 "slot-size" => o.slot_size = num(value)? as usize,
                 "payload" => payload = Some(num(value)? as usize),
+                "window" => o.window = num(value)?,
+                "sizes" => {
+                    o.sizes = match value {
+                        "varying" => bulkhead_channel::echo::Sizes::Varying,
+                        "full" => bulkhead_channel::echo::Sizes::Full,
+                        _ => return Err(UsageError(format!("sizes={value}: varying or full"))),
+                    }
+                }
                 "endpoint" => o.endpoint = Some(num(value)? as u32),
                 "poll-us" => o.poll_us = num(value)?.max(1),
                 "wait" => {
