@@ -100,10 +100,29 @@ impl Summary {
         self.bytes as f64 / (1u64 << 20) as f64 / (self.elapsed_us.max(1) as f64 / 1e6)
     }
 
+    /// `<c> corrupt, <d> duplicate, <r> peer restarts, <n> doorbells rung`.
+    pub fn counts(&self) -> Counts<'_> {
+        Counts(self)
+    }
+
     /// The benchmark line: `ipc-bench: window <w>, <n> round trips in <t> ms, median <x> us,
     /// p99 <y> us, max <z> us, <m> MiB/s`.
     pub fn bench_line(&self) -> BenchLine<'_> {
         BenchLine(self)
+    }
+}
+
+/// See [`Summary::counts`].
+pub struct Counts<'a>(&'a Summary);
+
+impl fmt::Display for Counts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(
+            f,
+            "{} corrupt, {} duplicate, {} peer restarts, {} doorbells rung",
+            s.corrupt, s.duplicates, s.restarts, s.rings
+        )
     }
 }
 
@@ -187,6 +206,15 @@ fn ring<T: Transport>(t: &mut T, rings: &mut u64) -> Result<(), Stop> {
     t.ring().map_err(Stop::Transport)
 }
 
+/// Rings the peer if `needed` (the queue said it may be waiting).
+fn ring_if<T: Transport>(needed: bool, t: &mut T, rings: &mut u64) -> Result<(), Stop> {
+    if needed {
+        ring(t, rings)
+    } else {
+        Ok(())
+    }
+}
+
 /// Sends `limits.count` requests and checks every answer. `out` and `buf` must hold a request
 /// (`limits.payload` bytes) and the largest message (`ep.max_payload()` bytes).
 pub fn sender<T: Transport, C: Clock>(
@@ -239,9 +267,7 @@ fn sender_loop<T: Transport, C: Clock>(
                 })?;
             match ep.try_send(&out[..len]) {
                 Ok(sent) => {
-                    if sent.ring {
-                        ring(t, &mut s.rings)?;
-                    }
+                    ring_if(sent.ring, t, &mut s.rings)?;
                     s.sent += 1;
                     moved = true;
                 }
@@ -297,9 +323,7 @@ fn sender_loop<T: Transport, C: Clock>(
                         ));
                     }
                 }
-                if got.ring {
-                    ring(t, &mut s.rings)?;
-                }
+                ring_if(got.ring, t, &mut s.rings)?;
             }
             Err(Error::Empty | Error::PeerNotAttached) => {}
             Err(Error::PeerRestarted(r)) => {
@@ -359,11 +383,7 @@ pub fn echo<T: Transport, C: Clock>(
                     answered += 1;
                     pending = None;
                     moved = true;
-                    if sent.ring {
-                        ring(t, &mut rings)
-                    } else {
-                        Ok(())
-                    }
+                    ring_if(sent.ring, t, &mut rings)
                 }
                 Err(Error::Full | Error::PeerNotAttached) => Ok(()),
                 Err(Error::PeerRestarted(r)) => {
@@ -384,11 +404,7 @@ pub fn echo<T: Transport, C: Clock>(
                             got.seq
                         )),
                     }
-                    if got.ring {
-                        ring(t, &mut rings)
-                    } else {
-                        Ok(())
-                    }
+                    ring_if(got.ring, t, &mut rings)
                 }
                 Err(Error::Empty | Error::PeerNotAttached) => Ok(()),
                 Err(Error::PeerRestarted(r)) => {

@@ -354,13 +354,7 @@ impl<'a> Endpoint<'a> {
         );
         self.region.write_bytes(slot + 2, payload);
         self.head = seq.wrapping_add(1);
-        self.region.store(
-            Layout::block_word(self.side, word::HEAD),
-            self.head,
-            Ordering::Release,
-        );
-        fence(Ordering::SeqCst);
-        let tail_now = self.peer_word(word::TAIL, Ordering::Relaxed);
+        let tail_now = self.publish(word::HEAD, self.head, word::TAIL);
         self.stats.sent += 1;
         Ok(Sent {
             seq,
@@ -434,13 +428,7 @@ impl<'a> Endpoint<'a> {
         checked?;
 
         self.tail = seq.wrapping_add(1);
-        self.region.store(
-            Layout::block_word(self.side, word::TAIL),
-            self.tail,
-            Ordering::Release,
-        );
-        fence(Ordering::SeqCst);
-        let head_now = self.peer_word(word::HEAD, Ordering::Relaxed);
+        let head_now = self.publish(word::TAIL, self.tail, word::HEAD);
         self.stats.received += 1;
         Ok(Received {
             seq,
@@ -468,13 +456,7 @@ impl<'a> Endpoint<'a> {
             self.tail = self.tail.wrapping_add(1);
         }
         let seq = self.tail.wrapping_sub(1);
-        self.region.store(
-            Layout::block_word(self.side, word::TAIL),
-            self.tail,
-            Ordering::Release,
-        );
-        fence(Ordering::SeqCst);
-        let head_now = self.peer_word(word::HEAD, Ordering::Relaxed);
+        let head_now = self.publish(word::TAIL, self.tail, word::HEAD);
         Ok(head_now.wrapping_sub(seq) == n)
     }
 
@@ -518,6 +500,16 @@ impl<'a> Endpoint<'a> {
         }
     }
 
+    /// Publishes one of our indices (`own`: [`word::HEAD`] or [`word::TAIL`]) with a release
+    /// store, then, after a `SeqCst` fence, reads the peer's word `peer`: the store-then-load
+    /// half of a doorbell decision (see the module doc).
+    fn publish(&self, own: usize, value: u64, peer: usize) -> u64 {
+        self.region
+            .store(Layout::block_word(self.side, own), value, Ordering::Release);
+        fence(Ordering::SeqCst);
+        self.peer_word(peer, Ordering::Relaxed)
+    }
+
     fn peer_word(&self, w: usize, order: Ordering) -> u64 {
         self.region
             .load(Layout::block_word(self.side.peer(), w), order)
@@ -542,12 +534,7 @@ impl<'a> Endpoint<'a> {
         // receive (or its head is bogus) is the head out of range, and we follow it.
         if !in_range(p.head, self.tail, n) {
             self.tail = p.head;
-            self.region.store(
-                Layout::block_word(self.side, word::TAIL),
-                self.tail,
-                Ordering::Release,
-            );
-            fence(Ordering::SeqCst);
+            self.publish(word::TAIL, self.tail, word::HEAD);
         }
         let discarded_at_most = if p.epoch.resumed || first {
             0

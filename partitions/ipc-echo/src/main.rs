@@ -219,10 +219,7 @@ mod guest {
                     &mut b[..max],
                     &mut log,
                 );
-                println!(
-                    "ipc-echo: {} corrupt, {} duplicate, {} peer restarts, {} doorbells rung",
-                    s.corrupt, s.duplicates, s.restarts, s.rings
-                );
+                println!("ipc-echo: {}", s.counts());
                 println!("{}", s.bench_line());
                 if let Some(stop) = s.stop {
                     println!("ipc-echo: channel {}: {stop}", ch.name);

@@ -293,19 +293,8 @@ fn dispatch<T: Transport>(ep: &mut Endpoint<'_>, t: &mut T, o: &Options) -> Resu
     match o.role {
         Role::Send => {
             let s = demo::sender(ep, t, &mut clock, limits, &mut out, &mut buf, &mut log);
-            let secs = (s.elapsed_us as f64 / 1e6).max(1e-6);
+            println!("ipc-demo: {}", s.counts());
             println!("{}", s.bench_line());
-            println!(
-                "ipc-demo: {} round trips in {:.3} s ({:.0}/s), {} corrupt, {} duplicate, {} \
-                 peer restarts, {} doorbells rung",
-                s.verified,
-                secs,
-                s.verified as f64 / secs,
-                s.corrupt,
-                s.duplicates,
-                s.restarts,
-                s.rings
-            );
             if let Some(stop) = s.stop {
                 eprintln!("ipc-demo: channel {}: {stop}", o.channel);
             }
