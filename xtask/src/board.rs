@@ -17,8 +17,11 @@ pub const TARGET: &str = "aarch64-unknown-none";
 /// The Rust target the hypervisor is built for: without FP/SIMD registers, so EL2 code never
 /// touches the guests' FP/SIMD state, which it does not save.
 pub const HYPERVISOR_TARGET: &str = "aarch64-unknown-none-softfloat";
+/// The Rust target of the Linux guest's userspace programs (the IPC demo in the initramfs,
+/// built by the Linux recipe): static musl binaries, linked with rust-lld.
+pub const LINUX_USER_TARGET: &str = "aarch64-unknown-linux-musl";
 /// Every Rust target the build needs.
-pub const TARGETS: [&str; 2] = [TARGET, HYPERVISOR_TARGET];
+pub const TARGETS: [&str; 3] = [TARGET, HYPERVISOR_TARGET, LINUX_USER_TARGET];
 
 /// The repository root (the parent of the xtask crate).
 pub fn repo_root() -> PathBuf {

@@ -70,7 +70,8 @@ fn card_check_archive() -> Result<Vec<u8>> {
 /// The gzip-compressed initramfs of a native Linux on a Pi 4.
 pub fn initramfs() -> Result<Vec<u8>> {
     let (release, modules) = debian::native_linux_modules()?;
-    let mut cpio = bulkhead_linux_guest::build_initramfs(&debian::busybox()?, &release, &modules)?;
+    let mut cpio =
+        bulkhead_linux_guest::build_initramfs(&debian::busybox()?, &release, &modules, &[])?;
     cpio.extend_from_slice(&card_check_archive()?);
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     gz.write_all(&cpio)?;

@@ -92,6 +92,8 @@ const STEPS: &[Step] = &[
             "trespasser",
             "-p",
             "bench",
+            "-p",
+            "ipc-echo",
         ],
     },
     Step {

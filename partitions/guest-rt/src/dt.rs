@@ -17,6 +17,12 @@ const PARTITION_PROPERTY: &str = "bulkhead,partition";
 const UNNAMED: &str = "unnamed";
 /// `compatible` string of the console UART.
 const PL011_COMPATIBLE: &str = "arm,pl011";
+/// `compatible` string of a shared-memory channel node (see `docs/channels.md`).
+pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
+/// Property of a channel node holding the partition's endpoint index.
+const CHANNEL_ENDPOINT: &str = "bulkhead,endpoint";
+/// Property of a channel node holding the partition's access.
+const CHANNEL_ACCESS: &str = "bulkhead,access";
 /// Magic number at the start of every flattened device tree (big-endian).
 const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Largest DTB accepted; anything bigger means `x0` does not point at a real DTB.
@@ -46,6 +52,39 @@ impl MemoryRange {
 impl fmt::Display for MemoryRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}..{:#x}", self.base, self.end())
+    }
+}
+
+/// A shared-memory channel the partition is an endpoint of: a node
+/// `compatible = "bulkhead,channel"` with `reg = <shared memory>, <doorbell page>`, one
+/// `interrupts` specifier (the doorbell the peer rings), `bulkhead,endpoint` and
+/// `bulkhead,access`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelNode {
+    /// The channel's name: the node name without its unit address.
+    pub name: &'static str,
+    /// The shared memory, guest-physical.
+    pub shm: MemoryRange,
+    /// This endpoint's doorbell page, guest-physical.
+    pub doorbell: MemoryRange,
+    /// The doorbell interrupt's INTID (SPI n = 32 + n), if the node has a GIC specifier.
+    pub intid: Option<u32>,
+    /// This partition's endpoint index (0 or 1), if given.
+    pub endpoint: Option<u32>,
+    /// Whether the partition may only read the shared memory.
+    pub read_only: bool,
+}
+
+/// The INTID of the first GIC specifier (`<type number flags>`) of an `interrupts` value.
+fn gic_intid(cells: &[u8]) -> Option<u32> {
+    let cell = |i: usize| {
+        let b = cells.get(i * 4..i * 4 + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match (cell(0)?, cell(1)?) {
+        (0, n) if n < 988 => Some(n + 32),
+        (1, n) if n < 16 => Some(n + 16),
+        _ => None,
     }
 }
 
@@ -177,6 +216,45 @@ impl GuestDt {
         Some((gicd, gicr))
     }
 
+    /// The channels the partition is an endpoint of, in DT order. Nodes without two `reg`
+    /// entries of non-zero size are skipped.
+    pub fn channels(&self) -> impl Iterator<Item = ChannelNode> + '_ {
+        self.fdt
+            .all_nodes()
+            .filter(|node| {
+                node.compatible()
+                    .is_some_and(|c| c.all().any(|c| c == CHANNEL_COMPATIBLE))
+            })
+            .filter_map(|node| {
+                let mut reg = node.reg()?.filter_map(|r| {
+                    let size = r.size? as u64;
+                    (size != 0).then_some(MemoryRange {
+                        base: r.starting_address as u64,
+                        size,
+                    })
+                });
+                let (shm, doorbell) = (reg.next()?, reg.next()?);
+                Some(ChannelNode {
+                    name: node_base_name(&node),
+                    shm,
+                    doorbell,
+                    intid: node.property("interrupts").and_then(|p| gic_intid(p.value)),
+                    endpoint: node
+                        .property(CHANNEL_ENDPOINT)
+                        .and_then(|p| p.as_usize())
+                        .and_then(|e| u32::try_from(e).ok()),
+                    read_only: node.property(CHANNEL_ACCESS).and_then(|p| p.as_str())
+                        == Some("read-only"),
+                })
+            })
+    }
+
+    /// The channel named `name`, or the first channel when `name` is `None`.
+    pub fn channel(&self, name: Option<&str>) -> Option<ChannelNode> {
+        self.channels()
+            .find(|c| name.is_none_or(|name| c.name == name))
+    }
+
     /// The console UART's node: the one `stdout-path` names if it is an enabled PL011,
     /// otherwise the first enabled `arm,pl011` node.
     fn console_node(&self) -> Option<FdtNode<'_, 'static>> {
@@ -203,16 +281,7 @@ impl GuestDt {
     /// `interrupts` (`<type number flags>`: type 0 is an SPI, INTID = number + 32; type 1 a PPI,
     /// INTID = number + 16). `None` if it has none or another format.
     pub fn console_interrupt(&self) -> Option<u32> {
-        let value = self.console_node()?.property("interrupts")?.value;
-        let cell = |i: usize| {
-            let bytes = value.get(i * 4..i * 4 + 4)?;
-            Some(u32::from_be_bytes(bytes.try_into().ok()?))
-        };
-        match (cell(0)?, cell(1)?) {
-            (0, number) if number < 988 => Some(number + 32),
-            (1, number) if number < 16 => Some(number + 16),
-            _ => None,
-        }
+        gic_intid(self.console_node()?.property("interrupts")?.value)
     }
 }
 
@@ -294,6 +363,30 @@ mod tests {
         }
         w.end_node(node).unwrap();
 
+        let node = w.begin_node("ipc0@50000000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["bulkhead,channel".into(), "generic-uio".into()],
+        )
+        .unwrap();
+        w.property_array_u64("reg", &[0x5000_0000, 0x1_0000, 0x5001_0000, 0x1000])
+            .unwrap();
+        w.property_array_u32("interrupts", &[0, 40, 1]).unwrap();
+        w.property_u32("bulkhead,endpoint", 1).unwrap();
+        w.property_string("bulkhead,access", "read-write").unwrap();
+        w.end_node(node).unwrap();
+        let node = w.begin_node("ctl@51000000").unwrap();
+        w.property_string("compatible", "bulkhead,channel").unwrap();
+        w.property_array_u64("reg", &[0x5100_0000, 0x1_0000, 0x5101_0000, 0x1000])
+            .unwrap();
+        w.property_string("bulkhead,access", "read-only").unwrap();
+        w.end_node(node).unwrap();
+        let node = w.begin_node("broken@52000000").unwrap();
+        w.property_string("compatible", "bulkhead,channel").unwrap();
+        w.property_array_u64("reg", &[0x5200_0000, 0x1_0000])
+            .unwrap();
+        w.end_node(node).unwrap();
+
         let node = w.begin_node("pl011@9000000").unwrap();
         w.property_string_list(
             "compatible",
@@ -346,6 +439,39 @@ mod tests {
             ]
         );
         assert_eq!(memory[0].to_string(), "0x40000000..0x41000000");
+    }
+
+    #[test]
+    fn finds_channel_nodes() {
+        let dt = bulkhead_like_dt(&[], &[(0x4000_0000, 0x100_0000)], 1);
+        let all: Vec<_> = dt.channels().collect();
+        assert_eq!(all.len(), 2, "the node with one reg entry is skipped");
+        assert_eq!(
+            all[0],
+            ChannelNode {
+                name: "ipc0",
+                shm: MemoryRange {
+                    base: 0x5000_0000,
+                    size: 0x1_0000
+                },
+                doorbell: MemoryRange {
+                    base: 0x5001_0000,
+                    size: 0x1000
+                },
+                intid: Some(72),
+                endpoint: Some(1),
+                read_only: false,
+            }
+        );
+        assert_eq!(
+            (all[1].name, all[1].intid, all[1].endpoint, all[1].read_only),
+            ("ctl", None, None, true)
+        );
+        assert_eq!(dt.channel(None).map(|c| c.name), Some("ipc0"));
+        assert_eq!(dt.channel(Some("ctl")).map(|c| c.name), Some("ctl"));
+        assert_eq!(dt.channel(Some("nope")), None);
+        assert_eq!(gic_intid(&[0, 0, 0, 1, 0, 0, 0, 11, 0, 0, 0, 4]), Some(27));
+        assert_eq!(gic_intid(&[0, 0, 0, 2, 0, 0, 0, 11]), None);
     }
 
     #[test]

@@ -69,6 +69,8 @@ mod target {
             (0x0100 => isenabler: [ReadWrite<u32>; 32]),
             (0x0180 => icenabler: [ReadWrite<u32>; 32]),
             (0x0200 => _reserved1),
+            (0x0c00 => icfgr: [ReadWrite<u32>; 64]),
+            (0x0d00 => _reserved2),
             (0x6000 => irouter: [ReadWrite<u64>; 1020]),
             (0x7fe0 => @END),
         }
@@ -176,6 +178,17 @@ mod target {
             // only this module touches it.
             base => Some(unsafe { &*(base as *const Gicd) }),
         }
+    }
+
+    /// Makes SPI `intid` (32..1019) edge-triggered (`edge`) or level-sensitive. Does nothing
+    /// without a GIC or for an INTID that is not an SPI.
+    pub fn set_edge_triggered(intid: u32, edge: bool) {
+        let Some(gicd) = distributor().filter(|_| (32..1020).contains(&intid)) else {
+            return;
+        };
+        let (n, bit) = ((intid / 16) as usize, 1 << ((intid % 16) * 2 + 1));
+        let cfg = gicd.icfgr[n].get();
+        gicd.icfgr[n].set(if edge { cfg | bit } else { cfg & !bit });
     }
 
     /// Enables SPI `intid` (32..1019) in Group 1, routed to the vCPU whose MPIDR affinity is

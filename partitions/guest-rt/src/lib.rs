@@ -19,6 +19,9 @@
 //!   [`start_vcpu`]: more vCPUs through PSCI `CPU_ON`, each on its own [`VcpuStack`].
 //! - [`first_instruction_count`], [`physical_counter_ticks`] and [`free_memory`] for guests that
 //!   measure their boot or need a large buffer.
+//! - [`enable_spi`] and [`wait_for_interrupt`]: waiting for an interrupt such as a channel's
+//!   doorbell; the channels the partition is an endpoint of ([`GuestDt::channels`],
+//!   [`ChannelNode`]).
 //!
 //! Images start with an arm64 Image header, so QEMU can also boot a guest directly at EL1
 //! without a hypervisor (see `entry.rs` and `guest.ld`).
@@ -57,14 +60,14 @@ pub use console::Console;
 pub use cpu::{
     counter_frequency, counter_ticks, delay_ms, mpidr, physical_counter_ticks, power_off, vcpu_id,
 };
-pub use dt::{find_bootarg, parse_u64, GuestDt, MemoryRange};
+pub use dt::{find_bootarg, parse_u64, ChannelNode, GuestDt, MemoryRange};
 #[cfg(target_os = "none")]
 pub use entry::first_instruction_count;
 pub use fdt;
 #[cfg(target_os = "none")]
 pub use memory::free_memory;
 #[cfg(target_os = "none")]
-pub use sleep::sleep_until;
+pub use sleep::{enable_spi, sleep_until, wait_for_interrupt, Wake};
 #[cfg(target_os = "none")]
 pub use smp::{start_vcpu, StartError, VcpuStack, VCPU_STACK_SIZE};
 

@@ -2,9 +2,10 @@
 //! the `/etc/inittab` for busybox `init`, which it hands over to.
 //!
 //! `/init` installs the busybox applet links, mounts `proc`, `sysfs` and `devtmpfs`, loads
-//! the kernel modules given to it (dependencies first), mounts the first virtio block device
-//! read-only on `/mnt`, prints [`USERSPACE_MARKER`] on a line of its own and then `exec`s
-//! busybox `init`, whose [`INITTAB`] keeps an interactive shell running on the console
+//! the kernel modules given to it (dependencies first, with their parameters), mounts the first
+//! virtio block device read-only on `/mnt`, prints [`USERSPACE_MARKER`] on a line of its own,
+//! runs the IPC demo if the kernel command line has [`DEMO_CMDLINE_KEY`]`=...` (for unattended
+//! runs; the demo powers off when its options say `poweroff`) and then `exec`s busybox `init`, whose [`INITTAB`] keeps an interactive shell running on the console
 //! (`cttyhack sh`: init runs it in a new session, cttyhack opens the real console device
 //! named in `/sys/class/tty/console/active`, e.g. `ttyAMA0`, as its controlling terminal, so
 //! Ctrl-C and job control work).
@@ -45,6 +46,9 @@ pub const INITTAB: &str = "\
 
 /// Where the first virtio disk is mounted.
 pub const DISK_MOUNTPOINT: &str = "/mnt";
+/// Kernel command-line parameter that makes `/init` run the IPC demo with the options it holds
+/// (`bulkhead.ipc-demo=channel=ipc0,count=1000,poweroff`, see `bulkhead-ipc-demo --help`).
+pub const DEMO_CMDLINE_KEY: &str = "bulkhead.ipc-demo";
 
 /// What the generated `/init` needs to know.
 #[derive(Debug, Clone)]
@@ -54,6 +58,8 @@ pub struct InitConfig<'a> {
     pub kernel_release: &'a str,
     /// Module names in load order (dependencies first).
     pub modules: &'a [&'a str],
+    /// Parameters passed to `insmod` for some modules: `(name, "key=value ...")`.
+    pub module_args: &'a [(&'a str, &'a str)],
 }
 
 /// Directory of the modules inside the initramfs.
@@ -66,6 +72,10 @@ pub fn init_script(cfg: &InitConfig) -> String {
     let mut s = String::new();
     let moddir = module_dir(cfg.kernel_release);
     let modules = cfg.modules.join(" ");
+    let mut cases = String::new();
+    for (name, args) in cfg.module_args {
+        let _ = writeln!(cases, "        {name}) args=\"{args}\" ;;");
+    }
     // Header: environment, busybox applets and pseudo file systems.
     s.push_str(
         r#"#!/bin/sh
@@ -91,7 +101,10 @@ if [ -n "$MODULES" ] && [ "$(uname -r)" != "{release}" ]; then
     MODULES=
 fi
 for m in $MODULES; do
-    insmod "$MODDIR/$m.ko" || echo "bulkhead-linux: insmod $m failed"
+    case $m in
+{cases}        *) args= ;;
+    esac
+    insmod "$MODDIR/$m.ko" $args || echo "bulkhead-linux: insmod $m failed"
 done
 
 "#,
@@ -139,6 +152,10 @@ case " $(cat /proc/cmdline) " in
 esac
 
 echo "{marker}"
+# The IPC demo, when the kernel command line asks for it (unattended runs).
+if grep -q '{demo_key}=' /proc/cmdline && [ -x {demo} ]; then
+    {demo} --from-cmdline
+fi
 # busybox init runs the console shell from /etc/inittab and handles poweroff/reboot.
 export PS1='{prompt}'
 exec /bin/busybox init
@@ -148,6 +165,8 @@ exec /bin/busybox init
         prompt = PROMPT,
         load_parameter = LOAD_PARAMETER,
         load_marker = LOAD_MARKER,
+        demo_key = DEMO_CMDLINE_KEY,
+        demo = crate::userspace::DEMO_PATH,
     );
     s
 }
@@ -166,7 +185,10 @@ mod tests {
                 "ext4",
                 "virtio_mmio",
                 "virtio_blk",
+                "uio",
+                "uio_pdrv_genirq",
             ],
+            module_args: &[("uio_pdrv_genirq", "of_id=generic-uio")],
         })
     }
 
@@ -178,7 +200,13 @@ mod tests {
             .lines()
             .any(|l| l == format!("echo \"{USERSPACE_MARKER}\"")));
         assert!(s.contains("MODDIR=/lib/modules/6.1.0-56-arm64\n"));
-        assert!(s.contains("MODULES=\"crc16 mbcache jbd2 ext4 virtio_mmio virtio_blk\"\n"));
+        assert!(s.contains(
+            "MODULES=\"crc16 mbcache jbd2 ext4 virtio_mmio virtio_blk uio uio_pdrv_genirq\"\n"
+        ));
+        assert!(s.contains("        uio_pdrv_genirq) args=\"of_id=generic-uio\" ;;\n"));
+        assert!(s.contains("insmod \"$MODDIR/$m.ko\" $args"));
+        assert!(s.contains("grep -q 'bulkhead.ipc-demo=' /proc/cmdline"));
+        assert!(s.contains("    /bin/bulkhead-ipc-demo --from-cmdline\n"));
         assert!(s.contains("mount -t devtmpfs devtmpfs /dev"));
         assert!(s.trim_end().ends_with("exec /bin/busybox init"));
         // Pseudo file systems and modules come before the disk mount, which comes before
@@ -187,10 +215,11 @@ mod tests {
         assert!(pos("mount -t proc") < pos("insmod"));
         assert!(pos("insmod") < pos("mount -o ro"));
         assert!(pos("mount -o ro") < pos(USERSPACE_MARKER));
-        assert!(pos(USERSPACE_MARKER) < pos("exec /bin/busybox init"));
         // The optional load starts after the disk is mounted and before the marker.
         assert!(pos("mount -o ro") < pos(LOAD_PARAMETER));
         assert!(pos(LOAD_MARKER) < pos(USERSPACE_MARKER));
+        assert!(pos(USERSPACE_MARKER) < pos("--from-cmdline"));
+        assert!(pos("--from-cmdline") < pos("exec /bin/busybox init"));
         assert!(!s.contains("{{") && !s.contains("}}"));
     }
 
@@ -199,6 +228,7 @@ mod tests {
         let s = init_script(&InitConfig {
             kernel_release: "6.9.0",
             modules: &[],
+            module_args: &[],
         });
         assert!(s.contains("MODULES=\"\"\n"));
     }

@@ -4,9 +4,11 @@
 //! [`prepare`] downloads the concrete kernel package behind `linux-image-arm64:arm64` and
 //! `busybox-static:arm64` with `apt-get download`, unpacks them with `dpkg -x`, writes the
 //! raw `Image` and a gzip-compressed newc initramfs (busybox, a generated `/init`, and the
-//! modules needed for virtio-mmio block devices and ext2), and caches the result under the
-//! cache directory keyed by package versions. Later calls find the stamp file and return at
-//! once without touching apt or dpkg (and work offline).
+//! modules needed for virtio-mmio block devices and ext2, plus `uio_pdrv_genirq` when the
+//! kernel ships it), and caches the result under the cache directory keyed by package
+//! versions. Later calls find the stamp file and do not touch apt or dpkg (and work offline).
+//! Every call then builds the IPC demo (`bulkhead-ipc-demo`, incrementally) and appends it to
+//! the base initramfs as a second archive ([`userspace`]).
 //!
 //! [`make_disk_image`] makes a small ext2 disk holding one file, which the guest's `/init`
 //! mounts read-only on `/mnt`.
@@ -19,6 +21,7 @@ pub mod disk;
 pub mod init;
 pub mod kernel;
 pub mod modules;
+pub mod userspace;
 
 use anyhow::{bail, Context, Result};
 use flate2::{write::GzEncoder, Compression};
@@ -27,12 +30,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use disk::make_disk_image;
-pub use init::{DISK_MOUNTPOINT, LOAD_MARKER, LOAD_PARAMETER, PROMPT, USERSPACE_MARKER};
+pub use init::{
+    DEMO_CMDLINE_KEY, DISK_MOUNTPOINT, LOAD_MARKER, LOAD_PARAMETER, PROMPT, USERSPACE_MARKER,
+};
 pub use kernel::ImageHeader;
 
 /// Modules `/init` loads (their dependencies are added automatically): the virtio-mmio
 /// transport, the virtio block driver, and ext4, which also mounts ext2 disks.
 pub const WANTED_MODULES: &[&str] = &["virtio_mmio", "virtio_blk", "ext4"];
+
+/// Modules loaded when the kernel package ships them, with their parameters: the generic
+/// platform UIO driver, bound to the `generic-uio` channel nodes of Bulkhead's guest device
+/// trees (`/dev/uioN` with the channel's memory, doorbell page and interrupt). Debian's arm64
+/// kernels (6.1, 6.12) do not build it (`CONFIG_UIO_PDRV_GENIRQ` unset); the IPC demo then
+/// maps the channel through `/dev/mem` and takes doorbells from a GPIO line, or polls.
+pub const OPTIONAL_MODULES: &[(&str, &str)] = &[("uio_pdrv_genirq", "of_id=generic-uio")];
 
 /// Set this environment variable to ignore the stamp and re-resolve the packages with apt
 /// (e.g. to pick up a newer kernel).
@@ -75,6 +87,7 @@ const RECIPE_FINGERPRINT: u64 = {
     h = fnv1a(h, include_str!("cpio.rs").as_bytes());
     h = fnv1a(h, include_str!("kernel.rs").as_bytes());
     h = fnv1a(h, include_str!("modules.rs").as_bytes());
+    h = fnv1a(h, include_str!("userspace.rs").as_bytes());
     h
 };
 
@@ -156,6 +169,7 @@ pub fn build_initramfs(
     busybox: &[u8],
     kernel_release: &str,
     modules: &[modules::Module],
+    module_args: &[(&str, &str)],
 ) -> Result<Vec<u8>> {
     let mut w = cpio::CpioWriter::new(Vec::new());
     for d in [
@@ -181,6 +195,7 @@ pub fn build_initramfs(
     let script = init::init_script(&init::InitConfig {
         kernel_release,
         modules: &names,
+        module_args,
     });
     w.file("init", 0o755, script.as_bytes())?;
     Ok(w.finish()?)
@@ -255,19 +270,32 @@ fn build(
         write_atomic(&dir.join(format!("config-{release}")), &config)?;
     }
 
-    let mods = modules::ModuleTree::open(&release_dir)?.resolve(WANTED_MODULES)?;
+    let tree = modules::ModuleTree::open(&release_dir)?;
+    let mut wanted: Vec<&str> = WANTED_MODULES.to_vec();
+    for (name, _) in OPTIONAL_MODULES {
+        if tree.is_available(name) {
+            wanted.push(name);
+        } else {
+            eprintln!(
+                "bulkhead-linux-guest: {name} is not in {kernel_package} (neither built in nor \
+                 shipped): the IPC demo maps channels through /dev/mem and takes doorbells \
+                 from a GPIO line named after the channel, or polls"
+            );
+        }
+    }
+    let mods = tree.resolve(&wanted)?;
     let busybox = ["bin/busybox", "usr/bin/busybox"]
         .iter()
         .map(|p| broot.join(p))
         .find(|p| p.is_file())
         .context("busybox-static package has no bin/busybox")?;
-    let cpio = build_initramfs(&fs::read(&busybox)?, &release, &mods)?;
+    let cpio = build_initramfs(&fs::read(&busybox)?, &release, &mods, OPTIONAL_MODULES)?;
     let initramfs = format!("initramfs-{}.cpio.gz", fingerprint());
     write_atomic(&dir.join(&initramfs), &gzip(&cpio)?)?;
     // Drop initramfs files of earlier recipe versions.
     for e in fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().into_owned();
-        if name.starts_with("initramfs-") && name != initramfs {
+        if name.starts_with("initramfs-") && name != initramfs && !name.contains("-user-") {
             let _ = fs::remove_file(dir.join(name));
         }
     }
@@ -311,7 +339,7 @@ pub fn prepare(cache_dir: &Path) -> Result<LinuxGuest> {
                 && guest.kernel.is_file()
                 && guest.initramfs.is_file()
             {
-                return Ok(guest);
+                return with_userspace(guest);
             }
         }
     }
@@ -327,7 +355,46 @@ pub fn prepare(cache_dir: &Path) -> Result<LinuxGuest> {
     let busybox_deb = apt::download(apt::BUSYBOX, &bver, &debs)?;
     let stamp = build(&dir, &kernel_deb, &busybox_deb, format!("{kpkg} {kver}"))?;
     write_atomic(&stamp_path, stamp.render().as_bytes())?;
-    Ok(stamp.guest(cache_dir))
+    with_userspace(stamp.guest(cache_dir))
+}
+
+/// Builds the workspace's userspace programs and returns `guest` with an initramfs that has
+/// them: the base initramfs followed by a gzip-compressed overlay archive, cached as
+/// `<base>-user-<hash of the overlay>.cpio.gz` next to it (older ones are removed).
+fn with_userspace(mut guest: LinuxGuest) -> Result<LinuxGuest> {
+    let demo = userspace::build_demo()?;
+    let overlay = gzip(&userspace::overlay(&demo)?)?;
+    let base_name = guest
+        .initramfs
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".cpio.gz"))
+        .context("base initramfs is not a .cpio.gz")?
+        .to_string();
+    let dir = guest
+        .initramfs
+        .parent()
+        .context("initramfs has no directory")?
+        .to_path_buf();
+    let name = format!(
+        "{base_name}-user-{:016x}.cpio.gz",
+        fnv1a(0xcbf2_9ce4_8422_2325, &overlay)
+    );
+    let combined = dir.join(&name);
+    if !combined.is_file() {
+        let mut bytes = fs::read(&guest.initramfs)
+            .with_context(|| format!("reading {}", guest.initramfs.display()))?;
+        bytes.extend_from_slice(&overlay);
+        write_atomic(&combined, &bytes)?;
+        for e in fs::read_dir(&dir)? {
+            let other = e?.file_name().to_string_lossy().into_owned();
+            if other.contains("-user-") && other != name {
+                let _ = fs::remove_file(dir.join(other));
+            }
+        }
+    }
+    guest.initramfs = combined;
+    Ok(guest)
 }
 
 #[cfg(test)]
@@ -378,7 +445,7 @@ mod tests {
                 data: b"m2".to_vec(),
             },
         ];
-        let buf = build_initramfs(b"BUSYBOX", "6.1.0-test", &mods).unwrap();
+        let buf = build_initramfs(b"BUSYBOX", "6.1.0-test", &mods, OPTIONAL_MODULES).unwrap();
         let entries = parse(&buf);
         let find = |name: &str| {
             entries

@@ -118,6 +118,12 @@ impl ModuleTree {
         self.builtin.contains(&normalize(name))
     }
 
+    /// Whether `name` is built in or shipped as a module.
+    pub fn is_available(&self, name: &str) -> bool {
+        let name = normalize(name);
+        self.builtin.contains(&name) || self.files.contains_key(&name)
+    }
+
     /// The loadable modules needed for `wanted`, dependencies first. Built-in modules are
     /// skipped; a wanted module that is neither built in nor shipped is an error.
     pub fn resolve(&self, wanted: &[&str]) -> Result<Vec<Module>> {
