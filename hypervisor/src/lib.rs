@@ -5,7 +5,7 @@
 //! - models of what a partition sees, plain Rust tested on the host: the stage-2 and EL2 table
 //!   builder ([`stage2`]), the exit decode ([`esr`], [`exit`]), PSCI ([`psci`]), the virtual
 //!   PL011 ([`vuart`]), the virtual GIC's registers and list registers ([`vgic`]), the console
-//!   multiplexer ([`console`]);
+//!   service with its multiplexer ([`console`]), Bulkhead's boot options ([`boot_options`]);
 //! - the portable runtime ([`runtime`]), also tested on the host: what happens on every guest
 //!   exit, physical interrupt and partition lifecycle event, reaching the hardware only through
 //!   its arch interface ([`runtime::Hw`]);
@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod boot_options;
 pub mod console;
 pub mod el2_controls;
 pub mod esr;

@@ -251,7 +251,9 @@ fn boot(args: &[&str], timeout: Duration, input: Input) -> Outcome {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let secs = timeout.as_secs().max(1).to_string();
     let mut args = args.to_vec();
-    args.extend(["--timeout", &secs]);
+    // Before `--`: what follows it goes to QEMU.
+    let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    args.splice(at..at, ["--timeout", secs.as_str()]);
     xtask_with_input(&args, timeout + BUILD_ALLOWANCE, input)
 }
 

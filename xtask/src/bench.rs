@@ -12,7 +12,10 @@
 //! 4. **Interference**: the timer latencies in a partition while a Linux partition runs a memory-
 //!    and interrupt-heavy load (`qemu-virt-bench-interference.dts`), against the quiet native
 //!    figures.
-//! 5. **Linux boot** to userspace ([`linux_boot`]).
+//! 5. **Console flood**: the guest's console write latency while a neighbour partition prints
+//!    flat out (`qemu-virt-bench-console-flood.dts`), each round beside the wall-clock round's
+//!    quiet figure: `console-flood-slowdown-p99` = flooded p99 / quiet p99.
+//! 6. **Linux boot** to userspace ([`linux_boot`]).
 //!
 //! Each round's figure is the guest's statistic over its samples (median, p99); the figure
 //! reported is the median over rounds, with the run-to-run spread. It prints the table and writes
@@ -58,6 +61,7 @@ const FOOTPRINT_BOARD: &str = "qemu-virt-hello";
 const WALL_BOARD: &str = "bench/qemu-virt-bench";
 const ICOUNT_BOARD: &str = "bench/qemu-virt-bench-icount";
 const INTERFERENCE_BOARD: &str = "bench/qemu-virt-bench-interference";
+const FLOOD_BOARD: &str = "bench/qemu-virt-bench-console-flood";
 
 /// The most one run of the benchmark guest may take (a few seconds normally; much more on a
 /// loaded host, and the interference board boots Linux first).
@@ -103,12 +107,13 @@ impl Plan {
 }
 
 /// The guest's distribution measurements and the figures they become.
-const LATENCIES: [(&str, &str); 5] = [
+const LATENCIES: [(&str, &str); 6] = [
     ("timer-irq", "irq-latency"),
     ("timer-poll", "irq-poll-latency"),
     ("ipi", "ipi-latency"),
     ("hypercall", "hypercall-latency"),
     ("mmio", "mmio-latency"),
+    ("console-write", "console-write-latency"),
 ];
 
 /// Under which conditions a guest run measured.
@@ -117,6 +122,8 @@ enum Mode {
     WallClock,
     Icount,
     Interference,
+    /// Beside a partition printing flat out.
+    Flood,
 }
 
 /// Runs everything and prints and writes the results.
@@ -137,6 +144,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
 
     let wall = BenchBoard::prepare(WALL_BOARD)?;
     let icount = BenchBoard::prepare(ICOUNT_BOARD)?;
+    let flood = BenchBoard::prepare(FLOOD_BOARD)?;
     let interference = match plan.interference {
         0 => None,
         _ => Some(BenchBoard::prepare(INTERFERENCE_BOARD)?),
@@ -156,12 +164,21 @@ pub fn run(options: Options) -> Result<ExitCode> {
 
     let mut checksums = BTreeMap::new();
     for round in 1..=plan.guest {
+        let mut quiet = None;
         for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
             let report = timed(round, plan.guest, side, "wall-clock", || {
                 wall.run(qemu, partitioned, false, GUEST_LIMIT)
             })?;
             check_checksums(&mut checksums, &report)?;
             record_run(&mut figures, side, Mode::WallClock, &report);
+            quiet = Some(report);
+        }
+        let flooded = timed(round, plan.guest, Side::Bulkhead, "flood", || {
+            flood.run(qemu, true, false, GUEST_LIMIT)
+        })?;
+        record_run(&mut figures, Side::Bulkhead, Mode::Flood, &flooded);
+        if let Some(quiet) = &quiet {
+            record_flood_slowdown(&mut figures, quiet, &flooded);
         }
         if round <= plan.icount {
             let mut pair = Vec::new();
@@ -194,6 +211,13 @@ pub fn run(options: Options) -> Result<ExitCode> {
                     figures.set_native(&format!("{prefix}-interference-{stat}"), native);
                 }
             }
+        }
+    }
+    // The flooded console's native counterpart is the quiet native figure.
+    for stat in ["median", "p99"] {
+        let quiet = format!("console-write-latency-{stat}");
+        if let Some(native) = figures.get(&quiet).and_then(|f| f.native.clone()) {
+            figures.set_native(&format!("console-write-latency-flooded-{stat}"), native);
         }
     }
     if let Some(linux) = &linux {
@@ -289,12 +313,33 @@ fn check_checksums(expected: &mut BTreeMap<String, String>, report: &GuestReport
     Ok(())
 }
 
+/// `console-flood-slowdown-p99`: the console write p99 beside a flooding partition over the
+/// same figure on a quiet console, from one round's two partitioned runs.
+fn record_flood_slowdown(figures: &mut FigureSet, quiet: &GuestReport, flooded: &GuestReport) {
+    let p99 = |report: &GuestReport| match report.results.get("console-write") {
+        Some(&Measured::Distribution { p99, n, .. }) => Some((p99, n)),
+        _ => None,
+    };
+    if let (Some((quiet, _)), Some((flooded, n))) = (p99(quiet), p99(flooded)) {
+        if quiet > 0.0 {
+            figures.record(
+                "console-flood-slowdown-p99",
+                "x",
+                Side::Bulkhead,
+                flooded / quiet,
+                n,
+            );
+        }
+    }
+}
+
 /// Records one run's results on `side`.
 fn record_run(figures: &mut FigureSet, side: Side, mode: Mode, report: &GuestReport) {
     let suffix = match mode {
         Mode::WallClock => "",
         Mode::Icount => "-icount",
         Mode::Interference => "-interference",
+        Mode::Flood => "-flooded",
     };
     for (guest, prefix) in LATENCIES {
         if let Some(&Measured::Distribution {

@@ -162,7 +162,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let uboot = match uboot_bios {
                 Some(bios) => {
                     let env_flash = built.board.out_dir().join("uboot-env.img");
-                    uboot::write_env_flash(&env_flash)?;
+                    uboot::write_env_flash(&env_flash, qemu::console_boot_option())?;
                     Some(qemu::UBootFiles { bios, env_flash })
                 }
                 None => None,

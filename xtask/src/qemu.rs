@@ -92,6 +92,12 @@ fn virt_args(cpu: &str, cpus: usize, ram_mib: u64) -> Vec<String> {
     .collect()
 }
 
+/// The hypervisor's boot option for our stdout: `bulkhead.console=plain` when it is not a
+/// terminal (a pipe, a file, CI), so nothing but plain text reaches it; `None` on a terminal.
+pub fn console_boot_option() -> Option<&'static str> {
+    (!std::io::stdout().is_terminal()).then_some("bulkhead.console=plain")
+}
+
 /// The full QEMU argument list (without the program name).
 pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
     let (cpus, ram_mib) = machine_size(&built.config);
@@ -107,6 +113,10 @@ pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
             args
         }
     };
+    if let (None, Some(option)) = (&options.uboot, console_boot_option()) {
+        // Through U-Boot, the option is in its environment's `bootargs` instead.
+        args.extend(["-append".to_owned(), option.to_owned()]);
+    }
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());

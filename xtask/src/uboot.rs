@@ -39,9 +39,10 @@ pub const HANDOVER_MESSAGE: &str = "Starting kernel ...";
 pub const BOOTCMD_BANNER: &str = "bulkhead: U-Boot loads bulkhead.img from fw_cfg and boots it";
 
 /// The U-Boot environment's variables: no autoboot delay (a key pressed before U-Boot starts
-/// still stops it), the load addresses, and the boot command.
-pub fn variables() -> Vec<(&'static str, String)> {
-    vec![
+/// still stops it), the load addresses, the boot command, and `bootargs` (which `booti` puts in
+/// the device tree it passes: the hypervisor's boot options) if given.
+pub fn variables(bootargs: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
         ("bootdelay", "0".to_owned()),
         ("kernel_addr_r", format!("{LOAD_ADDRESS:#x}")),
         ("ramdisk_addr_r", format!("{INITRD_ADDRESS:#x}")),
@@ -52,7 +53,11 @@ pub fn variables() -> Vec<(&'static str, String)> {
                  booti ${{kernel_addr_r}} - ${{fdtcontroladdr}}"
             ),
         ),
-    ]
+    ];
+    if let Some(args) = bootargs {
+        vars.push(("bootargs", args.to_owned()));
+    }
+    vars
 }
 
 /// U-Boot's environment block: CRC32 (little-endian) of the data, then `name=value\0` strings
@@ -75,10 +80,10 @@ pub fn environment(vars: &[(&str, String)]) -> Vec<u8> {
 
 /// Writes the flash bank holding [`environment`] of [`variables`] to `path` (sparse: only the
 /// environment is written, the rest reads as zeros).
-pub fn write_env_flash(path: &Path) -> Result<()> {
+pub fn write_env_flash(path: &Path, bootargs: Option<&str>) -> Result<()> {
     let mut file =
         File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(&environment(&variables()))
+    file.write_all(&environment(&variables(bootargs)))
         .and_then(|_| file.set_len(FLASH_SIZE))
         .with_context(|| format!("cannot write {}", path.display()))
 }
@@ -116,13 +121,15 @@ mod tests {
 
     #[test]
     fn boot_command_loads_and_boots_the_image() {
-        let vars = variables();
+        let vars = variables(Some("bulkhead.console=plain"));
         let get = |name| {
             vars.iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.clone())
                 .unwrap()
         };
+        assert_eq!(get("bootargs"), "bulkhead.console=plain");
+        assert!(!variables(None).iter().any(|(n, _)| *n == "bootargs"));
         assert_eq!(get("kernel_addr_r"), "0x40400000");
         let bootcmd = get("bootcmd");
         assert!(bootcmd.contains("qfw load ${kernel_addr_r} ${ramdisk_addr_r} && booti"));
@@ -132,10 +139,10 @@ mod tests {
     #[test]
     fn flash_file_is_a_full_bank() {
         let path = std::env::temp_dir().join(format!("xtask-uboot-env-{}", std::process::id()));
-        write_env_flash(&path).unwrap();
+        write_env_flash(&path, None).unwrap();
         let data = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(data.len() as u64, FLASH_SIZE);
-        assert_eq!(&data[..ENV_SIZE], environment(&variables()).as_slice());
+        assert_eq!(&data[..ENV_SIZE], environment(&variables(None)).as_slice());
     }
 }

@@ -92,6 +92,8 @@ pub enum ErrorKind {
     DuplicateMpidr { mpidr: u64, other: String },
     /// Two partitions have the same name.
     DuplicatePartitionName(String),
+    /// The partition's name is the one the hypervisor's own console lines carry.
+    ReservedPartitionName(String),
     /// The partition's `cpus` is empty.
     NoCpus,
     /// The partition's `memory` is empty.
@@ -289,6 +291,11 @@ impl fmt::Display for ErrorKind {
             }
             NoPartitions => f.write_str("no partition defined (no child with compatible \"bulkhead,partition\")"),
             DuplicatePartitionName(n) => write!(f, "partition name {n} is used twice"),
+            ReservedPartitionName(n) => write!(
+                f,
+                "partition name {n} is reserved: the hypervisor's console lines start with \
+                 `[{n}]`, and no partition may print lines that look like them"
+            ),
             NoCpus => f.write_str("partition has no CPU (`cpus` is empty)"),
             NoMemory => f.write_str("partition has no memory (`memory` is empty)"),
             MissingImage => f.write_str("partition has no image (`image` is missing or empty)"),

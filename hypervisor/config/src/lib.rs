@@ -39,6 +39,10 @@ pub use addr::{
 };
 #[cfg(feature = "board")]
 pub use error::{ConfigError, ErrorKind};
+
+/// What the hypervisor's own console lines start with, in brackets (`[bulkhead] ...`), as
+/// partitions' lines start with their names: so no partition may be called this.
+pub const HYPERVISOR_CONSOLE_NAME: &str = "bulkhead";
 #[cfg(feature = "board")]
 pub use model::*;
 

@@ -178,6 +178,9 @@ impl Check<'_> {
         if self.earlier.iter().any(|q| q.name == p.name) {
             return self.fail(ErrorKind::DuplicatePartitionName(p.name.clone()));
         }
+        if p.name == crate::HYPERVISOR_CONSOLE_NAME {
+            return self.fail(ErrorKind::ReservedPartitionName(p.name.clone()));
+        }
         if p.image.is_empty() {
             return self.fail(ErrorKind::MissingImage);
         }

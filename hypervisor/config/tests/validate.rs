@@ -625,6 +625,17 @@ fn duplicate_partition_names() {
 }
 
 #[test]
+fn the_hypervisors_console_name_is_reserved() {
+    let mut b = Board::default();
+    b.part("b").name = "bulkhead".into();
+    assert_err!(
+        b.load(),
+        "/hypervisor/bulkhead",
+        ErrorKind::ReservedPartitionName(_)
+    );
+}
+
+#[test]
 fn no_partitions() {
     let b = Board {
         parts: vec![],

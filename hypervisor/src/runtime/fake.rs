@@ -171,17 +171,18 @@ impl Hw for FakeHw {
         self.output.lock().push((partition, byte));
         false
     }
-    fn console_show_partial(&self) {
+    fn console_show_partial(&self) -> bool {
         self.record(Call::ConsoleShowPartial);
+        false
     }
     fn console_flush(&self, partition: PartitionId) {
         self.record(Call::ConsoleFlush(partition));
     }
-    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8)) {
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
         loop {
             let next = self.typed.lock().pop_front();
             let Some((partition, byte)) = next else {
-                return;
+                return false;
             };
             deliver(partition, byte);
         }

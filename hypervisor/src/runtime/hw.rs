@@ -107,14 +107,18 @@ pub trait Hw: Sync {
 
     // ---- The console ----
 
-    /// A byte partition `partition` wrote to its console. Returns whether a line of the focused
-    /// partition just started unfinished: the caller then arms the timer to show it a moment
-    /// later ([`console_show_partial`](Hw::console_show_partial)).
+    /// A byte partition `partition` wrote to its console: queued, never waiting for the UART.
+    /// Returns whether a line of the focused partition just started unfinished: the caller then
+    /// arms the timer to show it a moment later
+    /// ([`console_show_partial`](Hw::console_show_partial)).
     fn console_output(&self, partition: PartitionId, byte: u8) -> bool;
-    /// Shows the focused partition's unfinished line (a prompt), if it still is.
-    fn console_show_partial(&self);
-    /// Emits `partition`'s unfinished line (when it stops).
+    /// Shows the focused partition's unfinished line, if it still is. Returns what
+    /// [`console_output`](Hw::console_output) does.
+    fn console_show_partial(&self) -> bool;
+    /// Ends `partition`'s console output as it is (when it stops).
     fn console_flush(&self, partition: PartitionId);
-    /// Takes the bytes typed on the console, handing each one meant for a partition to `deliver`.
-    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8));
+    /// The console UART's interrupt: hands each byte typed for a partition to `deliver`, and
+    /// sends more of the queued output. Returns what
+    /// [`console_output`](Hw::console_output) does.
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool;
 }

@@ -18,6 +18,7 @@ use bulkhead_config::{PartitionId, PcpuId};
 
 use super::hw::Hw;
 use super::partition::State;
+use super::virtual_uart::PARTIAL_LINE_DELAY_MS;
 use super::System;
 use crate::vgic::VirtualIrq;
 
@@ -77,12 +78,19 @@ impl<H: Hw> System<H> {
         match owner {
             Owner::GuestTimer => return self.forward_timer(cpu, intid),
             Owner::Passthrough(owner) => return self.forward_spi(owner, intid),
-            Owner::Console => self.hw.console_input(&mut |partition, byte| {
-                self.console_input(partition, byte);
-            }),
+            Owner::Console => {
+                let show_later = self.hw.console_interrupt(&mut |partition, byte| {
+                    self.console_input(partition, byte);
+                });
+                if show_later {
+                    self.hw.arm_timer_ms(PARTIAL_LINE_DELAY_MS);
+                }
+            }
             Owner::HypTimer => {
                 self.hw.cancel_timer();
-                self.hw.console_show_partial();
+                if self.hw.console_show_partial() {
+                    self.hw.arm_timer_ms(PARTIAL_LINE_DELAY_MS);
+                }
             }
             // List-register underflow: the refill happens on the way back to the guest.
             Owner::Maintenance => self.hw.set_underflow_irq(false),

@@ -14,7 +14,7 @@ use super::System;
 use crate::vuart::{MmioError, VirtualPl011};
 
 /// How long after it starts the focused partition's unfinished line (a prompt) is shown.
-const PARTIAL_LINE_DELAY_MS: u64 = 20;
+pub(super) const PARTIAL_LINE_DELAY_MS: u64 = 20;
 
 impl<H: Hw> System<H> {
     /// Emulates an access to `p`'s virtual UART at `offset`: the value for a read.

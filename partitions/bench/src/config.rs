@@ -13,18 +13,20 @@ pub enum Measurement {
     Hypercall,
     Mmio,
     Compute,
+    ConsoleWrite,
     Ipi,
 }
 
 impl Measurement {
     /// Every measurement, in the default order (the IPI last: it leaves vCPU 1 running).
-    pub const ALL: [Measurement; 7] = [
+    pub const ALL: [Measurement; 8] = [
         Measurement::Boot,
         Measurement::TimerPoll,
         Measurement::TimerIrq,
         Measurement::Hypercall,
         Measurement::Mmio,
         Measurement::Compute,
+        Measurement::ConsoleWrite,
         Measurement::Ipi,
     ];
 
@@ -37,6 +39,7 @@ impl Measurement {
             Measurement::Hypercall => "hypercall",
             Measurement::Mmio => "mmio",
             Measurement::Compute => "compute",
+            Measurement::ConsoleWrite => "console-write",
             Measurement::Ipi => "ipi",
         }
     }

@@ -10,13 +10,14 @@
 //! | `timer-irq` | the same, taken in a real IRQ handler (counter read at the vector) | ns |
 //! | `hypercall` | round trip of PSCI `PSCI_VERSION` over HVC (the partition's PSCI conduit) | ns |
 //! | `mmio` | round trip of a read of the console UART's flag register (trapped and emulated in a partition, QEMU's PL011 natively) | ns |
+//! | `console-write` | one byte written to the console UART's data register (the virtual UART's transmit path in a partition, QEMU's PL011 natively); the bytes make 64-byte lines `console-write sample line ...` | ns |
 //! | `compute-cpu`, `compute-memory` | fixed work: a random read-modify-write walk over a buffer that QEMU's TLB holds, and over one it does not (see [`compute`]) | ns |
 //! | `ipi` | SGI from vCPU 0 (counter before the `ICC_SGI1R_EL1` write) to vCPU 1's handler (counter at its vector), vCPU 1 idling in `wfi` | ns |
 //!
 //! Boot arguments (`key=value`, from `/chosen/bootargs`, or QEMU's `-append` natively):
 //!
 //! - `run=a,b,..`: the measurements to run, in this order, from `boot`, `timer-poll`,
-//!   `timer-irq`, `hypercall`, `mmio`, `compute`, `ipi` (default: all). `boot` prints both boot
+//!   `timer-irq`, `hypercall`, `mmio`, `compute`, `console-write`, `ipi` (default: all). `boot` prints both boot
 //!   figures, `compute` both compute figures.
 //! - `samples=N`: samples per latency measurement (default 2000), after 50 discarded warm-up
 //!   ones (the first runs of new code include QEMU's translation of it).
@@ -108,6 +109,7 @@ mod guest {
                 Measurement::Hypercall => crate::roundtrip::hypercall(&mut samples, n),
                 Measurement::Mmio => crate::roundtrip::mmio(&dt, &mut samples, n),
                 Measurement::Compute => crate::compute::run(&config, &mut samples),
+                Measurement::ConsoleWrite => crate::roundtrip::console_write(&dt, &mut samples, n),
                 Measurement::Ipi => crate::ipi::run(&dt, &mut samples, n),
             }
         }

@@ -10,6 +10,10 @@
 //! counting forever). Steps are due at fixed times (start + i × period), so the printed times
 //! show how late the guest got to run: a test can check it never stalls for long.
 //!
+//! With `flood=1` it prints instead `count` numbered 100-byte lines (`flood 17 xxxx...`) as fast
+//! as it can (`count=0`: forever), then powers off: a partition out-printing the console, for
+//! the tests and benchmarks of the console's isolation.
+//!
 //! On a host target this compiles to an empty stub, so the workspace builds everywhere.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -46,6 +50,11 @@ mod guest {
         println!();
 
         let count = bootarg_or(&dt, name, "count", DEFAULT_COUNT, |_| true);
+        if bootarg_or(&dt, name, "flood", 0, |v| v <= 1) == 1 {
+            flood(count);
+            println!("hello from {name}: done, powering off");
+            power_off()
+        }
         let period = bootarg_or(&dt, name, "period", DEFAULT_PERIOD_MS, |ms| ms > 0);
 
         let frequency = counter_frequency().max(1);
@@ -70,6 +79,16 @@ mod guest {
 
         println!("hello from {name}: done, powering off");
         power_off()
+    }
+
+    /// Prints `count` numbered 100-byte lines flat out (0: forever).
+    fn flood(count: u64) {
+        let mut n: u64 = 0;
+        while count == 0 || n < count {
+            // "flood " + 20 digits + " " + 72 x's + newline = 100 bytes.
+            println!("flood {n:020} {:x<72}", "");
+            n += 1;
+        }
     }
 
     /// The numeric boot argument `key`, or `default` when it is absent, not a number or refused

@@ -195,7 +195,7 @@ fn expected_results(bootargs: &str) -> Vec<String> {
     let run = bootargs
         .split_whitespace()
         .find_map(|arg| arg.strip_prefix("run="))
-        .unwrap_or("boot,timer-poll,timer-irq,hypercall,mmio,compute,ipi");
+        .unwrap_or("boot,timer-poll,timer-irq,hypercall,mmio,compute,console-write,ipi");
     run.split(',')
         .filter(|name| !name.is_empty())
         .flat_map(|name| match name {
@@ -244,7 +244,7 @@ mod tests {
             expected_results("run=compute"),
             ["compute-cpu", "compute-memory"]
         );
-        assert_eq!(expected_results("").len(), 9);
+        assert_eq!(expected_results("").len(), 10);
     }
 
     #[test]

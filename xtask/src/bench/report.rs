@@ -44,6 +44,7 @@ pub fn human(value: f64, unit: &str) -> String {
         "s" => format!("{value:.2} s"),
         "bytes" => format!("{} B", thousands(value)),
         "instructions" => thousands(value),
+        "x" => format!("{value:.2}x"),
         _ => format!("{value} {unit}"),
     }
 }

@@ -1,7 +1,8 @@
 //! Boot: from the first instruction in Rust to every assigned CPU running its vCPU.
 //!
-//! Primary CPU ([`primary_main`]): MMU and caches on with a coarse map, heap, vectors; the
-//! bundle and the board config in it (a bad config is refused here too, with the node and
+//! Primary CPU ([`primary_main`]): MMU and caches on with a coarse map, heap, vectors; the boot
+//! options on the boot loader's command line ([`crate::boot_options`]); the bundle and the board
+//! config in it (a bad config is refused here too, with the node and
 //! reason, and the machine powered off); console and logging; the precise EL2 map; the GIC; the
 //! runtime's [`System`] (partitions built and loaded); then the other assigned CPUs are started
 //! with PSCI `CPU_ON`. CPUs no partition owns stay off. Secondary CPUs ([`secondary_main`]) only
@@ -19,6 +20,8 @@ use bulkhead_config::{BoardConfig, HostPhysAddr, HostRange, PcpuId, PsciConduit}
 use super::hw::Aarch64;
 use super::trap::run_this_cpu;
 use super::{console, cpu, entry, exceptions, firmware, gic, mmu, panic};
+use crate::boot_options::BootOptions;
+use crate::console::Mode;
 use crate::runtime::System;
 use crate::stage2::el2_map::El2Layout;
 use crate::stage2::{HypervisorMap, MAIR_EL2};
@@ -55,10 +58,12 @@ pub fn power_off() -> ! {
 }
 
 fn halt_with(conduit: PsciConduit) -> ! {
+    console::flush();
     let err = firmware::system_off(conduit);
     console::print(format_args!(
         "[bulkhead] firmware refused SYSTEM_OFF ({err:?}); halting\n"
     ));
+    console::flush();
     loop {
         aarch64_cpu::asm::wfe();
     }
@@ -91,9 +96,46 @@ fn fallback_uart(dtb: &[u8]) -> Option<usize> {
     Some(node.reg()?.next()?.starting_address as usize)
 }
 
+/// Bulkhead's options from the command line of the device tree the boot loader passed at
+/// `dtb`, if it passed one where the early map can read it: the 1 GiB around the image, mapped
+/// as normal memory. Anything else (no device tree, a bad one, one elsewhere) gives the defaults.
+fn boot_options(dtb: usize) -> BootOptions {
+    /// A larger device tree is not believed.
+    const MAX_DTB: usize = 2 * 1024 * 1024;
+    const FDT_MAGIC: u32 = 0xd00d_feed;
+    let block = entry::image_start() >> 30;
+    let readable = |start: usize, len: usize| {
+        start.checked_add(len).is_some_and(|end| {
+            start >> 30 == block && (end - 1) >> 30 == block && start.is_multiple_of(8) && len > 0
+        })
+    };
+    if !readable(dtb, 8) {
+        return BootOptions::default();
+    }
+    // SAFETY: the 8 header bytes lie in normal memory of the early map (checked above); they are
+    // only read, before anything is loaded into memory.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+    let word =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let size = word(4) as usize;
+    if word(0) != FDT_MAGIC || size > MAX_DTB || !readable(dtb, size) {
+        return BootOptions::default();
+    }
+    // SAFETY: as for the header: the whole blob lies in readable normal memory (checked).
+    let bytes = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    fdt::Fdt::new(bytes)
+        .ok()
+        .and_then(|fdt| {
+            let chosen = fdt.find_node("/chosen")?;
+            Some(BootOptions::parse(chosen.property("bootargs")?.as_str()?))
+        })
+        .unwrap_or_default()
+}
+
 /// Entry from `entry` on the primary CPU, MMU off. `el` is the exception level we were entered
-/// at.
-pub extern "C" fn primary_main(el: u64) -> ! {
+/// at, `dtb` what the boot loader passed in x0 (a device tree, if it follows the arm64 boot
+/// protocol).
+pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
     if el != 2 {
         refuse_below_el2(el);
     }
@@ -112,10 +154,14 @@ pub extern "C" fn primary_main(el: u64) -> ! {
             aarch64_cpu::asm::wfe();
         }
     };
+    let options = boot_options(dtb as usize);
     let config = load_config(&bundle);
     let conduit = config.platform.psci;
     panic::set_conduit(conduit);
-    start_console(&config);
+    start_console(&config, options.console);
+    for word in &options.unknown {
+        log::warn!("boot option `{word}` not understood: ignored");
+    }
     log::info!(
         "Bulkhead {} starting at EL2 on CPU {:#x}, {} partition(s)",
         env!("CARGO_PKG_VERSION"),
@@ -169,6 +215,9 @@ pub extern "C" fn primary_main(el: u64) -> ! {
     sys.start();
     if let Some(irq) = sys.console_irq() {
         gic::enable_spi(irq, primary);
+        if let Some(c) = console::console() {
+            c.set_interrupt_driven();
+        }
     }
     start_secondaries(sys, primary);
     run_this_cpu()
@@ -259,8 +308,9 @@ fn refuse_below_el2(el: u64) -> ! {
     }
 }
 
-/// The console (if the board gives the hypervisor one) and the `log` backend.
-fn start_console(config: &BoardConfig) {
+/// The console (if the board gives the hypervisor one), for a console in `mode`, and the `log`
+/// backend.
+fn start_console(config: &BoardConfig, mode: Mode) {
     let base = config
         .hypervisor
         .console
@@ -271,7 +321,7 @@ fn start_console(config: &BoardConfig) {
         let names: Vec<String> = config.partitions.iter().map(|p| p.name.clone()).collect();
         // SAFETY: the console UART is reserved for the hypervisor by the board config (no
         // partition may own it); the early map maps it as device memory.
-        unsafe { console::init(base, names) };
+        unsafe { console::init(base, names, mode) };
     }
     let _ = log::set_logger(&console::LOGGER);
     log::set_max_level(level_filter(config.hypervisor.log_level));

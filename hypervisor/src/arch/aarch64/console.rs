@@ -8,23 +8,33 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;
 
+use bulkhead_config::HYPERVISOR_CONSOLE_NAME;
+
 use super::uart::Pl011;
-use crate::console::Console;
+use crate::console::{Console, Mode};
 
 static CONSOLE: Once<Console<Pl011>> = Once::new();
 /// The console UART's address, for the panic path, which must not take locks or allocate.
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Takes the console UART at `base` and multiplexes it for the named partitions.
+/// Takes the console UART at `base` and multiplexes it for the named partitions, for a console
+/// in `mode`.
 ///
 /// # Safety
 /// `base` must be a mapped PL011 that nothing else drives.
-pub unsafe fn init(base: usize, partition_names: Vec<String>) {
+pub unsafe fn init(base: usize, partition_names: Vec<String>, mode: Mode) {
     // SAFETY: guaranteed by the caller.
     let uart = unsafe { Pl011::new(base) };
     uart.enable();
     UART_BASE.store(base, Ordering::Release);
-    CONSOLE.call_once(|| Console::new(uart, partition_names));
+    CONSOLE.call_once(|| Console::new(uart, partition_names, mode));
+}
+
+/// Writes out everything the console has queued, waiting for the UART: before power-off.
+pub fn flush() {
+    if let Some(c) = CONSOLE.get() {
+        c.flush();
+    }
 }
 
 /// The console, once there is one.
@@ -75,7 +85,8 @@ pub fn set_emergency_uart(base: usize) {
     let _ = UART_BASE.compare_exchange(0, base, Ordering::AcqRel, Ordering::Acquire);
 }
 
-/// Prints on the console's UART, or the emergency one, without lock or allocation.
+/// Prints on the console's UART, or the emergency one, without lock or allocation. (Output the
+/// console still has queued is not written first: that could wait for a lock or allocate.)
 pub fn panic_print(args: core::fmt::Arguments) {
     let base = UART_BASE.load(Ordering::Acquire);
     if base != 0 {
@@ -94,7 +105,7 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record) {
         if self.enabled(record.metadata()) {
             print(format_args!(
-                "[bulkhead] {:<5} {}\n",
+                "[{HYPERVISOR_CONSOLE_NAME}] {:<5} {}\n",
                 record.level(),
                 record.args()
             ));

@@ -34,7 +34,9 @@ _start:
     .long   0                       // res5
 
 primary_entry:
+    // x0 = the boot loader's device tree (arm64 boot protocol).
     msr     daifset, #0xf
+    mov     x20, x0
     mrs     x19, CurrentEL
     lsr     x19, x19, #2
     adrp    x1, __bss_start
@@ -50,6 +52,7 @@ primary_entry:
     mov     x2, #{stack_size}
     add     sp, x1, x2
     mov     x0, x19
+    mov     x1, x20
     bl      {primary_main}
 3:  wfe
     b       3b

@@ -151,10 +151,8 @@ impl Hw for Aarch64 {
         console::console().is_some_and(|c| c.partition_output(partition, byte))
     }
 
-    fn console_show_partial(&self) {
-        if let Some(c) = console::console() {
-            c.show_partial();
-        }
+    fn console_show_partial(&self) -> bool {
+        console::console().is_some_and(|c| c.show_partial())
     }
 
     fn console_flush(&self, partition: PartitionId) {
@@ -163,9 +161,7 @@ impl Hw for Aarch64 {
         }
     }
 
-    fn console_input(&self, deliver: &mut dyn FnMut(PartitionId, u8)) {
-        if let Some(c) = console::console() {
-            c.drain_input(deliver);
-        }
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
+        console::console().is_some_and(|c| c.interrupt(deliver))
     }
 }

@@ -1,7 +1,8 @@
-//! The physical PL011 the hypervisor owns as its console: polled transmit, interrupt-driven
+//! The physical PL011 the hypervisor owns as its console: transmit without waiting (the console
+//! checks for room and takes the transmit interrupt while output waits), interrupt-driven
 //! receive. Registers are a `tock-registers` block. It is the console service's serial port.
 
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -13,7 +14,7 @@ register_bitfields! {u32,
         RXFE OFFSET(4) NUMBITS(1) [],
         TXFF OFFSET(5) NUMBITS(1) [],
         TXFE OFFSET(7) NUMBITS(1) [],
-    ],
+            ],
     CR [
         UARTEN OFFSET(0) NUMBITS(1) [],
         TXE OFFSET(8) NUMBITS(1) [],
@@ -21,6 +22,7 @@ register_bitfields! {u32,
     ],
     IMSC [
         RXIM OFFSET(4) NUMBITS(1) [],
+        TXIM OFFSET(5) NUMBITS(1) [],
         RTIM OFFSET(6) NUMBITS(1) [],
     ],
     LCR_H [
@@ -50,7 +52,8 @@ register_structs! {
     }
 }
 
-/// Transmit FIFO depth of the earliest PL011 revisions (later ones have 32).
+/// Transmit FIFO depth of the earliest PL011 revisions (later ones have 32): what an empty FIFO
+/// surely takes.
 const MIN_FIFO_DEPTH: usize = 16;
 
 /// The hypervisor's console UART.
@@ -58,9 +61,8 @@ pub struct Pl011 {
     regs: &'static Pl011Regs,
 }
 
-// SAFETY: the registers are MMIO; the hypervisor serialises all use of its console UART through
-// the console's lock (the panic path aside, which writes whole bytes), so sharing the handle
-// between CPUs is sound.
+// SAFETY: the registers are MMIO; the console uses its UART only under its drainer lock (the
+// panic path aside, which writes whole bytes), so sharing the handle between CPUs is sound.
 unsafe impl Send for Pl011 {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Pl011 {}
@@ -93,22 +95,6 @@ impl Pl011 {
         self.regs.dr.set(byte as u32);
     }
 
-    /// Writes `bytes`, a FIFO-full at a time: when the transmit FIFO is empty, as many bytes as
-    /// the smallest PL011 FIFO holds go in without polling the flags for each.
-    pub fn write_bytes(&self, bytes: &[u8]) {
-        for chunk in bytes.chunks(MIN_FIFO_DEPTH) {
-            if self.regs.fr.is_set(FR::TXFE) {
-                for &b in chunk {
-                    self.regs.dr.set(b as u32);
-                }
-            } else {
-                for &b in chunk {
-                    self.write_byte(b);
-                }
-            }
-        }
-    }
-
     /// The next received byte, if any.
     pub fn read_byte(&self) -> Option<u8> {
         if self.regs.fr.is_set(FR::RXFE) {
@@ -120,8 +106,27 @@ impl Pl011 {
 }
 
 impl SerialPort for Pl011 {
-    fn write_bytes(&self, bytes: &[u8]) {
-        Pl011::write_bytes(self, bytes);
+    fn room(&self) -> usize {
+        let flags = self.regs.fr.extract();
+        if flags.is_set(FR::TXFE) {
+            MIN_FIFO_DEPTH
+        } else if flags.is_set(FR::TXFF) {
+            0
+        } else {
+            1
+        }
+    }
+
+    fn write(&self, byte: u8) {
+        self.regs.dr.set(u32::from(byte));
+    }
+
+    fn set_tx_interrupt(&self, on: bool) {
+        self.regs.imsc.modify(if on {
+            IMSC::TXIM::SET
+        } else {
+            IMSC::TXIM::CLEAR
+        });
     }
 
     fn read_byte(&self) -> Option<u8> {
