@@ -127,7 +127,7 @@ pub struct El2Layout {
 
 /// The parts of `range` outside every range of `holes` (which are sorted in place).
 fn subtract(range: HostRange, holes: &mut [HostRange]) -> Vec<HostRange> {
-    holes.sort_by_key(|h| h.base);
+    bulkhead_config::small_sort::sort_by_key(holes, |h| h.base);
     let mut pieces = Vec::new();
     let mut at = range.base;
     for hole in holes.iter().filter(|h| h.overlaps(&range)) {

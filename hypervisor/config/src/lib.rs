@@ -31,6 +31,7 @@ pub mod error;
 pub mod model;
 #[cfg(feature = "board")]
 pub mod parse;
+pub mod small_sort;
 #[cfg(feature = "board")]
 pub mod validate;
 

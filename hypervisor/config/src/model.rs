@@ -361,7 +361,7 @@ impl BoardConfig {
         if p.virtual_uart.is_some() {
             spis.push(self.virtual_uart_intid());
         }
-        spis.sort_unstable();
+        crate::small_sort::sort(&mut spis);
         spis.dedup();
         spis
     }

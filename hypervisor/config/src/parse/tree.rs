@@ -57,7 +57,7 @@ impl<'b, 'a> Tree<'b, 'a> {
                 phandles.push((ph, i));
             }
         }
-        phandles.sort_unstable();
+        crate::small_sort::sort(&mut phandles);
         for pair in phandles.windows(2) {
             if let [(a, _), (b, i)] = pair {
                 if a == b {
