@@ -12,9 +12,10 @@
 //! 4. **Interference**: the timer latencies in a partition while a Linux partition runs a memory-
 //!    and interrupt-heavy load (`qemu-virt-bench-interference.dts`), against the quiet native
 //!    figures.
-//! 5. **Console flood**: the guest's console write latency while a neighbour partition prints
-//!    flat out (`qemu-virt-bench-console-flood.dts`), each round beside the wall-clock round's
-//!    quiet figure: `console-flood-slowdown-p99` = flooded p99 / quiet p99.
+//! 5. **Console flood**: the guest's console write latency on core 1 while the partition on core
+//!    0 prints flat out (`qemu-virt-bench-console-flood.dts`) and, in the same round, while it
+//!    prints nothing (`qemu-virt-bench-console-quiet.dts`): `console-flood-slowdown-p99` =
+//!    flooded p99 / quiet p99.
 //! 6. **Linux boot** to userspace ([`linux_boot`]).
 //!
 //! Each round's figure is the guest's statistic over its samples (median, p99); the figure
@@ -62,6 +63,11 @@ const WALL_BOARD: &str = "bench/qemu-virt-bench";
 const ICOUNT_BOARD: &str = "bench/qemu-virt-bench-icount";
 const INTERFERENCE_BOARD: &str = "bench/qemu-virt-bench-interference";
 const FLOOD_BOARD: &str = "bench/qemu-virt-bench-console-flood";
+const QUIET_BOARD: &str = "bench/qemu-virt-bench-console-quiet";
+/// The quiet board's neighbour has said hello: it sleeps from now on.
+const QUIET_NEIGHBOUR: &str = "[idle] hello from idle";
+/// The flood's 100th line: it has been printing for a while when the guest starts measuring.
+const FLOOD_RUNNING: &str = "[flood] flood 00000000000000000100 ";
 
 /// The most one run of the benchmark guest may take (a few seconds normally; much more on a
 /// loaded host, and the interference board boots Linux first).
@@ -122,6 +128,8 @@ enum Mode {
     WallClock,
     Icount,
     Interference,
+    /// Beside a partition that prints a line a minute (the flood's quiet counterpart).
+    QuietConsole,
     /// Beside a partition printing flat out.
     Flood,
 }
@@ -144,7 +152,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
 
     let wall = BenchBoard::prepare(WALL_BOARD)?;
     let icount = BenchBoard::prepare(ICOUNT_BOARD)?;
-    let flood = BenchBoard::prepare(FLOOD_BOARD)?;
+    let flood = BenchBoard::prepare(FLOOD_BOARD)?.ready_when(FLOOD_RUNNING);
+    let quiet_console = BenchBoard::prepare(QUIET_BOARD)?.ready_when(QUIET_NEIGHBOUR);
     let interference = match plan.interference {
         0 => None,
         _ => Some(BenchBoard::prepare(INTERFERENCE_BOARD)?),
@@ -164,22 +173,22 @@ pub fn run(options: Options) -> Result<ExitCode> {
 
     let mut checksums = BTreeMap::new();
     for round in 1..=plan.guest {
-        let mut quiet = None;
         for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
             let report = timed(round, plan.guest, side, "wall-clock", || {
                 wall.run(qemu, partitioned, false, GUEST_LIMIT)
             })?;
             check_checksums(&mut checksums, &report)?;
             record_run(&mut figures, side, Mode::WallClock, &report);
-            quiet = Some(report);
         }
+        let quiet = timed(round, plan.guest, Side::Bulkhead, "console", || {
+            quiet_console.run(qemu, true, false, GUEST_LIMIT)
+        })?;
+        record_run(&mut figures, Side::Bulkhead, Mode::QuietConsole, &quiet);
         let flooded = timed(round, plan.guest, Side::Bulkhead, "flood", || {
             flood.run(qemu, true, false, GUEST_LIMIT)
         })?;
         record_run(&mut figures, Side::Bulkhead, Mode::Flood, &flooded);
-        if let Some(quiet) = &quiet {
-            record_flood_slowdown(&mut figures, quiet, &flooded);
-        }
+        record_flood_slowdown(&mut figures, &quiet, &flooded);
         if round <= plan.icount {
             let mut pair = Vec::new();
             for (side, partitioned) in [(Side::Native, false), (Side::Bulkhead, true)] {
@@ -213,11 +222,16 @@ pub fn run(options: Options) -> Result<ExitCode> {
             }
         }
     }
-    // The flooded console's native counterpart is the quiet native figure.
+    // The quiet and flooded consoles' native counterpart is the native figure.
     for stat in ["median", "p99"] {
-        let quiet = format!("console-write-latency-{stat}");
-        if let Some(native) = figures.get(&quiet).and_then(|f| f.native.clone()) {
-            figures.set_native(&format!("console-write-latency-flooded-{stat}"), native);
+        let plain = format!("console-write-latency-{stat}");
+        if let Some(native) = figures.get(&plain).and_then(|f| f.native.clone()) {
+            for case in ["quiet", "flooded"] {
+                figures.set_native(
+                    &format!("console-write-latency-{case}-{stat}"),
+                    native.clone(),
+                );
+            }
         }
     }
     if let Some(linux) = &linux {
@@ -314,7 +328,7 @@ fn check_checksums(expected: &mut BTreeMap<String, String>, report: &GuestReport
 }
 
 /// `console-flood-slowdown-p99`: the console write p99 beside a flooding partition over the
-/// same figure on a quiet console, from one round's two partitioned runs.
+/// same figure beside a quiet one, from one round's two runs.
 fn record_flood_slowdown(figures: &mut FigureSet, quiet: &GuestReport, flooded: &GuestReport) {
     let p99 = |report: &GuestReport| match report.results.get("console-write") {
         Some(&Measured::Distribution { p99, n, .. }) => Some((p99, n)),
@@ -339,6 +353,7 @@ fn record_run(figures: &mut FigureSet, side: Side, mode: Mode, report: &GuestRep
         Mode::WallClock => "",
         Mode::Icount => "-icount",
         Mode::Interference => "-interference",
+        Mode::QuietConsole => "-quiet",
         Mode::Flood => "-flooded",
     };
     for (guest, prefix) in LATENCIES {

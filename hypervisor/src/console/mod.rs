@@ -2,9 +2,9 @@
 //! virtual UART.
 //!
 //! No guest ever waits for the UART. What a partition writes goes into its own ring
-//! ([`ring::OutputRing`]) and the trap returns; the rings are drained to the UART by whoever
-//! finds it free (a CPU that just wrote, up to a FIFO-full at a time, never waiting for room) and
-//! by the UART's transmit interrupt, which stays on while anything is queued. A partition that
+//! ([`ring::OutputRing`]) and the trap returns; the rings are drained to the UART by the UART's
+//! transmit interrupt, which stays on while anything is queued, and a few bytes at a time by a
+//! CPU that just queued output and finds the console free (never waiting for room). A partition that
 //! out-prints the UART overwrites its own oldest output, never another's, and the console then
 //! says so: `[bulkhead] linux: 1234 bytes of output dropped`. Lines of different sources are
 //! printed in the order they were completed (the rings' tickets). Until the UART's interrupt is
@@ -42,9 +42,12 @@ pub const PARTITION_RING: usize = 32 * 1024;
 pub const HYPERVISOR_RING: usize = 16 * 1024;
 /// Line ends (and cuts) remembered per source for ordering lines across sources.
 const MAX_EVENTS: usize = 1024;
-/// Bytes a CPU writes to the UART in one go when the interrupt will do the rest: a FIFO-full,
-/// so the FIFO's level passes its trigger and the interrupt comes.
-const FIFO_BUDGET: usize = 32;
+/// Bytes a CPU that just queued output writes to the UART before it returns to its guest: a
+/// few, so that what a guest's trap costs does not depend on what others print. Enough to fill
+/// the FIFO past its transmit trigger level (the port sets it low), so the interrupt comes.
+const WRITER_BUDGET: usize = 8;
+/// Bytes the transmit interrupt writes: a FIFO-full.
+const INTERRUPT_BUDGET: usize = 32;
 /// Formatted output prepared ahead of the UART (the mux's output for a few lines).
 const STAGING: usize = 8 * 1024;
 /// The staging buffer is refilled up to this much at a time.
@@ -69,8 +72,10 @@ pub trait SerialPort {
 /// How long a drain may go on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Drain {
-    /// Up to a FIFO-full, never waiting: the transmit interrupt does the rest.
-    Fifo,
+    /// A few bytes, never waiting: the transmit interrupt does the rest.
+    Writer,
+    /// From the transmit interrupt: up to a FIFO-full, never waiting.
+    Interrupt,
     /// Everything, waiting for room (boot, power-off, no interrupt).
     All,
 }
@@ -158,7 +163,7 @@ impl<S: SerialPort> Console<S> {
                 ring.push(b, &self.tickets);
             }
         }
-        self.kick();
+        self.kick(Drain::Writer);
     }
 
     /// A byte `partition` wrote to its console. Returns whether the focused partition just
@@ -169,7 +174,7 @@ impl<S: SerialPort> Console<S> {
             Some(ring) => ring.lock().push(byte, &self.tickets),
             None => return false,
         }
-        self.kick()
+        self.kick(Drain::Writer)
     }
 
     /// Ends `partition`'s output stream as it is (when it stops): its unfinished line is
@@ -178,7 +183,7 @@ impl<S: SerialPort> Console<S> {
         if let Some(ring) = self.partition_ring(partition) {
             ring.lock().cut(&self.tickets);
         }
-        self.kick();
+        self.kick(Drain::Writer);
     }
 
     /// Shows the focused partition's unfinished line, if it still is.
@@ -188,7 +193,7 @@ impl<S: SerialPort> Console<S> {
             let Drainer { mux, staging, .. } = &mut *d;
             mux.show_partial(&mut |b: &[u8]| staging.extend(b));
         }
-        self.kick()
+        self.kick(Drain::Interrupt)
     }
 
     /// The UART's interrupt: takes what was typed, handing each byte meant for a partition to
@@ -214,7 +219,7 @@ impl<S: SerialPort> Console<S> {
                 Input::Consumed => {}
             }
         }
-        self.kick()
+        self.kick(Drain::Interrupt)
     }
 
     /// Writes everything queued, waiting for the UART: before the machine powers off.
@@ -223,10 +228,11 @@ impl<S: SerialPort> Console<S> {
         d.run(self, Drain::All);
     }
 
-    /// Drains what waits, unless another CPU is at it (it then looks again before it stops).
-    fn kick(&self) -> bool {
+    /// Drains what waits as `how` allows (everything, before the interrupt is set up), unless
+    /// another CPU is at it (it then looks again before it stops).
+    fn kick(&self, how: Drain) -> bool {
         let how = if self.interrupt_driven.load(Ordering::Acquire) {
-            Drain::Fifo
+            how
         } else {
             Drain::All
         };
@@ -262,7 +268,8 @@ impl Drainer {
         let port = &console.port;
         let mut show_later = false;
         let mut budget = match how {
-            Drain::Fifo => FIFO_BUDGET,
+            Drain::Writer => WRITER_BUDGET,
+            Drain::Interrupt => INTERRUPT_BUDGET,
             Drain::All => usize::MAX,
         };
         let mut room = 0;
@@ -294,7 +301,7 @@ impl Drainer {
                 None => break false,
             }
         };
-        let interrupt = waiting && how == Drain::Fifo;
+        let interrupt = waiting && how != Drain::All;
         if interrupt != self.tx_interrupt {
             port.set_tx_interrupt(interrupt);
             self.tx_interrupt = interrupt;
@@ -558,7 +565,7 @@ mod tests {
         // The UART drains, a FIFO-full per interrupt.
         let mut interrupts = 0;
         while port.tx_interrupt.get() {
-            port.room.set(FIFO_BUDGET);
+            port.room.set(INTERRUPT_BUDGET);
             console.interrupt(&mut |_, _| {});
             interrupts += 1;
             assert!(interrupts < 100_000);

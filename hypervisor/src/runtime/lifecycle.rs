@@ -9,12 +9,11 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use bulkhead_bundle::Kind;
-use bulkhead_config::{GuestPhysAddr, GuestRange, PcpuId};
+use bulkhead_config::PcpuId;
 
 use super::dispatch::Continue;
 use super::hw::Hw;
-use super::partition::{Partition, SetupError, State, VcpuPowerState};
+use super::partition::{Partition, State, VcpuPowerState};
 use super::System;
 use crate::esr::ExceptionReport;
 use crate::exit::{GuestAccess, SysRegTrap};
@@ -99,30 +98,15 @@ impl fmt::Display for Fault {
 }
 
 impl<H: Hw> System<H> {
-    /// Clears `p`'s memory, copies its blobs (image, device tree, initrd) from the bundle into
-    /// it, resets its virtual counter and marks vCPU 0 to start at the entry point. `p` must not
-    /// run.
-    pub(super) fn load_partition(&self, p: &Partition) -> Result<(), SetupError> {
+    /// Clears `p`'s memory, copies its blobs (image, device tree, initrd) into it, resets its
+    /// virtual counter and marks vCPU 0 to start at the entry point. Runs on vCPU 0's CPU just
+    /// before it starts (see `next_vcpu_start`), while no other vCPU of `p` runs.
+    pub(super) fn load_partition(&self, p: &Partition) {
         for region in &p.config.memory {
             self.hw.zero(region.host());
         }
-        for entry in self.bundle.entries() {
-            if entry.partition as usize != p.id.index() || entry.kind == Kind::BoardDtb {
-                continue;
-            }
-            let blob = GuestRange::new(GuestPhysAddr(entry.load), entry.data.len() as u64);
-            let pa = p
-                .config
-                .memory
-                .iter()
-                .find(|r| r.guest().contains_range(&blob))
-                .and_then(|r| r.host_address(blob.base))
-                .ok_or(SetupError::BlobOutside {
-                    kind: entry.kind,
-                    load: blob.base,
-                    len: entry.data.len(),
-                })?;
-            self.hw.load(pa, entry.data);
+        for &(pa, data) in &p.blobs {
+            self.hw.load(pa, data);
         }
         p.set_cntvoff(self.hw.counter());
         for v in &p.vcpus {
@@ -132,7 +116,6 @@ impl<H: Hw> System<H> {
                 VcpuPowerState::OFF
             };
         }
-        Ok(())
     }
 
     /// Stops `p` (unless it already stopped) and reports why. Returns what this CPU does next:
@@ -169,19 +152,16 @@ impl<H: Hw> System<H> {
         }
         *p.vuart.lock() = crate::vuart::VirtualPl011::new();
         self.reset_vgic(p);
-        match self.load_partition(p) {
-            Ok(()) => {
-                p.set_running();
-                if let Some(boot) = p.vcpus.first().filter(|v| v.pcpu != me) {
-                    self.hw.kick(boot.pcpu);
-                }
-                Continue::Idle
-            }
-            Err(e) => {
-                log::error!("partition {} cannot restart: {e}", p.name);
-                self.power_off_if_all_stopped()
-            }
+        // vCPU 0's CPU reloads the partition and starts it.
+        p.needs_load.store(true, Ordering::Release);
+        if let Some(boot) = p.vcpus.first() {
+            *boot.power.lock() = VcpuPowerState::starting(p.boot_entry());
         }
+        p.set_running();
+        if let Some(boot) = p.vcpus.first().filter(|v| v.pcpu != me) {
+            self.hw.kick(boot.pcpu);
+        }
+        Continue::Idle
     }
 
     /// Turns every vCPU of `p` off and kicks the other cores running them out of the guest (the

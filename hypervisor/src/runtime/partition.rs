@@ -11,7 +11,9 @@ use spin::Mutex;
 
 use bulkhead_bundle::{Bundle, Kind};
 use bulkhead_config::guest_view::PAGE_SIZE;
-use bulkhead_config::{BoardConfig, GuestPhysAddr, HostRange, PartitionId, PcpuId, VcpuId};
+use bulkhead_config::{
+    BoardConfig, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId, VcpuId,
+};
 
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
@@ -94,6 +96,12 @@ pub struct Partition {
     /// The register windows of its trapped devices (`trapped-devices`): accesses inside one are
     /// performed for it, at the same (host-physical) address.
     pub trapped: Vec<HostRange>,
+    /// What its memory holds after a load: each blob of the bundle (image, device tree,
+    /// initrd) and the host-physical address it goes to, checked inside the partition's memory.
+    pub blobs: Vec<(HostPhysAddr, &'static [u8])>,
+    /// Its memory must be cleared and its blobs loaded before vCPU 0 starts: at boot and after
+    /// a restart. vCPU 0's CPU does it, so partitions load in parallel, each on its own core.
+    pub needs_load: AtomicBool,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -134,9 +142,13 @@ impl core::fmt::Display for SetupError {
 }
 
 impl Partition {
-    /// Builds the stage-2 tables, virtual devices and vCPUs of partition `id` of `config`. It
-    /// starts stopped, with nothing loaded.
-    pub fn new(config: &BoardConfig, id: PartitionId, bundle: &Bundle) -> Result<Self, SetupError> {
+    /// Builds the stage-2 tables, virtual devices and vCPUs of partition `id` of `config`, and
+    /// places the bundle's blobs in its memory. It starts stopped, with nothing loaded.
+    pub fn new(
+        config: &BoardConfig,
+        id: PartitionId,
+        bundle: &Bundle<'static>,
+    ) -> Result<Self, SetupError> {
         let p = &config.partitions[id.index()];
         let mut stage2 = if config.hypervisor.stage2_blocks {
             Stage2Tables::new()
@@ -173,6 +185,24 @@ impl Partition {
         if bundle.find(Kind::Image, id.index() as u32).is_none() {
             return Err(SetupError::MissingImage);
         }
+        let mut blobs = Vec::new();
+        for entry in bundle.entries() {
+            if entry.partition as usize != id.index() || entry.kind == Kind::BoardDtb {
+                continue;
+            }
+            let blob = GuestRange::new(GuestPhysAddr(entry.load), entry.data.len() as u64);
+            let pa = p
+                .memory
+                .iter()
+                .find(|r| r.guest().contains_range(&blob))
+                .and_then(|r| r.host_address(blob.base))
+                .ok_or(SetupError::BlobOutside {
+                    kind: entry.kind,
+                    load: blob.base,
+                    len: entry.data.len(),
+                })?;
+            blobs.push((pa, entry.data));
+        }
         Ok(Self {
             id,
             name: p.name.clone(),
@@ -192,6 +222,8 @@ impl Partition {
             dtb: bundle
                 .find(Kind::GuestDtb, id.index() as u32)
                 .map(|e| GuestPhysAddr(e.load)),
+            blobs,
+            needs_load: AtomicBool::new(true),
             state: AtomicU8::new(State::Stopped as u8),
             cntvoff: AtomicU64::new(0),
         })

@@ -1,6 +1,7 @@
-//! The system: everything fixed at boot (the board config, the bundle, the partitions, which
-//! physical CPU runs which vCPU, which partition owns which SPI), built once from the validated
-//! config and never reallocated afterwards, plus the hardware it runs on.
+//! The system: everything fixed at boot (the board config, the partitions with the bundle's
+//! blobs each loads, which physical CPU runs which vCPU, which partition owns which SPI), built
+//! once from the validated config and never reallocated afterwards, plus the hardware it runs
+//! on.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -10,7 +11,7 @@ use bulkhead_bundle::Bundle;
 use bulkhead_config::{BoardConfig, PartitionId, PcpuId, VcpuId};
 
 use super::hw::Hw;
-use super::partition::{Partition, SetupError};
+use super::partition::{Partition, SetupError, VcpuPowerState};
 use super::physical_irq::RateLimit;
 use crate::psci::{query_workarounds, Workarounds};
 
@@ -22,7 +23,6 @@ pub struct System<H: Hw> {
     pub hw: H,
     pub config: BoardConfig,
     pub partitions: Vec<Partition>,
-    pub(super) bundle: Bundle<'static>,
     /// For each physical CPU: the vCPU it runs, if any.
     assignment: Vec<Option<(PartitionId, VcpuId)>>,
     /// The console UART's receive interrupt.
@@ -51,8 +51,9 @@ impl core::fmt::Display for BootError {
 }
 
 impl<H: Hw> System<H> {
-    /// Builds every partition of `config` (stage-2 tables, virtual devices) and loads its
-    /// images from `bundle`; puts the passthrough interrupts in their boot state. Nothing runs
+    /// Builds every partition of `config` (stage-2 tables, virtual devices) and places its blobs
+    /// from `bundle` in its memory (each partition's boot CPU loads them, see
+    /// `next_vcpu_start`); puts the passthrough interrupts in their boot state. Nothing runs
     /// yet: see [`start`](Self::start).
     pub fn new(hw: H, config: BoardConfig, bundle: Bundle<'static>) -> Result<Self, BootError> {
         let mut partitions = Vec::with_capacity(config.partitions.len());
@@ -91,7 +92,6 @@ impl<H: Hw> System<H> {
             hw,
             config,
             partitions,
-            bundle,
             assignment,
             console_irq,
             spi_owner,
@@ -100,11 +100,11 @@ impl<H: Hw> System<H> {
             unexpected: RateLimit::default(),
         };
         for p in &system.partitions {
-            system.load_partition(p).map_err(|error| BootError {
-                node: p.config.path.clone(),
-                error,
-            })?;
             system.reset_passthrough(p);
+            // Until vCPU 0's CPU loads the partition (`next_vcpu_start`).
+            if let Some(boot) = p.vcpus.first() {
+                *boot.power.lock() = VcpuPowerState::starting(p.boot_entry());
+            }
         }
         Ok(system)
     }

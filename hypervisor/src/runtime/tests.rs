@@ -198,44 +198,72 @@ const SYSTEM_OFF: u64 = 0x8400_0008;
 const SYSTEM_RESET: u64 = 0x8400_0009;
 
 #[test]
-fn boot_loads_every_image_into_its_partitions_memory() {
+fn each_partition_is_loaded_by_its_boot_cpu_just_before_it_starts() {
     let sys = System::new(FakeHw::default(), config(), bundle()).unwrap();
     let calls = sys.hw.take_calls();
-    let loads: Vec<_> = calls
-        .iter()
-        .filter(|c| matches!(c, Call::Load(..)))
-        .cloned()
-        .collect();
-    let cleared = |base: u64| {
-        calls
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Load(..) | Call::Zero(..))),
+        "nothing is loaded before the partitions' own CPUs start them"
+    );
+    assert!(sys.partitions.iter().all(|p| p.state() == State::Stopped));
+    sys.start();
+    // linux's boot CPU clears and loads linux, and only linux.
+    for (cpu, base, loads) in [
+        (
+            0,
+            0x5000_0000,
+            vec![
+                Call::Load(HostPhysAddr(0x5000_0000), 64),
+                Call::Load(HostPhysAddr(0x50e0_0000), 32),
+            ],
+        ),
+        (
+            2,
+            0x4800_0000,
+            vec![Call::Load(HostPhysAddr(0x4800_0000), 64)],
+        ),
+    ] {
+        sys.hw.take_calls();
+        sys.hw.on_cpu(cpu);
+        assert!(sys.next_vcpu_start(PcpuId(cpu)).is_some());
+        let calls = sys.hw.take_calls();
+        let cleared = calls
             .iter()
             .position(|c| *c == Call::Zero(HostRange::new(HostPhysAddr(base), 16 * MIB)))
-    };
-    let loaded = |base: u64| {
-        calls
+            .expect("cleared");
+        let got: Vec<_> = calls
             .iter()
-            .position(|c| matches!(c, Call::Load(pa, _) if *pa == HostPhysAddr(base)))
-    };
-    for base in [0x5000_0000, 0x4800_0000] {
-        let (cleared, loaded) = (
-            cleared(base).expect("cleared"),
-            loaded(base).expect("loaded"),
+            .filter(|c| matches!(c, Call::Load(..)))
+            .cloned()
+            .collect();
+        assert_eq!(
+            got, loads,
+            "guest-physical load addresses translated to the partition's host memory"
         );
+        let loaded = calls.iter().position(|c| *c == loads[0]).unwrap();
         assert!(
             cleared < loaded,
             "memory at {base:#x} is cleared before loading"
         );
+        assert_eq!(
+            calls.iter().filter(|c| matches!(c, Call::Zero(..))).count(),
+            1,
+            "only the partition's own memory is cleared"
+        );
     }
-    assert_eq!(
-        loads,
-        [
-            Call::Load(HostPhysAddr(0x5000_0000), 64),
-            Call::Load(HostPhysAddr(0x50e0_0000), 32),
-            Call::Load(HostPhysAddr(0x4800_0000), 64),
-        ],
-        "guest-physical load addresses translated to each partition's host memory"
-    );
-    assert!(sys.partitions.iter().all(|p| p.state() == State::Stopped));
+    // Once loaded, a later start of vCPU 0 (after CPU_OFF) does not reload.
+    sys.hw.take_calls();
+    let p = &sys.partitions[LINUX.index()];
+    *p.vcpus[0].power.lock() = crate::runtime::partition::VcpuPowerState::starting(p.boot_entry());
+    sys.hw.on_cpu(0);
+    assert!(sys.next_vcpu_start(PcpuId(0)).is_some());
+    assert!(!sys
+        .hw
+        .take_calls()
+        .iter()
+        .any(|c| matches!(c, Call::Load(..))));
 }
 
 #[test]
@@ -479,25 +507,31 @@ fn a_restart_reloads_the_partition_and_starts_vcpu_0_alone() {
     assert_eq!(next, Continue::Idle);
     let linux = &sys.partitions[LINUX.index()];
     assert_eq!(linux.state(), State::Running);
+    assert_eq!(power(&sys, LINUX, 0), VcpuPower::OnPending);
+    assert_eq!(power(&sys, LINUX, 1), VcpuPower::Off);
+    let calls = sys.hw.take_calls();
+    assert!(
+        calls.contains(&Call::Kick(PcpuId(0))),
+        "vCPU 0's CPU is told to reload and start it"
+    );
+    assert!(!calls.iter().any(|c| matches!(c, Call::Load(..))));
+    assert_eq!(sys.partitions[TICKER.index()].state(), State::Running);
+    sys.hw.on_cpu(0);
+    let start = sys.next_vcpu_start(PcpuId(0)).unwrap();
+    assert_eq!(start.pc, GuestPhysAddr(0x5000_0000));
     assert_eq!(
         linux.cntvoff(),
         1234,
         "its virtual counter starts again from zero"
     );
-    assert_eq!(power(&sys, LINUX, 0), VcpuPower::OnPending);
-    assert_eq!(power(&sys, LINUX, 1), VcpuPower::Off);
     let calls = sys.hw.take_calls();
     assert!(calls.contains(&Call::Load(HostPhysAddr(0x5000_0000), 64)));
-    assert!(calls.contains(&Call::Kick(PcpuId(0))));
     assert!(
         !calls
             .iter()
             .any(|c| matches!(c, Call::Load(HostPhysAddr(0x4800_0000), _))),
         "the ticker's memory is not touched"
     );
-    assert_eq!(sys.partitions[TICKER.index()].state(), State::Running);
-    let start = sys.next_vcpu_start(PcpuId(0)).unwrap();
-    assert_eq!(start.pc, GuestPhysAddr(0x5000_0000));
 }
 
 #[test]
@@ -756,14 +790,18 @@ fn a_restart_leaves_no_passthrough_interrupt_active_or_enabled() {
     assert_eq!(hvc(&sys, 0, [SYSTEM_RESET, 0, 0, 0]).0, Continue::Idle);
     let calls = sys.hw.take_calls();
     let at = |c: &Call| calls.iter().position(|x| x == c);
-    let disabled = at(&Call::SetEnabled(PASSTHROUGH_SPI, PcpuId(0), false)).expect("masked");
-    let inactive =
-        at(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::ClearActive)).expect("deactivated");
-    let load = at(&Call::Load(HostPhysAddr(0x5000_0000), 64)).expect("reloaded");
+    at(&Call::SetEnabled(PASSTHROUGH_SPI, PcpuId(0), false)).expect("masked");
+    at(&Call::ChangeSpi(PASSTHROUGH_SPI, SpiChange::ClearActive)).expect("deactivated");
     assert!(
-        disabled < load && inactive < load,
-        "masked before its memory is reloaded"
+        at(&Call::Load(HostPhysAddr(0x5000_0000), 64)).is_none(),
+        "masked before its memory is reloaded (by vCPU 0's CPU, as it starts it again)"
     );
+    sys.hw.on_cpu(0);
+    assert!(sys.next_vcpu_start(PcpuId(0)).is_some());
+    assert!(sys
+        .hw
+        .take_calls()
+        .contains(&Call::Load(HostPhysAddr(0x5000_0000), 64)));
 }
 
 #[test]

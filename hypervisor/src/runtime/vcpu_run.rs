@@ -35,6 +35,11 @@ impl<H: Hw> System<H> {
         if p.state() != State::Running {
             return None;
         }
+        // vCPU 0's CPU (re)loads the partition first, at boot and after a restart: partitions
+        // load in parallel, each on its own cores.
+        if vcpu.index() == 0 && p.needs_load.swap(false, Ordering::AcqRel) {
+            self.load_partition(p);
+        }
         let v = p.vcpu(vcpu)?;
         let entry = {
             let mut power = v.power.lock();

@@ -10,7 +10,8 @@
 //!
 //! The interference board also has a Linux partition started with a load; the guest waits for
 //! console input, which [`run`] types (Ctrl-T, the partition's number, a byte) once Linux says
-//! its load runs and the guest says it waits.
+//! its load runs and the guest says it waits. The console-flood board works the same way, the
+//! flood's 100th line standing for the load ([`BenchBoard::ready_when`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub struct BenchBoard {
     number: usize,
     /// The guest as a flat arm64 Image, for QEMU `-kernel`.
     native_image: PathBuf,
+    /// With `wait=input`: the console text that says the neighbours' load runs.
+    ready: &'static str,
 }
 
 impl BenchBoard {
@@ -74,7 +77,15 @@ impl BenchBoard {
             partition,
             number: index + 1,
             native_image,
+            ready: LOAD_MARKER,
         })
+    }
+
+    /// With `wait=input`, the guest starts measuring once `text` appeared on the console
+    /// (default: the Linux recipe's [`LOAD_MARKER`]).
+    pub fn ready_when(mut self, text: &'static str) -> BenchBoard {
+        self.ready = text;
+        self
     }
 
     /// The partition's name: the prefix of the guest's console lines in a partition.
@@ -158,7 +169,7 @@ impl BenchBoard {
                 return Step::Stop;
             }
             guest_waits |= line == waiting;
-            load_runs |= line.ends_with(LOAD_MARKER);
+            load_runs |= line.contains(self.ready);
             if guest_waits && load_runs && !typed {
                 typed = true;
                 return Step::Send(go.clone());

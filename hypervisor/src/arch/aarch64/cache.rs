@@ -20,7 +20,24 @@ fn dcache_line() -> u64 {
 pub fn clean_to_poc(range: HostRange) {
     let line = dcache_line();
     let mut at = range.base.raw() & !(line - 1);
-    while at < range.end().raw() {
+    let end = range.end().raw();
+    // Eight lines per iteration while they last: this runs over whole partitions.
+    while at + 8 * line <= end {
+        // SAFETY: cleaning cache lines has no effect on memory contents; the eight lines lie in
+        // `range`, which is mapped.
+        unsafe {
+            asm!(
+                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
+                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
+                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
+                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
+                a = inout(reg) at,
+                l = in(reg) line,
+                options(nostack),
+            )
+        };
+    }
+    while at < end {
         // SAFETY: cleaning a cache line has no effect on memory contents; `at` is mapped.
         unsafe { asm!("dc cvac, {0}", in(reg) at, options(nostack)) };
         at += line;
@@ -48,6 +65,21 @@ pub unsafe fn zero(range: HostRange) {
         return;
     }
     let mut at = start;
+    // Eight blocks per iteration while they last: this runs over whole partitions.
+    while at + 8 * block <= end {
+        // SAFETY: zeroes eight aligned blocks inside the range the caller owns.
+        unsafe {
+            asm!(
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
+                a = inout(reg) at,
+                b = in(reg) block,
+                options(nostack),
+            )
+        };
+    }
     while at < end {
         // SAFETY: zeroes one aligned block inside the range the caller owns.
         unsafe { asm!("dc zva, {0}", in(reg) at, options(nostack)) };

@@ -20,6 +20,10 @@ register_bitfields! {u32,
         TXE OFFSET(8) NUMBITS(1) [],
         RXE OFFSET(9) NUMBITS(1) [],
     ],
+    IFLS [
+        /// Transmit interrupt when the FIFO is at most this full.
+        TXIFLSEL OFFSET(0) NUMBITS(3) [OneEighth = 0],
+    ],
     IMSC [
         RXIM OFFSET(4) NUMBITS(1) [],
         TXIM OFFSET(5) NUMBITS(1) [],
@@ -44,7 +48,7 @@ register_structs! {
         (0x01c => _r1),
         (0x02c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
-        (0x034 => _r2),
+        (0x034 => ifls: ReadWrite<u32, IFLS::Register>),
         (0x038 => imsc: ReadWrite<u32, IMSC::Register>),
         (0x03c => _r3),
         (0x044 => icr: WriteOnly<u32, ICR::Register>),
@@ -83,6 +87,9 @@ impl Pl011 {
         self.regs
             .cr
             .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        // The transmit interrupt as soon as the FIFO drains below an eighth: the console writes
+        // a few bytes at a time from guest traps and relies on it for the rest.
+        self.regs.ifls.modify(IFLS::TXIFLSEL::OneEighth);
         self.regs.icr.write(ICR::ALL::SET);
         self.regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
     }
