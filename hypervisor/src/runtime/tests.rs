@@ -69,6 +69,7 @@ fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>)
         entry: GuestPhysAddr(ipa),
         initrd: None,
         bootargs: None,
+        doorbell_gpio: None,
     }
 }
 
@@ -107,6 +108,7 @@ fn config() -> BoardConfig {
             partition("linux", &[0, 1], 0x5000_0000, 0x5000_0000, vec![1]),
             partition("ticker", &[2], 0x4000_0000, 0x4800_0000, vec![]),
         ],
+        channels: vec![],
     };
     validate::validate(&config).expect("the test board is valid");
     config
