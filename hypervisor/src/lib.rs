@@ -4,8 +4,8 @@
 //!
 //! - models of what a partition sees, plain Rust tested on the host: the stage-2 and EL2 table
 //!   builder ([`stage2`]), the exit decode ([`esr`], [`exit`]), PSCI ([`psci`]), the virtual
-//!   PL011 ([`vuart`]), the virtual GIC's registers and list registers ([`vgic`]), the console
-//!   multiplexer ([`console`]);
+//!   PL011 ([`vuart`]), the virtual GIC's registers and list registers ([`vgic`]), the doorbell
+//!   GPIO (a virtual PL061, [`vgpio`]), the console multiplexer ([`console`]);
 //! - the portable runtime ([`runtime`]), also tested on the host: what happens on every guest
 //!   exit, physical interrupt and partition lifecycle event, reaching the hardware only through
 //!   its arch interface ([`runtime::Hw`]);
@@ -26,6 +26,7 @@ pub mod psci;
 pub mod runtime;
 pub mod stage2;
 pub mod vgic;
+pub mod vgpio;
 pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
