@@ -12,6 +12,7 @@ use core::sync::atomic::Ordering;
 use bulkhead_bundle::Kind;
 use bulkhead_config::{GuestPhysAddr, GuestRange, PcpuId};
 
+use super::channel::DoorbellError;
 use super::dispatch::Continue;
 use super::hw::Hw;
 use super::partition::{Partition, SetupError, State, VcpuPowerState};
@@ -19,6 +20,7 @@ use super::System;
 use crate::esr::ExceptionReport;
 use crate::exit::{GuestAccess, SysRegTrap};
 use crate::vgic::AccessError;
+use crate::vgpio::GpioError;
 use crate::vuart::MmioError;
 
 /// Why a partition stops.
@@ -62,6 +64,10 @@ pub enum DeviceError {
     /// An access to a trapped passthrough device that is not naturally aligned or crosses the
     /// end of its register window.
     Trapped,
+    /// An access to a channel's doorbell page that is not an aligned 32-bit one.
+    Doorbell(DoorbellError),
+    /// An access to the doorbell GPIO that it refuses.
+    DoorbellGpio(GpioError),
 }
 
 impl fmt::Display for DeviceError {
@@ -72,6 +78,8 @@ impl fmt::Display for DeviceError {
             DeviceError::Trapped => f.write_str(
                 "misaligned or partial access to a trapped passthrough device's registers",
             ),
+            DeviceError::Doorbell(e) => write!(f, "bad access to a channel's doorbell page ({e})"),
+            DeviceError::DoorbellGpio(e) => write!(f, "bad access to its doorbell GPIO ({e})"),
         }
     }
 }
@@ -169,6 +177,7 @@ impl<H: Hw> System<H> {
         }
         *p.vuart.lock() = crate::vuart::VirtualPl011::new();
         self.reset_vgic(p);
+        p.channels.reset();
         match self.load_partition(p) {
             Ok(()) => {
                 p.set_running();

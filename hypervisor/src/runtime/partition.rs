@@ -13,6 +13,7 @@ use bulkhead_bundle::{Bundle, Kind};
 use bulkhead_config::guest_view::PAGE_SIZE;
 use bulkhead_config::{BoardConfig, GuestPhysAddr, HostRange, PartitionId, PcpuId, VcpuId};
 
+use super::channel::Channels;
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
 use crate::stage2::{MapError, Stage2Tables};
@@ -94,6 +95,8 @@ pub struct Partition {
     /// The register windows of its trapped devices (`trapped-devices`): accesses inside one are
     /// performed for it, at the same (host-physical) address.
     pub trapped: Vec<HostRange>,
+    /// The channels it is an endpoint of, and its doorbell GPIO.
+    pub channels: Channels,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -148,6 +151,17 @@ impl Partition {
                 .map_ram(region.ipa, region.pa, region.size)
                 .map_err(SetupError::Map)?;
         }
+        // Channels' shared memory, with this endpoint's access.
+        for e in config.endpoints_of(id) {
+            stage2
+                .map_shared(
+                    e.endpoint.guest_address,
+                    e.channel.memory.base,
+                    e.channel.memory.size,
+                    e.endpoint.access.is_writable(),
+                )
+                .map_err(SetupError::Map)?;
+        }
         // Passthrough devices appear where they are, by whole pages. Trapped devices share
         // their page with devices the partition does not own: they are not mapped.
         for d in p.devices.iter().filter(|d| d.is_mapped()) {
@@ -189,6 +203,7 @@ impl Partition {
                 .filter_map(|d| config.platform.devices.get(d.device))
                 .flat_map(|d| d.regs.iter().copied())
                 .collect(),
+            channels: Channels::new(config, id),
             dtb: bundle
                 .find(Kind::GuestDtb, id.index() as u32)
                 .map(|e| GuestPhysAddr(e.load)),

@@ -73,7 +73,7 @@ impl<H: Hw> System<H> {
                 }
             }
             for spi in config.partition_spis(p.id) {
-                if Some(spi) != p.vgic.vuart_intid {
+                if p.vgic.is_physical(spi) {
                     if let Some(slot) = spi_owner.get_mut(spi as usize) {
                         *slot = Some(p.id);
                     }
@@ -99,6 +99,7 @@ impl<H: Hw> System<H> {
             workarounds,
             unexpected: RateLimit::default(),
         };
+        system.zero_channels();
         for p in &system.partitions {
             system.load_partition(p).map_err(|error| BootError {
                 node: p.config.path.clone(),
