@@ -1,7 +1,7 @@
 //! Compiles the board configs under `board-configs/` with `dtc` and loads them: every board of
-//! `board-configs/`, `board-configs/test/` and `board-configs/bench/` must load cleanly, and every file of
-//! `board-configs/test/invalid/` must be refused with an error containing the substring its
-//! first line announces (`// expect: <substring>`).
+//! `board-configs/`, `board-configs/test/` and `board-configs/bench/` must load cleanly, and
+//! every file of `board-configs/test/invalid/` must be refused with an error containing the
+//! substring its first line announces (`// expect: <substring>`).
 //!
 //! `dtc` is a required build tool of the project, so a missing `dtc` fails these tests.
 
