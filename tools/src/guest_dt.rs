@@ -13,8 +13,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bulkhead_config::guest_view::{
-    gicr_size, vcpu_mpidr, DEFAULT_TIMER_PPIS, DOORBELL_GPIO_LINES, DOORBELL_GPIO_SIZE,
-    DOORBELL_PAGE_SIZE, GICD_SIZE, VUART_SIZE,
+    gicr_size, vcpu_mpidr, CHANNEL_ACCESS_PROPERTY, CHANNEL_COMPATIBLE, CHANNEL_ENDPOINT_PROPERTY,
+    CHANNEL_ID_PROPERTY, CHANNEL_UIO_COMPATIBLE, DEFAULT_TIMER_PPIS, DOORBELL_GPIO_LINES,
+    DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE, GICD_SIZE, VUART_SIZE,
 };
 use bulkhead_config::hypercall::Signal;
 use bulkhead_config::{
@@ -516,7 +517,7 @@ fn channel_node(fdt: &mut FdtWriter, e: &LocalEndpoint) -> Result<()> {
     let node = fdt.begin_node(&channel_node_name(e))?;
     fdt.property_string_list(
         "compatible",
-        vec!["bulkhead,channel".into(), "generic-uio".into()],
+        vec![CHANNEL_COMPATIBLE.into(), CHANNEL_UIO_COMPATIBLE.into()],
     )?;
     let shm = e.shm();
     fdt.property_array_u64(
@@ -545,14 +546,14 @@ fn channel_node(fdt: &mut FdtWriter, e: &LocalEndpoint) -> Result<()> {
         None => {}
     }
     fdt.property_u32(
-        "bulkhead,endpoint",
+        CHANNEL_ENDPOINT_PROPERTY,
         u32::try_from(e.index).context("endpoint index")?,
     )?;
     fdt.property_u32(
-        "bulkhead,channel-id",
+        CHANNEL_ID_PROPERTY,
         u32::try_from(e.id.index()).context("channel id")?,
     )?;
-    fdt.property_string("bulkhead,access", e.endpoint.access.as_str())?;
+    fdt.property_string(CHANNEL_ACCESS_PROPERTY, e.endpoint.access.as_str())?;
     fdt.end_node(node)?;
     Ok(())
 }

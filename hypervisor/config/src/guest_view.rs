@@ -94,6 +94,24 @@ pub const DOORBELL_ENDPOINT: u64 = 0x004;
 /// Offset of the doorbell page's `CHANNEL` register: reads the channel's id.
 pub const DOORBELL_CHANNEL: u64 = 0x008;
 
+/// `compatible` of a channel's node in the guest device tree, and of a channel node under
+/// `/hypervisor` in the board config.
+pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
+/// Second `compatible` of a channel's guest node: Linux's `uio_pdrv_genirq` binds to it when
+/// loaded with `of_id=generic-uio`.
+pub const CHANNEL_UIO_COMPATIBLE: &str = "generic-uio";
+/// Property of a channel's guest node: the partition's endpoint index (0 or 1).
+pub const CHANNEL_ENDPOINT_PROPERTY: &str = "bulkhead,endpoint";
+/// Property of a channel's guest node: the channel's id (what the hypercalls take).
+pub const CHANNEL_ID_PROPERTY: &str = "bulkhead,channel-id";
+/// Property of a channel's guest node (and of an endpoint in the board config): the access,
+/// [`ACCESS_READ_WRITE`] or [`ACCESS_READ_ONLY`].
+pub const CHANNEL_ACCESS_PROPERTY: &str = "bulkhead,access";
+/// Access of an endpoint that may write the channel's memory.
+pub const ACCESS_READ_WRITE: &str = "read-write";
+/// Access of an endpoint that may only read it.
+pub const ACCESS_READ_ONLY: &str = "read-only";
+
 /// Size of the register window of a partition's doorbell GPIO (an emulated PL061).
 pub const DOORBELL_GPIO_SIZE: u64 = 0x1000;
 /// Lines of a doorbell GPIO: line `n` is the partition's `n`-th channel (config order).

@@ -8,7 +8,9 @@ use core::fmt;
 use crate::addr::{
     ChannelId, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId,
 };
-use crate::guest_view::{DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE};
+use crate::guest_view::{
+    ACCESS_READ_ONLY, ACCESS_READ_WRITE, CHANNEL_COMPATIBLE, DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE,
+};
 use crate::hypercall::Signal;
 
 /// How the platform firmware's PSCI is reached (`/psci` `method`).
@@ -232,7 +234,7 @@ impl HypervisorChild {
     pub const fn compatible(self) -> &'static str {
         match self {
             HypervisorChild::Partition => "bulkhead,partition",
-            HypervisorChild::Channel => "bulkhead,channel",
+            HypervisorChild::Channel => CHANNEL_COMPATIBLE,
         }
     }
 
@@ -367,8 +369,8 @@ impl ChannelAccess {
     /// The `access` string: `read-write` or `read-only`.
     pub const fn as_str(self) -> &'static str {
         match self {
-            ChannelAccess::ReadWrite => "read-write",
-            ChannelAccess::ReadOnly => "read-only",
+            ChannelAccess::ReadWrite => ACCESS_READ_WRITE,
+            ChannelAccess::ReadOnly => ACCESS_READ_ONLY,
         }
     }
 

@@ -18,13 +18,11 @@ const UNNAMED: &str = "unnamed";
 /// `compatible` string of the console UART.
 const PL011_COMPATIBLE: &str = "arm,pl011";
 /// `compatible` string of a shared-memory channel node (see `docs/channels.md`).
-pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
-/// Property of a channel node holding the partition's endpoint index.
-const CHANNEL_ENDPOINT: &str = "bulkhead,endpoint";
-/// Property of a channel node holding the partition's access.
-const CHANNEL_ACCESS: &str = "bulkhead,access";
-/// Property of a channel node holding the channel's id (for the hypercalls).
-const CHANNEL_ID: &str = "bulkhead,channel-id";
+pub use bulkhead_config::guest_view::CHANNEL_COMPATIBLE;
+use bulkhead_config::guest_view::{
+    ACCESS_READ_ONLY, CHANNEL_ACCESS_PROPERTY as CHANNEL_ACCESS,
+    CHANNEL_ENDPOINT_PROPERTY as CHANNEL_ENDPOINT, CHANNEL_ID_PROPERTY as CHANNEL_ID,
+};
 /// Magic number at the start of every flattened device tree (big-endian).
 const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Largest DTB accepted; anything bigger means `x0` does not point at a real DTB.
@@ -252,7 +250,7 @@ impl GuestDt {
                         .and_then(|p| p.as_usize())
                         .and_then(|e| u32::try_from(e).ok()),
                     read_only: node.property(CHANNEL_ACCESS).and_then(|p| p.as_str())
-                        == Some("read-only"),
+                        == Some(ACCESS_READ_ONLY),
                 })
             })
     }
