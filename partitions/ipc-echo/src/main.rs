@@ -403,24 +403,9 @@ mod guest {
             "echo" => {
                 let restart_after = arg(dt, "restart-after", 0);
                 // Only the first incarnation restarts: the next one has a higher epoch.
-                if restart_after > 0 && ep.attached().epoch == 1 {
+                let restarts = restart_after > 0 && ep.attached().epoch == 1;
+                if restarts {
                     limits.count = restart_after;
-                    let (answered, stop) = demo::echo(
-                        &mut ep,
-                        &mut t,
-                        &mut clock,
-                        limits,
-                        &mut a[..max],
-                        &mut b[..max],
-                        &mut log,
-                    );
-                    if let Some(stop) = stop {
-                        println!("ipc-echo: channel {}: {stop}", ch.name);
-                    }
-                    println!(
-                        "ipc-echo: answered {answered} requests, restarting (PSCI SYSTEM_RESET)"
-                    );
-                    reset();
                 }
                 let (answered, stop) = demo::echo(
                     &mut ep,
@@ -431,6 +416,15 @@ mod guest {
                     &mut b[..max],
                     &mut log,
                 );
+                if restarts {
+                    if let Some(stop) = stop {
+                        println!("ipc-echo: channel {}: {stop}", ch.name);
+                    }
+                    println!(
+                        "ipc-echo: answered {answered} requests, restarting (PSCI SYSTEM_RESET)"
+                    );
+                    reset();
+                }
                 match stop {
                     None => println!("ipc-echo: answered {answered} requests"),
                     Some(stop) => println!(

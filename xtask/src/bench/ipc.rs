@@ -108,16 +108,7 @@ impl IpcBoard {
 
     /// Boots the board once and returns what the sender reported, checked.
     pub fn run(&self, qemu: &str) -> Result<IpcRun> {
-        let args = qemu::qemu_args(
-            &self.built,
-            &RunOptions {
-                cpu: qemu::DEFAULT_CPU.into(),
-                uboot: None,
-                timeout: None,
-                gdb: false,
-                extra_args: Vec::new(),
-            },
-        );
+        let args = qemu::qemu_args(&self.built, &RunOptions::plain());
         let transcript = session::run(qemu, &args, LIMIT, |_| Step::Continue)?;
         parse(
             transcript.lines.iter().map(String::as_str),
