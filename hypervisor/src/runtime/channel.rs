@@ -283,6 +283,28 @@ impl<H: Hw> System<H> {
         }
     }
 
+    /// Says at boot which partitions each channel joins.
+    pub(super) fn log_channels(&self) {
+        for ch in &self.config.channels {
+            let side = |e: &bulkhead_config::ChannelEndpoint| {
+                let name = self
+                    .partitions
+                    .get(e.partition.index())
+                    .map_or("?", |p| p.name.as_str());
+                (name, e.access.as_str())
+            };
+            if let [a, b] = ch.endpoints.as_slice() {
+                let ((a, a_access), (b, b_access)) = (side(a), side(b));
+                log::info!(
+                    "channel {}: {} KiB at {} between {a} ({a_access}) and {b} ({b_access})",
+                    ch.name,
+                    ch.memory.size >> 10,
+                    ch.memory.base
+                );
+            }
+        }
+    }
+
     /// Zeroes every channel's shared memory: once, at boot.
     pub(super) fn zero_channels(&self) {
         for ch in &self.config.channels {

@@ -126,6 +126,7 @@ impl<H: Hw> System<H> {
                 p.vmid
             );
         }
+        self.log_channels();
     }
 
     /// The partition and vCPU physical CPU `cpu` runs, if any.
