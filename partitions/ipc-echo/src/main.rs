@@ -335,7 +335,7 @@ mod guest {
         };
         let g = ep.geometry();
         println!(
-            "ipc-echo: channel {} (shm {}, doorbell {}, {}), endpoint {index}, epoch {}{}, {} \
+            "ipc-echo: channel {} (shm {}, doorbell {}, {}{}), endpoint {index}, epoch {}{}, {} \
              slots of {} bytes",
             ch.name,
             ch.shm,
@@ -344,6 +344,11 @@ mod guest {
                 "interrupt"
             } else {
                 "no interrupt: polling"
+            },
+            if t.hvc.is_some() {
+                ", rings with CHANNEL_RING"
+            } else {
+                ""
             },
             ep.attached().epoch,
             if ep.attached().resumed {
