@@ -119,7 +119,7 @@ pub struct El2Layout {
     pub rodata: HostRange,
     /// Pages of `hypervisor` left unmapped: one below each CPU's stack.
     pub guards: Vec<HostRange>,
-    /// Partitions' memory.
+    /// Partitions' memory and channels' shared memory.
     pub partitions: Vec<HostRange>,
     /// The devices EL2 drives (console, GIC).
     pub devices: Vec<HostRange>,

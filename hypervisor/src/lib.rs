@@ -4,8 +4,9 @@
 //!
 //! - models of what a partition sees, plain Rust tested on the host: the stage-2 and EL2 table
 //!   builder ([`stage2`]), the exit decode ([`esr`], [`exit`]), PSCI ([`psci`]), the virtual
-//!   PL011 ([`vuart`]), the virtual GIC's registers and list registers ([`vgic`]), the console
-//!   service with its multiplexer ([`console`]), Bulkhead's boot options ([`boot_options`]);
+//!   PL011 ([`vuart`]), the virtual GIC's registers and list registers ([`vgic`]), the doorbell
+//!   GPIO (a virtual PL061, [`vgpio`]), the console service with its multiplexer ([`console`]),
+//!   Bulkhead's boot options ([`boot_options`]);
 //! - the portable runtime ([`runtime`]), also tested on the host: what happens on every guest
 //!   exit, physical interrupt and partition lifecycle event, reaching the hardware only through
 //!   its arch interface ([`runtime::Hw`]);
@@ -27,6 +28,7 @@ pub mod psci;
 pub mod runtime;
 pub mod stage2;
 pub mod vgic;
+pub mod vgpio;
 pub mod vuart;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

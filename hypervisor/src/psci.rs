@@ -20,7 +20,9 @@
 //!   to the firmware ([`PsciAction::Firmware`]), since only it can apply the mitigation.
 //!
 //! Everything else — `CPU_SUSPEND`, `SYSTEM_SUSPEND`, `SYSTEM_RESET2`, `MIGRATE`, the statistics
-//! calls, vendor and Trusted OS calls — returns `NOT_SUPPORTED`. Note that PSCI 1.x formally
+//! calls, vendor and Trusted OS calls — returns `NOT_SUPPORTED`. (The vendor-specific
+//! hypervisor service's calls, Bulkhead's own, never get here: `runtime::hypercall` serves
+//! them.) Note that PSCI 1.x formally
 //! makes `CPU_SUSPEND` mandatory; guests (Linux included) cope with its absence by not using PSCI
 //! idle states, and `PSCI_FEATURES` reports it as unsupported.
 //!

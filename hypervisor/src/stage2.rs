@@ -11,8 +11,9 @@
 //!
 //! Stage 2 configuration: 4 KiB granule, 39-bit IPA space (T0SZ = 25), translation starting at
 //! level 1 (SL0 = 1), so a partition's IPA space is `0..512 GiB`. RAM is mapped Normal
-//! write-back, inner shareable, read/write/execute; devices Device-nGnRE, read/write, execute
-//! never. The access flag is always set. Block mappings (1 GiB, 2 MiB) are used wherever IPA and
+//! write-back, inner shareable, read/write/execute; a channel's shared memory the same but
+//! never executable, and read-only for a read-only endpoint (a write is a permission fault);
+//! devices Device-nGnRE, read/write, execute never. The access flag is always set. Block mappings (1 GiB, 2 MiB) are used wherever IPA and
 //! PA are suitably aligned.
 //!
 //! Mapping requests are strict: addresses and sizes must be 4 KiB aligned (nothing is silently
@@ -211,6 +212,7 @@ pub struct Leaf {
     pub kind: MemKind,
     /// Translation level of the leaf: 1 (1 GiB block), 2 (2 MiB block) or 3 (4 KiB page).
     pub level: usize,
+    pub readable: bool,
     pub writable: bool,
     pub executable: bool,
 }
@@ -221,6 +223,14 @@ const S2_RAM: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::S2AP_ACCESS_RW)
     .union(Stage2Attributes::SH_INNER)
     .union(Stage2Attributes::ACCESS_FLAG);
+
+/// A channel's shared memory for a read-write endpoint: RAM that is never executed.
+const S2_SHARED_RW: Stage2Attributes = S2_RAM.union(Stage2Attributes::XN);
+
+/// A channel's shared memory for a read-only endpoint: no write permission.
+const S2_SHARED_RO: Stage2Attributes = S2_SHARED_RW
+    .difference(Stage2Attributes::S2AP_ACCESS_RW)
+    .union(Stage2Attributes::S2AP_ACCESS_RO);
 
 const S2_DEVICE: Stage2Attributes = Stage2Attributes::VALID
     .union(Stage2Attributes::MEMATTR_DEVICE_nGnRE)
@@ -273,6 +283,20 @@ impl Stage2Tables {
         size: u64,
     ) -> Result<(), MapError> {
         self.map(ipa, pa, size, S2_RAM)
+    }
+
+    /// Maps `size` bytes of a channel's shared memory at `ipa` to `pa`: Normal write-back,
+    /// inner shareable, execute-never, and read/write only if `writable` (else a write is a
+    /// stage-2 permission fault).
+    pub fn map_shared(
+        &mut self,
+        ipa: GuestPhysAddr,
+        pa: HostPhysAddr,
+        size: u64,
+        writable: bool,
+    ) -> Result<(), MapError> {
+        let flags = if writable { S2_SHARED_RW } else { S2_SHARED_RO };
+        self.map(ipa, pa, size, flags)
     }
 
     /// Maps `size` bytes of a device at `ipa` to `pa`: Device-nGnRE, RW, execute-never.
@@ -343,6 +367,7 @@ impl Stage2Tables {
             pa: HostPhysAddr(pa),
             kind,
             level,
+            readable: flags.contains(Stage2Attributes::S2AP_ACCESS_RO),
             writable: flags.contains(Stage2Attributes::S2AP_ACCESS_WO),
             executable: !flags.contains(Stage2Attributes::XN),
         })
@@ -800,5 +825,34 @@ mod tests {
         assert_eq!(vtcr_value(0), 0x8000_3560);
         // Bits of ID_AA64MMFR0_EL1 beyond PARange are ignored.
         assert_eq!(vtcr_value(0x15), 0x8005_3559);
+    }
+
+    #[test]
+    fn shared_memory_has_exactly_its_endpoints_access() {
+        let mut t = Stage2Tables::pages_only();
+        t.map_ram(g(0x4000_0000), h(0x4800_0000), 16 * MIB).unwrap();
+        t.map_shared(g(0x4100_0000), h(0x4a00_0000), 0x1_0000, true)
+            .unwrap();
+        t.map_shared(g(0x4200_0000), h(0x4b00_0000), 0x1_0000, false)
+            .unwrap();
+        let rw = t.lookup(g(0x4100_f000)).unwrap();
+        assert_eq!(rw.pa, h(0x4a00_f000));
+        assert_eq!(rw.kind, MemKind::Normal);
+        assert!(rw.readable && rw.writable && !rw.executable);
+        let ro = t.lookup(g(0x4200_0010)).unwrap();
+        assert_eq!(ro.pa, h(0x4b00_0010));
+        assert_eq!(ro.kind, MemKind::Normal);
+        assert!(ro.readable && !ro.writable && !ro.executable);
+        // Nothing beyond the channel: the page after it stays unmapped.
+        assert_eq!(t.lookup(g(0x4101_0000)), None);
+        // The same memory again with the other access is a conflicting mapping.
+        assert_eq!(
+            t.map_shared(g(0x4200_0000), h(0x4b00_0000), 0x1_0000, true),
+            Err(MapError::Overlap { at: 0x4200_0000 })
+        );
+        // Not over RAM either.
+        assert!(t
+            .map_shared(g(0x40ff_0000), h(0x4c00_0000), 0x2_0000, true)
+            .is_err());
     }
 }

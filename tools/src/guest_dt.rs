@@ -3,8 +3,9 @@
 //!
 //! The guest device tree describes only what the partition sees: its memory regions (at their
 //! guest-physical addresses), one CPU per vCPU, PSCI through `hvc` (the hypervisor implements
-//! it), the virtual PL011 if it has one, and `/chosen`. Each node kind has its own function so
-//! more (GIC, timer, passthrough devices) can be added alongside.
+//! it), the virtual PL011 if it has one, its channels and doorbell GPIO (see
+//! `docs/channels.md`), and `/chosen`. Each node kind has its own function so more can be added
+//! alongside.
 //!
 //! Placement ([`layout`]): the DTB goes 2 MiB below the end of the partition's first memory
 //! region (64 KiB below if the region is smaller than 8 MiB), so it stays clear of a Linux
@@ -12,9 +13,15 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bulkhead_config::guest_view::{
-    gicr_size, vcpu_mpidr, DEFAULT_TIMER_PPIS, GICD_SIZE, VUART_SIZE,
+    gicr_size, vcpu_mpidr, CHANNEL_ACCESS_PROPERTY, CHANNEL_COMPATIBLE, CHANNEL_ENDPOINT_PROPERTY,
+    CHANNEL_ID_PROPERTY, CHANNEL_UIO_COMPATIBLE, DEFAULT_TIMER_PPIS, DOORBELL_GPIO_LINES,
+    DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE, GICD_SIZE, VUART_SIZE,
 };
-use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, Irq, IrqKind, Partition, VcpuId};
+use bulkhead_config::hypercall::Signal;
+use bulkhead_config::{
+    BoardConfig, DoorbellGpio, GuestPhysAddr, GuestRange, Irq, IrqKind, LocalEndpoint, Partition,
+    PartitionId, VcpuId,
+};
 use vm_fdt::FdtWriter;
 
 const KIB: u64 = 1 << 10;
@@ -39,6 +46,8 @@ pub mod phandle {
     pub const APB_PCLK: u32 = 1;
     /// The (virtual) GICv3, the interrupt parent of every node.
     pub const GIC: u32 = 2;
+    /// The doorbell GPIO, interrupt parent of the channels it signals.
+    pub const DOORBELL_GPIO: u32 = 3;
 }
 
 /// `interrupts` specifier type cells.
@@ -46,6 +55,8 @@ const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 /// Level-high trigger flag of a GIC specifier.
 const IRQ_LEVEL_HIGH: u32 = 4;
+/// Rising-edge trigger flag of a GIC or GPIO interrupt specifier.
+const IRQ_EDGE_RISING: u32 = 1;
 
 /// Properties of a platform device node that are not copied into a guest's device tree: they
 /// are regenerated from the board-config model (`reg`, `interrupts`, the clock links) or refer to
@@ -171,6 +182,7 @@ pub fn guest_dtb(
     let ctx = Ctx {
         config,
         partition: part,
+        partition_id: PartitionId(partition),
         layout,
         platform,
     };
@@ -181,6 +193,7 @@ pub fn guest_dtb(
 struct Ctx<'a> {
     config: &'a BoardConfig,
     partition: &'a Partition,
+    partition_id: PartitionId,
     layout: &'a GuestLayout,
     platform: Option<fdt::Fdt<'a>>,
 }
@@ -199,7 +212,8 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
         .partition
         .device_indices()
         .any(|d| platform_clocks(ctx, d) > 0);
-    if ctx.partition.virtual_uart.is_some() || device_clocks {
+    let gpio = ctx.partition.doorbell_gpio;
+    if ctx.partition.virtual_uart.is_some() || device_clocks || gpio.is_some() {
         clock_node(&mut fdt, ctx)?;
     }
     if let Some(base) = ctx.partition.virtual_uart {
@@ -208,6 +222,13 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
     // Mapped or trapped, a device looks the same to the guest.
     for device in ctx.partition.device_indices() {
         device_node(&mut fdt, ctx, device)?;
+    }
+    let endpoints: Vec<LocalEndpoint> = ctx.config.endpoints_of(ctx.partition_id).collect();
+    if let Some(gpio) = gpio {
+        doorbell_gpio_node(&mut fdt, &gpio, &endpoints)?;
+    }
+    for e in &endpoints {
+        channel_node(&mut fdt, e)?;
     }
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
@@ -437,6 +458,106 @@ fn device_node(fdt: &mut FdtWriter, ctx: &Ctx, index: usize) -> Result<()> {
     Ok(())
 }
 
+/// Name of a partition's doorbell GPIO node (a child of the root).
+pub fn doorbell_gpio_node_name(base: GuestPhysAddr) -> String {
+    format!("gpio@{base:x}")
+}
+
+/// The doorbell GPIO: an emulated PL061 whose line `n` (named after the channel) gets a rising
+/// edge when the peer of the partition's `n`-th channel rings. Linux's `gpio-pl061` drives it;
+/// userspace waits for the edges through the GPIO character device.
+fn doorbell_gpio_node(
+    fdt: &mut FdtWriter,
+    gpio: &DoorbellGpio,
+    endpoints: &[LocalEndpoint],
+) -> Result<()> {
+    let node = fdt.begin_node(&doorbell_gpio_node_name(gpio.base))?;
+    fdt.property_string_list(
+        "compatible",
+        vec!["arm,pl061".into(), "arm,primecell".into()],
+    )?;
+    fdt.property_array_u64("reg", &[gpio.base.raw(), DOORBELL_GPIO_SIZE])?;
+    fdt.property_array_u32(
+        "interrupts",
+        &irq_cells(&Irq {
+            kind: IrqKind::Spi,
+            number: gpio.interrupt,
+            flags: IRQ_LEVEL_HIGH,
+        }),
+    )?;
+    fdt.property_null("gpio-controller")?;
+    fdt.property_u32("#gpio-cells", 2)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_u32("#interrupt-cells", 2)?;
+    fdt.property_array_u32("clocks", &[phandle::APB_PCLK])?;
+    fdt.property_string("clock-names", "apb_pclk")?;
+    let mut names = vec![String::new(); DOORBELL_GPIO_LINES];
+    for e in endpoints {
+        if let Some(Signal::GpioLine { line, .. }) = e.signal {
+            if let Some(name) = names.get_mut(usize::from(line)) {
+                name.clone_from(&e.channel.name);
+            }
+        }
+    }
+    fdt.property_string_list("gpio-line-names", names)?;
+    fdt.property_phandle(phandle::DOORBELL_GPIO)?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// Name of a channel's node: the channel's name at the shared memory's guest-physical address.
+pub fn channel_node_name(e: &LocalEndpoint) -> String {
+    format!("{}@{:x}", e.channel.name, e.endpoint.guest_address)
+}
+
+/// One channel the partition is an endpoint of: its shared memory and doorbell page (in that
+/// order, UIO's map0 and map1), its doorbell interrupt (a GIC SPI, edge rising, or a line of
+/// the doorbell GPIO), and who the partition is in it.
+fn channel_node(fdt: &mut FdtWriter, e: &LocalEndpoint) -> Result<()> {
+    let node = fdt.begin_node(&channel_node_name(e))?;
+    fdt.property_string_list(
+        "compatible",
+        vec![CHANNEL_COMPATIBLE.into(), CHANNEL_UIO_COMPATIBLE.into()],
+    )?;
+    let shm = e.shm();
+    fdt.property_array_u64(
+        "reg",
+        &[
+            shm.base.raw(),
+            shm.size,
+            e.endpoint.doorbell.raw(),
+            DOORBELL_PAGE_SIZE,
+        ],
+    )?;
+    fdt.property_string_list("reg-names", vec!["shm".into(), "doorbell".into()])?;
+    match e.signal {
+        Some(Signal::Spi { intid }) => fdt.property_array_u32(
+            "interrupts",
+            &irq_cells(&Irq {
+                kind: IrqKind::Spi,
+                number: intid.saturating_sub(32),
+                flags: IRQ_EDGE_RISING,
+            }),
+        )?,
+        Some(Signal::GpioLine { line, .. }) => fdt.property_array_u32(
+            "interrupts-extended",
+            &[phandle::DOORBELL_GPIO, u32::from(line), IRQ_EDGE_RISING],
+        )?,
+        None => {}
+    }
+    fdt.property_u32(
+        CHANNEL_ENDPOINT_PROPERTY,
+        u32::try_from(e.index).context("endpoint index")?,
+    )?;
+    fdt.property_u32(
+        CHANNEL_ID_PROPERTY,
+        u32::try_from(e.id.index()).context("channel id")?,
+    )?;
+    fdt.property_string(CHANNEL_ACCESS_PROPERTY, e.endpoint.access.as_str())?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
 /// `16 MiB`, `64 KiB`, or a byte count.
 pub(crate) fn size_str(bytes: u64) -> String {
     if bytes >= MIB && bytes.is_multiple_of(MIB) {
@@ -452,7 +573,9 @@ pub(crate) fn size_str(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::testutil::{sample_config, MIB};
-    use bulkhead_config::MemoryRegion;
+    use bulkhead_config::{
+        Channel, ChannelAccess, ChannelEndpoint, HostPhysAddr, HostRange, MemoryRegion,
+    };
 
     fn be_u32s(bytes: &[u8]) -> Vec<u32> {
         bytes
@@ -570,6 +693,177 @@ mod tests {
             .filter(|s| !s.is_empty())
             .map(|s| std::str::from_utf8(s).unwrap())
             .collect()
+    }
+
+    /// The sample board with two channels between hello and linux; linux has a doorbell GPIO.
+    fn config_with_channels() -> BoardConfig {
+        let mut config = sample_config();
+        config.partitions[1].doorbell_gpio = Some(DoorbellGpio {
+            base: GuestPhysAddr(0x0904_0000),
+            interrupt: 101,
+        });
+        let endpoint = |partition, ipa: u64, access, interrupt| ChannelEndpoint {
+            path: String::new(),
+            partition: PartitionId(partition),
+            guest_address: GuestPhysAddr(ipa),
+            doorbell: GuestPhysAddr(ipa + 0x1_0000),
+            access,
+            interrupt,
+        };
+        let rw = ChannelAccess::ReadWrite;
+        config.channels = vec![
+            Channel {
+                name: "ipc0".into(),
+                path: "/hypervisor/ipc0".into(),
+                memory: HostRange::new(HostPhysAddr(0x4a00_0000), 0x1_0000),
+                endpoints: vec![
+                    endpoint(1, 0x7000_0000, rw, None),
+                    endpoint(0, 0x4100_0000, rw, Some(100)),
+                ],
+            },
+            Channel {
+                name: "ctl".into(),
+                path: "/hypervisor/ctl".into(),
+                memory: HostRange::new(HostPhysAddr(0x4a01_0000), 0x2000),
+                endpoints: vec![
+                    endpoint(0, 0x4200_0000, rw, Some(102)),
+                    endpoint(1, 0x7100_0000, ChannelAccess::ReadOnly, None),
+                ],
+            },
+        ];
+        config
+    }
+
+    #[test]
+    fn channels_with_spi_doorbells() {
+        let config = config_with_channels();
+        let hello = &config.partitions[0];
+        let l = layout(hello, 0x1000, None).unwrap();
+        let dtb = guest_dtb(&config, None, 0, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let node = fdt.find_node("/ipc0@41000000").unwrap();
+        assert_eq!(
+            node.compatible().unwrap().all().collect::<Vec<_>>(),
+            ["bulkhead,channel", "generic-uio"]
+        );
+        let regs: Vec<_> = node
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as usize, r.size.unwrap()))
+            .collect();
+        assert_eq!(regs, [(0x4100_0000, 0x1_0000), (0x4101_0000, 0x1000)]);
+        assert_eq!(
+            strings(node.property("reg-names").unwrap().value),
+            ["shm", "doorbell"]
+        );
+        assert_eq!(
+            be_u32s(node.property("interrupts").unwrap().value),
+            [0, 100, 1],
+            "SPI 100, edge rising"
+        );
+        assert_eq!(
+            node.property("bulkhead,endpoint").unwrap().as_usize(),
+            Some(1)
+        );
+        assert_eq!(
+            node.property("bulkhead,channel-id").unwrap().as_usize(),
+            Some(0)
+        );
+        assert_eq!(
+            node.property("bulkhead,access").unwrap().as_str(),
+            Some("read-write")
+        );
+        let ctl = fdt.find_node("/ctl@42000000").unwrap();
+        assert_eq!(
+            ctl.property("bulkhead,endpoint").unwrap().as_usize(),
+            Some(0)
+        );
+        assert_eq!(
+            ctl.property("bulkhead,channel-id").unwrap().as_usize(),
+            Some(1)
+        );
+        assert_eq!(
+            be_u32s(ctl.property("interrupts").unwrap().value),
+            [0, 102, 1]
+        );
+        assert!(
+            fdt.all_nodes().all(|n| n.name != "gpio@9040000"),
+            "no doorbell GPIO for hello"
+        );
+        // The shared memory is not the partition's RAM.
+        let memory: Vec<_> = fdt
+            .all_nodes()
+            .filter(|n| n.name.starts_with("memory@"))
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(memory, ["memory@40000000"]);
+    }
+
+    #[test]
+    fn channels_on_doorbell_gpio_lines() {
+        let config = config_with_channels();
+        let linux = &config.partitions[1];
+        let l = layout(linux, 0x10_0000, None).unwrap();
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let gpio = fdt.find_node("/gpio@9040000").unwrap();
+        assert_eq!(
+            gpio.compatible().unwrap().all().collect::<Vec<_>>(),
+            ["arm,pl061", "arm,primecell"]
+        );
+        let reg = gpio.reg().unwrap().next().unwrap();
+        assert_eq!(
+            (reg.starting_address as usize, reg.size),
+            (0x0904_0000, Some(0x1000))
+        );
+        assert_eq!(
+            be_u32s(gpio.property("interrupts").unwrap().value),
+            [0, 101, 4],
+            "one level-high SPI for all lines"
+        );
+        assert!(gpio.property("gpio-controller").is_some());
+        assert!(gpio.property("interrupt-controller").is_some());
+        assert_eq!(gpio.property("#gpio-cells").unwrap().as_usize(), Some(2));
+        assert_eq!(
+            gpio.property("#interrupt-cells").unwrap().as_usize(),
+            Some(2)
+        );
+        assert_eq!(
+            gpio.property("clocks").unwrap().as_usize(),
+            Some(phandle::APB_PCLK as usize)
+        );
+        assert!(fdt.find_node("/apb-pclk").is_some(), "its clock exists");
+        // Eight names, the partition's channels in config order on lines 0 and 1.
+        let names: Vec<&str> = gpio
+            .property("gpio-line-names")
+            .unwrap()
+            .value
+            .split(|&b| b == 0)
+            .map(|s| std::str::from_utf8(s).unwrap())
+            .collect();
+        assert_eq!(names, ["ipc0", "ctl", "", "", "", "", "", "", ""]);
+        let ipc0 = fdt.find_node("/ipc0@70000000").unwrap();
+        assert!(ipc0.property("interrupts").is_none());
+        assert_eq!(
+            be_u32s(ipc0.property("interrupts-extended").unwrap().value),
+            [phandle::DOORBELL_GPIO, 0, 1],
+            "line 0, rising edge"
+        );
+        let ctl = fdt.find_node("/ctl@71000000").unwrap();
+        assert_eq!(
+            be_u32s(ctl.property("interrupts-extended").unwrap().value),
+            [phandle::DOORBELL_GPIO, 1, 1]
+        );
+        assert_eq!(
+            ctl.property("bulkhead,access").unwrap().as_str(),
+            Some("read-only")
+        );
+        let regs: Vec<_> = ctl
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as usize, r.size.unwrap()))
+            .collect();
+        assert_eq!(regs, [(0x7100_0000, 0x2000), (0x7101_0000, 0x1000)]);
     }
 
     #[test]

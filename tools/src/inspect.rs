@@ -1,10 +1,12 @@
 //! Rendering a board config as a readable table: what the hypervisor keeps and, per partition,
 //! which physical CPUs, memory and devices it gets, how it reaches each device (mapped or
-//! trapped), which devices master the bus, and, plainly, whether it can reach all memory.
+//! trapped), which devices master the bus, whether it can reach all memory, and the channels it
+//! shares with other partitions.
 
 use std::fmt::Write as _;
 
 use bulkhead_config::guest_view::PAGE_SIZE;
+use bulkhead_config::hypercall::Signal;
 use bulkhead_config::{
     BoardConfig, Device, DeviceAccess, Dma, IrqKind, LogLevel, PartitionId, PsciConduit,
 };
@@ -182,6 +184,16 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
             let _ = writeln!(s, "  vuart     none");
         }
     }
+    if let Some(g) = p.doorbell_gpio {
+        let _ = writeln!(
+            s,
+            "  doorbells pl061 at ipa {:#x}, intid {} (spi {}): line n signals channel n",
+            g.base,
+            g.intid(),
+            g.interrupt
+        );
+    }
+    channels(s, config, index);
     let _ = writeln!(s, "  image     {} (load {:#x})", p.image, p.load_address);
     let _ = writeln!(s, "  entry     {:#x}", p.entry);
     if let Some(initrd) = &p.initrd {
@@ -189,6 +201,39 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
     }
     if let Some(args) = &p.bootargs {
         let _ = writeln!(s, "  bootargs  {args}");
+    }
+}
+
+/// The channels partition `index` is an endpoint of.
+fn channels(s: &mut String, config: &BoardConfig, index: usize) {
+    for e in config.endpoints_of(PartitionId(index)) {
+        let peer = e
+            .peer
+            .and_then(|p| config.partitions.get(p.partition.index()))
+            .map_or("<none>", |p| p.name.as_str());
+        let _ = writeln!(
+            s,
+            "  channel   {} (id {}): endpoint {}, {}, peer {peer}",
+            e.channel.name,
+            e.id,
+            e.index,
+            e.endpoint.access.as_str()
+        );
+        let shm = e.shm();
+        let _ = writeln!(
+            s,
+            "            memory ipa {:#x} -> pa {:#x}  {}, doorbell page ipa {:#x}",
+            shm.base,
+            e.channel.memory.base,
+            mib(shm.size),
+            e.endpoint.doorbell
+        );
+        let signal = match e.signal {
+            Some(Signal::Spi { intid }) => format!("intid {intid} (spi {})", intid - 32),
+            Some(Signal::GpioLine { line, .. }) => format!("doorbell GPIO line {line}"),
+            None => "none".to_string(),
+        };
+        let _ = writeln!(s, "            signalled by {signal}");
     }
 }
 
@@ -261,6 +306,48 @@ mod tests {
             assert!(lines.contains(&row), "missing row {row:?} in\n{text}");
         }
         assert!(!text.contains("WARNING"), "{text}");
+    }
+
+    #[test]
+    fn channels_and_doorbell_gpios() {
+        use bulkhead_config::{
+            Channel, ChannelAccess, ChannelEndpoint, DoorbellGpio, GuestPhysAddr,
+        };
+        let mut config = sample_config();
+        config.partitions[1].doorbell_gpio = Some(DoorbellGpio {
+            base: GuestPhysAddr(0x0904_0000),
+            interrupt: 101,
+        });
+        let endpoint = |partition, ipa: u64, interrupt| ChannelEndpoint {
+            path: String::new(),
+            partition: PartitionId(partition),
+            guest_address: GuestPhysAddr(ipa),
+            doorbell: GuestPhysAddr(ipa + 0x1_0000),
+            access: ChannelAccess::ReadWrite,
+            interrupt,
+        };
+        config.channels = vec![Channel {
+            name: "ipc0".into(),
+            path: "/hypervisor/ipc0".into(),
+            memory: HostRange::new(HostPhysAddr(0x4a00_0000), 0x1_0000),
+            endpoints: vec![
+                endpoint(1, 0x7000_0000, None),
+                endpoint(0, 0x4100_0000, Some(100)),
+            ],
+        }];
+        let text = render(&config);
+        let expected = [
+            "  doorbells pl061 at ipa 0x9040000, intid 133 (spi 101): line n signals channel n",
+            "  channel   ipc0 (id 0): endpoint 0, read-write, peer hello",
+            "            memory ipa 0x70000000 -> pa 0x4a000000  0.0625 MiB, doorbell page ipa 0x70010000",
+            "            signalled by doorbell GPIO line 0",
+            "  channel   ipc0 (id 0): endpoint 1, read-write, peer linux",
+            "            signalled by intid 132 (spi 100)",
+        ];
+        let lines: Vec<&str> = text.lines().collect();
+        for row in expected {
+            assert!(lines.contains(&row), "missing row {row:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn sample_config() -> BoardConfig {
                 entry: GuestPhysAddr(0x4000_0000),
                 initrd: None,
                 bootargs: None,
+                doorbell_gpio: None,
             },
             Partition {
                 name: "linux".into(),
@@ -102,8 +103,10 @@ pub fn sample_config() -> BoardConfig {
                 entry: GuestPhysAddr(0x4020_0000),
                 initrd: Some("rootfs.cpio".into()),
                 bootargs: Some("console=hvc0 earlycon".into()),
+                doorbell_gpio: None,
             },
         ],
+        channels: vec![],
     }
 }
 

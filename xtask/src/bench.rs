@@ -17,6 +17,9 @@
 //!    prints nothing (`qemu-virt-bench-console-quiet.dts`): `console-flood-slowdown-p99` =
 //!    flooded p99 / quiet p99.
 //! 6. **Linux boot** to userspace ([`linux_boot`]).
+//! 7. **Channels** between partitions ([`ipc`]): doorbell round-trip latency and streaming
+//!    throughput between two bare-metal partitions and between Linux userspace and bare metal
+//!    (in a partition only: there is no native counterpart).
 //!
 //! Each round's figure is the guest's statistic over its samples (median, p99); the figure
 //! reported is the median over rounds, with the run-to-run spread. It prints the table and writes
@@ -28,6 +31,7 @@ mod figures;
 mod footprint;
 mod guest_output;
 mod guest_runs;
+mod ipc;
 mod linux_boot;
 mod report;
 mod session;
@@ -56,6 +60,8 @@ const QUICK_ROUNDS: usize = 3;
 const ICOUNT_ROUNDS: usize = 2;
 /// Interference rounds (each boots Linux) in a full run.
 const INTERFERENCE_ROUNDS: usize = 5;
+/// Rounds of each channel benchmark in a full run (two of the four boot Linux).
+const IPC_ROUNDS: usize = 5;
 
 /// The board whose hypervisor image is measured.
 const FOOTPRINT_BOARD: &str = "qemu-virt-hello";
@@ -92,6 +98,7 @@ struct Plan {
     icount: usize,
     interference: usize,
     linux: usize,
+    ipc: usize,
 }
 
 impl Plan {
@@ -108,6 +115,7 @@ impl Plan {
             icount: rounds.min(if quick { 1 } else { ICOUNT_ROUNDS }),
             interference: rounds.min(if quick { 1 } else { INTERFERENCE_ROUNDS }),
             linux: rounds.min(if quick { 2 } else { DEFAULT_ROUNDS }),
+            ipc: rounds.min(if quick { 1 } else { IPC_ROUNDS }),
         })
     }
 }
@@ -143,8 +151,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     println!("bench: {qemu_version}");
     println!(
         "bench: {} rounds native/partitioned wall-clock, {} under icount, {} interference, {} \
-         Linux boots each",
-        plan.guest, plan.icount, plan.interference, plan.linux
+         Linux boots each, {} of each channel benchmark",
+        plan.guest, plan.icount, plan.interference, plan.linux, plan.ipc
     );
 
     let mut figures = FigureSet::default();
@@ -162,6 +170,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
         0 => None,
         _ => Some(linux_boot::LinuxBoot::prepare()?),
     };
+    let ipc_boards = ipc::BOARDS
+        .into_iter()
+        .map(ipc::IpcBoard::prepare)
+        .collect::<Result<Vec<_>>>()?;
     println!(
         "bench: native:      {qemu} {}",
         wall.native_args(false).join(" ")
@@ -254,13 +266,36 @@ pub fn run(options: Options) -> Result<ExitCode> {
         }
     }
 
+    for round in 1..=plan.ipc {
+        for board in &ipc_boards {
+            let started = Instant::now();
+            let run = board
+                .run(qemu)
+                .with_context(|| format!("channel benchmark {}", board.label()))?;
+            println!(
+                "bench: round {round}/{}: Bulkhead {:<21} median {} us, p99 {} us, {:.2} MiB/s \
+                 ({} round trips, window {}) in {:.1} s",
+                plan.ipc,
+                board.label(),
+                run.median_us,
+                run.p99_us,
+                run.mib_per_s,
+                run.round_trips,
+                run.window,
+                started.elapsed().as_secs_f64()
+            );
+            board.record(&mut figures, &run);
+        }
+    }
+
     let elapsed = start.elapsed();
     let subtitle = format!(
-        "{qemu_version}; {} rounds ({} icount, {} interference, {} Linux); {}",
+        "{qemu_version}; {} rounds ({} icount, {} interference, {} Linux, {} channel); {}",
         plan.guest,
         plan.icount,
         plan.interference,
         plan.linux,
+        plan.ipc,
         if options.quick { "--quick" } else { "full run" }
     );
     write_results(&figures, &subtitle, elapsed)?;
@@ -502,7 +537,8 @@ mod tests {
                 guest: 10,
                 icount: 2,
                 interference: 5,
-                linux: 10
+                linux: 10,
+                ipc: 5
             }
         );
         assert_eq!(
@@ -511,7 +547,8 @@ mod tests {
                 guest: 3,
                 icount: 1,
                 interference: 1,
-                linux: 2
+                linux: 2,
+                ipc: 1
             }
         );
         assert_eq!(
@@ -520,7 +557,8 @@ mod tests {
                 guest: 1,
                 icount: 1,
                 interference: 1,
-                linux: 1
+                linux: 1,
+                ipc: 1
             }
         );
         assert!(Plan::new(&options(false, Some(0))).is_err());

@@ -42,6 +42,20 @@ pub struct RunOptions {
     pub uboot: Option<UBootFiles>,
 }
 
+impl RunOptions {
+    /// A plain boot: the default CPU, QEMU's `-kernel` loader, no timeout, no gdb, nothing
+    /// extra (how the benchmarks boot a board).
+    pub fn plain() -> Self {
+        Self {
+            cpu: DEFAULT_CPU.into(),
+            timeout: None,
+            gdb: false,
+            extra_args: Vec::new(),
+            uboot: None,
+        }
+    }
+}
+
 /// What booting through U-Boot needs ([`crate::uboot`]).
 pub struct UBootFiles {
     /// U-Boot's `qemu_arm64` build, given to QEMU as `-bios`.

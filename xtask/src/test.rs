@@ -59,6 +59,8 @@ const STEPS: &[Step] = &[
             "hello",
             "-p",
             "trespasser",
+            "-p",
+            "ipc-echo",
             "--",
             "-D",
             "warnings",

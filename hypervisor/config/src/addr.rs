@@ -5,8 +5,8 @@
 //! underneath; [`GuestPhysAddr`] and [`HostPhysAddr`] keep them apart, and [`Range`] is a range in
 //! one of the two spaces ([`GuestRange`], [`HostRange`]). Sizes stay plain `u64` byte counts.
 //!
-//! Likewise a partition, one of its vCPUs and a physical CPU are each numbered from 0:
-//! [`PartitionId`], [`VcpuId`] and [`PcpuId`] keep those numbers apart.
+//! Likewise a partition, one of its vCPUs, a physical CPU and a channel are each numbered from 0:
+//! [`PartitionId`], [`VcpuId`], [`PcpuId`] and [`ChannelId`] keep those numbers apart.
 //!
 //! Nothing here allocates or panics: arithmetic that could overflow is checked or saturating.
 
@@ -218,6 +218,11 @@ index_type!(
 index_type!(
     /// A physical CPU: its position in the platform's `/cpus` (not its MPIDR).
     PcpuId
+);
+index_type!(
+    /// A channel between two partitions, numbered in board-config order from 0 (the channel id
+    /// of the hypercalls and of the doorbell page's `CHANNEL` register).
+    ChannelId
 );
 
 #[cfg(test)]

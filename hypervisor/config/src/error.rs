@@ -84,6 +84,13 @@ pub enum ErrorKind {
     UnknownHypervisorChild { compatible: Vec<String> },
     /// A device is listed in both `dma-masters` and `not-dma-masters`.
     DmaOverrideConflict { device: String },
+    /// A phandle in `property` refers to `target`, which is not a partition node.
+    NotAPartition {
+        property: &'static str,
+        target: String,
+    },
+    /// A channel endpoint's `access` is neither `read-write` nor `read-only`.
+    UnknownChannelAccess(String),
 
     // ---- validation ----
     /// The config defines no partition.
@@ -213,6 +220,41 @@ pub enum ErrorKind {
         what: &'static str,
         addr: GuestPhysAddr,
     },
+    /// Two channels have the same name.
+    DuplicateChannelName(String),
+    /// A channel's memory is not inside the platform's RAM.
+    ChannelMemoryOutsideRam { range: HostRange },
+    /// A channel's memory overlaps memory that is someone else's (`other` says whose).
+    ChannelMemoryOverlaps { range: HostRange, other: String },
+    /// A channel does not have exactly two endpoints.
+    ChannelEndpointCount(usize),
+    /// Both endpoints of a channel are the same partition.
+    ChannelEndpointsSamePartition { partition: String },
+    /// Neither endpoint of a channel may write its memory.
+    ChannelWithoutWriter,
+    /// Something a partition sees of a channel (`what`: its shared memory or doorbell page) or
+    /// its doorbell GPIO overlaps something else it sees (`other`), guest-physical.
+    GuestWindowOverlap {
+        what: &'static str,
+        range: GuestRange,
+        partition: String,
+        other: String,
+    },
+    /// A doorbell interrupt number is not an SPI number (0..=987).
+    DoorbellInterruptNotSpi { number: u32 },
+    /// A doorbell interrupt is also another interrupt of the same partition (`other`).
+    DoorbellInterruptClash {
+        intid: u32,
+        partition: String,
+        other: String,
+    },
+    /// An endpoint of a partition without a doorbell GPIO has no `interrupt`.
+    EndpointWithoutInterrupt { partition: String },
+    /// An endpoint of a partition with a doorbell GPIO has an `interrupt`, which would not be
+    /// used.
+    EndpointInterruptWithGpio { partition: String },
+    /// A partition with a doorbell GPIO is an endpoint of more channels than it has lines.
+    TooManyGpioChannels { partition: String, lines: usize },
 }
 
 impl fmt::Display for ConfigError {
@@ -285,6 +327,15 @@ impl fmt::Display for ErrorKind {
             DmaOverrideConflict { device } => write!(
                 f,
                 "device {device} is listed in both `dma-masters` and `not-dma-masters`"
+            ),
+            NotAPartition { property, target } => write!(
+                f,
+                "`{property}` refers to {target}, which is not a partition (a child of \
+                 /hypervisor with compatible \"bulkhead,partition\")"
+            ),
+            UnknownChannelAccess(a) => write!(
+                f,
+                "unknown access \"{a}\" (expected \"read-write\" or \"read-only\")"
             ),
             DuplicateMpidr { mpidr, other } => {
                 write!(f, "MPIDR {mpidr:#x} (`reg`) is also the MPIDR of {other}")
@@ -442,6 +493,53 @@ impl fmt::Display for ErrorKind {
             AddressNotInMemory { what, addr } => {
                 write!(f, "{what} {addr:#x} is not inside the partition's memory (guest-physical)")
             }
+            DuplicateChannelName(n) => write!(f, "channel name {n} is used twice"),
+            ChannelMemoryOutsideRam { range } => write!(
+                f,
+                "channel memory {range} is outside the platform's RAM (host-physical)"
+            ),
+            ChannelMemoryOverlaps { range, other } => {
+                write!(f, "channel memory {range} overlaps {other} (host-physical)")
+            }
+            ChannelEndpointCount(n) => write!(
+                f,
+                "a channel has exactly two endpoints (child nodes), this one has {n}"
+            ),
+            ChannelEndpointsSamePartition { partition } => {
+                write!(f, "both endpoints are partition {partition}")
+            }
+            ChannelWithoutWriter => f.write_str(
+                "both endpoints are `read-only`: at least one must be `read-write` for the \
+                 channel to carry anything",
+            ),
+            GuestWindowOverlap { what, range, partition, other } => write!(
+                f,
+                "{what} {range} overlaps {other} in partition {partition} (guest-physical)"
+            ),
+            DoorbellInterruptNotSpi { number } => write!(
+                f,
+                "doorbell interrupt {number} is not an SPI number (0 to 987; INTID = 32 + number)"
+            ),
+            DoorbellInterruptClash { intid, partition, other } => write!(
+                f,
+                "doorbell interrupt SPI {} (INTID {intid}) is also {other} in partition {partition}",
+                intid.saturating_sub(32)
+            ),
+            EndpointWithoutInterrupt { partition } => write!(
+                f,
+                "required property `interrupt` is missing: partition {partition} has no \
+                 `doorbell-gpio`, so its doorbell is an SPI of its own"
+            ),
+            EndpointInterruptWithGpio { partition } => write!(
+                f,
+                "partition {partition} has a `doorbell-gpio`, which signals its channels on \
+                 its lines: remove `interrupt` here"
+            ),
+            TooManyGpioChannels { partition, lines } => write!(
+                f,
+                "partition {partition} is an endpoint of more channels than its `doorbell-gpio` \
+                 has lines ({lines})"
+            ),
         }
     }
 }

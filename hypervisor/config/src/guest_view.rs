@@ -8,6 +8,11 @@
 //! - The virtual GICv3 has a [`GICD_SIZE`] distributor and, per vCPU, [`GICR_STRIDE`] of
 //!   redistributor frames (RD_base and SGI_base, no VLPI frames).
 //! - The EL1 virtual and physical timers interrupt on [`VTIMER_PPI`] and [`PTIMER_PPI`].
+//! - Each endpoint of a channel has a trapped doorbell page of [`DOORBELL_PAGE_SIZE`] bytes
+//!   whose registers are [`DOORBELL_RING`], [`DOORBELL_ENDPOINT`] and [`DOORBELL_CHANNEL`]; a
+//!   partition with a doorbell GPIO (an emulated PL061 of [`DOORBELL_GPIO_SIZE`] bytes) is
+//!   signalled on its lines instead, at most [`DOORBELL_GPIO_LINES`] of them (see
+//!   `docs/channels.md`).
 
 use crate::addr::VcpuId;
 
@@ -79,6 +84,38 @@ pub const GUEST_TIMER_PPIS: [u32; 2] = [VTIMER_PPI, PTIMER_PPI];
 /// The architected timer's interrupts as the guest's `/timer` node lists them when the platform
 /// names none (QEMU virt's): secure physical, non-secure physical, virtual, hypervisor.
 pub const DEFAULT_TIMER_PPIS: [u32; 4] = [29, PTIMER_PPI, VTIMER_PPI, 26];
+
+/// Size of a channel endpoint's doorbell page (trapped, never backed by memory).
+pub const DOORBELL_PAGE_SIZE: u64 = PAGE_SIZE;
+/// Offset of the doorbell page's `RING` register: a 32-bit write of any value rings the peer.
+pub const DOORBELL_RING: u64 = 0x000;
+/// Offset of the doorbell page's `ENDPOINT` register: reads this endpoint's index (0 or 1).
+pub const DOORBELL_ENDPOINT: u64 = 0x004;
+/// Offset of the doorbell page's `CHANNEL` register: reads the channel's id.
+pub const DOORBELL_CHANNEL: u64 = 0x008;
+
+/// `compatible` of a channel's node in the guest device tree, and of a channel node under
+/// `/hypervisor` in the board config.
+pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
+/// Second `compatible` of a channel's guest node: Linux's `uio_pdrv_genirq` binds to it when
+/// loaded with `of_id=generic-uio`.
+pub const CHANNEL_UIO_COMPATIBLE: &str = "generic-uio";
+/// Property of a channel's guest node: the partition's endpoint index (0 or 1).
+pub const CHANNEL_ENDPOINT_PROPERTY: &str = "bulkhead,endpoint";
+/// Property of a channel's guest node: the channel's id (what the hypercalls take).
+pub const CHANNEL_ID_PROPERTY: &str = "bulkhead,channel-id";
+/// Property of a channel's guest node (and of an endpoint in the board config): the access,
+/// [`ACCESS_READ_WRITE`] or [`ACCESS_READ_ONLY`].
+pub const CHANNEL_ACCESS_PROPERTY: &str = "bulkhead,access";
+/// Access of an endpoint that may write the channel's memory.
+pub const ACCESS_READ_WRITE: &str = "read-write";
+/// Access of an endpoint that may only read it.
+pub const ACCESS_READ_ONLY: &str = "read-only";
+
+/// Size of the register window of a partition's doorbell GPIO (an emulated PL061).
+pub const DOORBELL_GPIO_SIZE: u64 = 0x1000;
+/// Lines of a doorbell GPIO: line `n` is the partition's `n`-th channel (config order).
+pub const DOORBELL_GPIO_LINES: usize = 8;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,9 @@
 //!
 //! - [`addr`]: guest- and host-physical address types and partition/vCPU/pCPU index types;
 //! - [`guest_view`]: the guest's view of the machine (page size, virtual UART window, GIC
-//!   layout, vCPU affinity, timer interrupts), shared with the guest runtime;
+//!   layout, vCPU affinity, timer interrupts, channel doorbells), shared with the guest runtime;
+//! - [`hypercall`]: the hypercall ABI (function IDs, errors, result encodings), shared with the
+//!   guest runtime;
 //! - with the `board` feature (needs `alloc`): [`model`], [`parse`], [`validate`], [`error`],
 //!   and [`dma`] (which devices can master the bus).
 
@@ -22,6 +24,7 @@ extern crate std;
 
 pub mod addr;
 pub mod guest_view;
+pub mod hypercall;
 
 #[cfg(feature = "board")]
 pub mod dma;
@@ -36,7 +39,8 @@ pub mod small_sort;
 pub mod validate;
 
 pub use addr::{
-    Address, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId, Range, VcpuId,
+    Address, ChannelId, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId,
+    Range, VcpuId,
 };
 #[cfg(feature = "board")]
 pub use error::{ConfigError, ErrorKind};

@@ -5,7 +5,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::addr::{GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId};
+use crate::addr::{
+    ChannelId, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId,
+};
+use crate::guest_view::{
+    ACCESS_READ_ONLY, ACCESS_READ_WRITE, CHANNEL_COMPATIBLE, DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE,
+};
+use crate::hypercall::Signal;
 
 /// How the platform firmware's PSCI is reached (`/psci` `method`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,21 +216,25 @@ impl MemoryRegion {
 
 /// What a child of `/hypervisor` can be, recognised by its `compatible`. Every kind the parser
 /// knows is listed in [`HypervisorChild::ALL`]; a child of no known kind is refused. New kinds
-/// (e.g. `bulkhead,channel`) are added here.
+/// are added here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HypervisorChild {
     /// A partition: `compatible = "bulkhead,partition"`.
     Partition,
+    /// A channel between two partitions: `compatible = "bulkhead,channel"`.
+    Channel,
 }
 
 impl HypervisorChild {
     /// Every kind, in the order messages list them.
-    pub const ALL: &'static [HypervisorChild] = &[HypervisorChild::Partition];
+    pub const ALL: &'static [HypervisorChild] =
+        &[HypervisorChild::Partition, HypervisorChild::Channel];
 
     /// The `compatible` string that marks a child of this kind.
     pub const fn compatible(self) -> &'static str {
         match self {
             HypervisorChild::Partition => "bulkhead,partition",
+            HypervisorChild::Channel => CHANNEL_COMPATIBLE,
         }
     }
 
@@ -308,6 +318,10 @@ pub struct Partition {
     /// Optional initrd (`initrd` string), kernel command line (`bootargs`).
     pub initrd: Option<String>,
     pub bootargs: Option<String>,
+    /// An emulated PL061 whose lines signal the partition's channels (`doorbell-gpio`), for
+    /// guests that take doorbells as GPIO edges (Linux userspace through the GPIO character
+    /// device).
+    pub doorbell_gpio: Option<DoorbellGpio>,
 }
 
 impl Partition {
@@ -322,12 +336,139 @@ impl Partition {
     }
 }
 
-/// A whole board config: platform plus partitions.
+/// A partition's doorbell GPIO: an emulated PL061 at `base` (guest-physical) whose line `n` gets
+/// a rising edge when the peer of the partition's `n`-th channel rings; its one interrupt is
+/// the level-sensitive SPI `interrupt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoorbellGpio {
+    pub base: GuestPhysAddr,
+    /// The SPI number (INTID = 32 + number), from `doorbell-gpio-interrupt`.
+    pub interrupt: u32,
+}
+
+impl DoorbellGpio {
+    /// Its register window.
+    pub fn window(&self) -> GuestRange {
+        GuestRange::new(self.base, DOORBELL_GPIO_SIZE)
+    }
+
+    /// Its interrupt's INTID.
+    pub const fn intid(&self) -> u32 {
+        self.interrupt.saturating_add(32)
+    }
+}
+
+/// Whether a channel endpoint may write the channel's memory (`access`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelAccess {
+    ReadWrite,
+    ReadOnly,
+}
+
+impl ChannelAccess {
+    /// The `access` string: `read-write` or `read-only`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChannelAccess::ReadWrite => ACCESS_READ_WRITE,
+            ChannelAccess::ReadOnly => ACCESS_READ_ONLY,
+        }
+    }
+
+    /// The access an `access` string names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ChannelAccess::ReadWrite, ChannelAccess::ReadOnly]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+
+    pub const fn is_writable(self) -> bool {
+        matches!(self, ChannelAccess::ReadWrite)
+    }
+}
+
+/// One endpoint of a channel: a partition, where the channel appears in it, and how it is
+/// signalled (a child node of the channel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEndpoint {
+    /// Full node path, e.g. `/hypervisor/ipc0/endpoint-0`.
+    pub path: String,
+    pub partition: PartitionId,
+    /// Where the shared memory appears (`guest-address`).
+    pub guest_address: GuestPhysAddr,
+    /// Where its doorbell page appears (`doorbell`).
+    pub doorbell: GuestPhysAddr,
+    pub access: ChannelAccess,
+    /// The SPI number (INTID = 32 + number) the peer's ring raises (`interrupt`); absent when
+    /// the partition's doorbell GPIO signals it.
+    pub interrupt: Option<u32>,
+}
+
+impl ChannelEndpoint {
+    /// Its doorbell page, guest-physical.
+    pub fn doorbell_page(&self) -> GuestRange {
+        GuestRange::new(self.doorbell, DOORBELL_PAGE_SIZE)
+    }
+}
+
+/// A channel between two partitions (a child of `/hypervisor` with
+/// `compatible = "bulkhead,channel"`): host memory mapped into both, and a doorbell each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    /// The node name without unit address: the guest device-tree node's name.
+    pub name: String,
+    /// Full node path, e.g. `/hypervisor/ipc0`.
+    pub path: String,
+    /// The shared memory, host-physical (`memory`).
+    pub memory: HostRange,
+    /// Its endpoints in node order (endpoint 0, 1); validation requires exactly two.
+    pub endpoints: Vec<ChannelEndpoint>,
+}
+
+impl Channel {
+    /// Where endpoint `e` sees the shared memory.
+    pub fn shm(&self, e: &ChannelEndpoint) -> GuestRange {
+        GuestRange::new(e.guest_address, self.memory.size)
+    }
+
+    /// The endpoint `partition` is, with its index, if it is one.
+    pub fn endpoint_of(&self, partition: PartitionId) -> Option<(usize, &ChannelEndpoint)> {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.partition == partition)
+    }
+}
+
+/// One channel as seen from one of its endpoint partitions ([`BoardConfig::endpoints_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalEndpoint<'c> {
+    pub id: ChannelId,
+    pub channel: &'c Channel,
+    /// Which endpoint the partition is (0 or 1).
+    pub index: usize,
+    pub endpoint: &'c ChannelEndpoint,
+    /// The other endpoint, if the channel has one.
+    pub peer: Option<&'c ChannelEndpoint>,
+    /// The partition's position among its own channels (config order): its doorbell GPIO line.
+    pub local: usize,
+    /// How the partition is signalled when the peer rings.
+    pub signal: Option<Signal>,
+}
+
+impl LocalEndpoint<'_> {
+    /// Where the partition sees the shared memory.
+    pub fn shm(&self) -> GuestRange {
+        self.channel.shm(self.endpoint)
+    }
+}
+
+/// A whole board config: platform, partitions and the channels between them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoardConfig {
     pub platform: Platform,
     pub hypervisor: HypervisorConfig,
     pub partitions: Vec<Partition>,
+    pub channels: Vec<Channel>,
 }
 
 /// INTID a partition's virtual UART interrupts on when the console UART has no interrupt in the
@@ -345,8 +486,8 @@ impl BoardConfig {
             .map_or(DEFAULT_VIRTUAL_UART_INTID, Irq::intid)
     }
 
-    /// INTIDs of the SPIs `partition` owns: its passthrough devices' SPIs and, if it has a
-    /// virtual UART, that UART's interrupt. Sorted, without duplicates.
+    /// INTIDs of the SPIs `partition` owns: its passthrough devices' SPIs and its purely virtual
+    /// ones ([`virtual_spis`](Self::virtual_spis)). Sorted, without duplicates.
     pub fn partition_spis(&self, partition: PartitionId) -> Vec<u32> {
         let Some(p) = self.partitions.get(partition.index()) else {
             return Vec::new();
@@ -358,12 +499,76 @@ impl BoardConfig {
             .filter(|i| i.kind == IrqKind::Spi)
             .map(Irq::intid)
             .collect();
-        if p.virtual_uart.is_some() {
-            spis.push(self.virtual_uart_intid());
-        }
+        spis.extend(self.virtual_spis(partition));
         crate::small_sort::sort(&mut spis);
         spis.dedup();
         spis
+    }
+
+    /// INTIDs of the SPIs of `partition` that exist only in its virtual GIC: its virtual UART's
+    /// interrupt, its channels' doorbell SPIs and its doorbell GPIO's interrupt. Sorted,
+    /// without duplicates.
+    pub fn virtual_spis(&self, partition: PartitionId) -> Vec<u32> {
+        let Some(p) = self.partitions.get(partition.index()) else {
+            return Vec::new();
+        };
+        let mut spis: Vec<u32> = self
+            .endpoints_of(partition)
+            .filter_map(|e| e.endpoint.interrupt)
+            .map(|n| n.saturating_add(32))
+            .collect();
+        if p.virtual_uart.is_some() {
+            spis.push(self.virtual_uart_intid());
+        }
+        spis.extend(p.doorbell_gpio.map(|g| g.intid()));
+        spis.sort_unstable();
+        spis.dedup();
+        spis
+    }
+
+    /// The channels `partition` is an endpoint of, in config order.
+    pub fn endpoints_of(
+        &self,
+        partition: PartitionId,
+    ) -> impl Iterator<Item = LocalEndpoint<'_>> + '_ {
+        let gpio = self
+            .partitions
+            .get(partition.index())
+            .and_then(|p| p.doorbell_gpio);
+        self.channels
+            .iter()
+            .enumerate()
+            .filter_map(move |(id, channel)| {
+                let (index, endpoint) = channel.endpoint_of(partition)?;
+                Some((ChannelId(id), channel, index, endpoint))
+            })
+            .enumerate()
+            .map(move |(local, (id, channel, index, endpoint))| {
+                let signal = match (gpio, endpoint.interrupt) {
+                    (Some(g), _) => u8::try_from(local).ok().map(|line| Signal::GpioLine {
+                        intid: g.intid(),
+                        line,
+                    }),
+                    (None, Some(n)) => Some(Signal::Spi {
+                        intid: n.saturating_add(32),
+                    }),
+                    (None, None) => None,
+                };
+                LocalEndpoint {
+                    id,
+                    channel,
+                    index,
+                    endpoint,
+                    peer: channel
+                        .endpoints
+                        .iter()
+                        .enumerate()
+                        .find(|&(i, _)| i != index)
+                        .map(|(_, e)| e),
+                    local,
+                    signal,
+                }
+            })
     }
 
     /// The devices of `partition` that master the bus, with why: through them the partition can

@@ -1,9 +1,10 @@
 //! Validation of a parsed [`BoardConfig`]: checks that the partitions really are isolated from
-//! each other and from the hypervisor (memory, CPUs, devices, interrupts, DMA) and that each one
-//! is complete enough to boot.
+//! each other and from the hypervisor (memory, CPUs, devices, interrupts, DMA), that each one
+//! is complete enough to boot, and that the channels between them share only what they should
+//! ([`channels`]).
 //!
-//! Checks run in a fixed order (the hypervisor node first, then each partition in config order)
-//! and the first failure is returned, so the same config always yields the same error. A claim
+//! Checks run in a fixed order (the hypervisor node first, then each partition in config order,
+//! then each channel) and the first failure is returned, so the same config always yields the same error. A claim
 //! two partitions make (a CPU, memory, a device, an interrupt) is reported at the second one; a
 //! partition's devices are also checked against every device it does not own and all RAM. Nothing here panics, even on a model that was not
 //! built by `parse` (indices are checked).
@@ -15,6 +16,8 @@ use crate::addr::{GuestRange, HostRange};
 use crate::error::{ConfigError, ErrorKind};
 use crate::guest_view::{gicr_size, GICD_SIZE, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
 use crate::model::{BoardConfig, Device, Partition, PassthroughDevice};
+
+mod channels;
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -29,7 +32,7 @@ pub fn validate(c: &BoardConfig) -> Result {
         let earlier = c.partitions.get(..i).unwrap_or_default();
         Check { c, p, earlier }.run()?;
     }
-    Ok(())
+    channels::validate_channels(c)
 }
 
 /// Every CPU has an MPIDR of its own: the hypervisor finds each CPU's GIC redistributor and
@@ -189,6 +192,7 @@ impl Check<'_> {
         self.devices()?;
         self.guest_layout()?;
         self.virtual_uart()?;
+        channels::doorbell_gpio(self.c, self.p)?;
         self.addresses()
     }
 

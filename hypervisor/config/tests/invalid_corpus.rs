@@ -1,7 +1,7 @@
 //! Compiles the board configs under `board-configs/` with `dtc` and loads them: every board of
-//! `board-configs/` and `board-configs/test/` must load cleanly, and every file of
-//! `board-configs/test/invalid/` must be refused with an error containing the substring its
-//! first line announces (`// expect: <substring>`).
+//! `board-configs/`, `board-configs/test/` and `board-configs/bench/` must load cleanly, and
+//! every file of `board-configs/test/invalid/` must be refused with an error containing the
+//! substring its first line announces (`// expect: <substring>`).
 //!
 //! `dtc` is a required build tool of the project, so a missing `dtc` fails these tests.
 
@@ -75,7 +75,12 @@ fn dts_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_board_config_loads() {
-    let boards: Vec<_> = [dts_files("board-configs"), dts_files("board-configs/test")].concat();
+    let boards: Vec<_> = [
+        dts_files("board-configs"),
+        dts_files("board-configs/test"),
+        dts_files("board-configs/bench"),
+    ]
+    .concat();
     assert!(boards.len() >= 5, "expected the boards, found {boards:?}");
     for file in boards {
         let rel = file

@@ -163,7 +163,7 @@ fn unknown_hypervisor_children_are_refused() {
     assert_eq!(
         e.to_string(),
         "node /hypervisor/b: unknown kind of /hypervisor child: its compatible \
-         \"bulkhead,partiton\" is none of \"bulkhead,partition\""
+         \"bulkhead,partiton\" is none of \"bulkhead,partition\", \"bulkhead,channel\""
     );
     b.part("b").compatible = None;
     let e = assert_err!(

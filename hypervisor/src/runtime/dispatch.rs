@@ -8,6 +8,7 @@
 use bulkhead_config::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId, VcpuId};
 
 use super::hw::Hw;
+use super::hypercall::Call;
 use super::lifecycle::{DeviceError, Fault, Stop};
 use super::partition::{Partition, VcpuEntry, VcpuPowerState};
 use super::vgic::GicWindow;
@@ -100,6 +101,12 @@ impl<H: Hw> System<H> {
         } else if let Some(window) = gic_window(p, ipa) {
             self.gic_access(p, window, syndrome.size, write)
                 .map_err(DeviceError::Gic)
+        } else if let Some((endpoint, offset)) = p.channels.doorbell_at(ipa) {
+            self.doorbell_access(p, endpoint, offset, syndrome.size, write)
+                .map_err(DeviceError::Doorbell)
+        } else if let Some(offset) = p.channels.gpio_offset(ipa) {
+            self.gpio_access(p, offset, syndrome.size, write)
+                .map_err(DeviceError::DoorbellGpio)
         } else if let Some(window) = p.trapped.iter().find(|w| w.identity().contains(ipa)) {
             self.trapped_access(window, ipa, syndrome.size, write)
         } else {
@@ -175,8 +182,13 @@ impl<H: Hw> System<H> {
         Next::Resume
     }
 
-    /// An HVC or SMC: PSCI and the SMCCC discovery calls, for the calling partition only.
+    /// An HVC or SMC: Bulkhead's own calls (`runtime::hypercall`), PSCI and the SMCCC
+    /// discovery calls, for the calling partition only.
     fn hypercall(&self, p: &Partition, vcpu: VcpuId, regs: &mut TrapFrame) -> Next {
+        if let Some(call) = Call::decode(regs.x[0], regs.x[1]) {
+            self.bulkhead_call(p, vcpu, regs, call);
+            return Next::Resume;
+        }
         let args = [regs.x[0], regs.x[1], regs.x[2], regs.x[3]];
         match psci::dispatch(vcpu, args, p, &self.workarounds) {
             PsciAction::Return(value) => {

@@ -11,6 +11,7 @@ use core::sync::atomic::Ordering;
 
 use bulkhead_config::PcpuId;
 
+use super::channel::DoorbellError;
 use super::dispatch::Continue;
 use super::hw::Hw;
 use super::partition::{Partition, State, VcpuPowerState};
@@ -18,6 +19,7 @@ use super::System;
 use crate::esr::ExceptionReport;
 use crate::exit::{GuestAccess, SysRegTrap};
 use crate::vgic::AccessError;
+use crate::vgpio::GpioError;
 use crate::vuart::MmioError;
 
 /// Why a partition stops.
@@ -61,6 +63,10 @@ pub enum DeviceError {
     /// An access to a trapped passthrough device that is not naturally aligned or crosses the
     /// end of its register window.
     Trapped,
+    /// An access to a channel's doorbell page that is not an aligned 32-bit one.
+    Doorbell(DoorbellError),
+    /// An access to the doorbell GPIO that it refuses.
+    DoorbellGpio(GpioError),
 }
 
 impl fmt::Display for DeviceError {
@@ -71,6 +77,8 @@ impl fmt::Display for DeviceError {
             DeviceError::Trapped => f.write_str(
                 "misaligned or partial access to a trapped passthrough device's registers",
             ),
+            DeviceError::Doorbell(e) => write!(f, "bad access to a channel's doorbell page ({e})"),
+            DeviceError::DoorbellGpio(e) => write!(f, "bad access to its doorbell GPIO ({e})"),
         }
     }
 }
@@ -152,6 +160,7 @@ impl<H: Hw> System<H> {
         }
         *p.vuart.lock() = crate::vuart::VirtualPl011::new();
         self.reset_vgic(p);
+        p.channels.reset();
         // vCPU 0's CPU reloads the partition and starts it.
         p.needs_load.store(true, Ordering::Release);
         if let Some(boot) = p.vcpus.first() {

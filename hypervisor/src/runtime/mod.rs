@@ -13,6 +13,8 @@
 //! | [`system`] | everything fixed at boot: partitions, CPU assignment, SPI ownership |
 //! | [`partition`] | a partition's and its vCPUs' state |
 //! | [`dispatch`] | the exit dispatcher: hypercalls (PSCI), MMIO, system registers |
+//! | [`hypercall`] | Bulkhead's own hypercalls: the caller's identity and channels |
+//! | [`channel`] | channels: doorbell pages, rings, the doorbell GPIO |
 //! | [`lifecycle`] | loading, stopping, restarting partitions; power-off |
 //! | [`physical_irq`] | physical interrupts: forwarding to guests, the hypervisor's own |
 //! | [`vgic`] | a partition's virtual GIC wired to list registers and the physical GIC |
@@ -21,8 +23,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod dispatch;
 pub mod hw;
+pub mod hypercall;
 pub mod lifecycle;
 pub mod partition;
 pub mod physical_irq;
@@ -31,6 +35,8 @@ pub mod vcpu_run;
 pub mod vgic;
 pub mod virtual_uart;
 
+#[cfg(test)]
+mod channel_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use bulkhead_config::{
     BoardConfig, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId, VcpuId,
 };
 
+use super::channel::Channels;
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
 use crate::stage2::{MapError, Stage2Tables};
@@ -102,6 +103,8 @@ pub struct Partition {
     /// Its memory must be cleared and its blobs loaded before vCPU 0 starts: at boot and after
     /// a restart. vCPU 0's CPU does it, so partitions load in parallel, each on its own core.
     pub needs_load: AtomicBool,
+    /// The channels it is an endpoint of, and its doorbell GPIO.
+    pub channels: Channels,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -158,6 +161,17 @@ impl Partition {
         for region in &p.memory {
             stage2
                 .map_ram(region.ipa, region.pa, region.size)
+                .map_err(SetupError::Map)?;
+        }
+        // Channels' shared memory, with this endpoint's access.
+        for e in config.endpoints_of(id) {
+            stage2
+                .map_shared(
+                    e.endpoint.guest_address,
+                    e.channel.memory.base,
+                    e.channel.memory.size,
+                    e.endpoint.access.is_writable(),
+                )
                 .map_err(SetupError::Map)?;
         }
         // Passthrough devices appear where they are, by whole pages. Trapped devices share
@@ -219,6 +233,7 @@ impl Partition {
                 .filter_map(|d| config.platform.devices.get(d.device))
                 .flat_map(|d| d.regs.iter().copied())
                 .collect(),
+            channels: Channels::new(config, id),
             dtb: bundle
                 .find(Kind::GuestDtb, id.index() as u32)
                 .map(|e| GuestPhysAddr(e.load)),

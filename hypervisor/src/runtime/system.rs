@@ -74,7 +74,7 @@ impl<H: Hw> System<H> {
                 }
             }
             for spi in config.partition_spis(p.id) {
-                if Some(spi) != p.vgic.vuart_intid {
+                if p.vgic.is_physical(spi) {
                     if let Some(slot) = spi_owner.get_mut(spi as usize) {
                         *slot = Some(p.id);
                     }
@@ -99,6 +99,7 @@ impl<H: Hw> System<H> {
             workarounds,
             unexpected: RateLimit::default(),
         };
+        system.zero_channels();
         for p in &system.partitions {
             system.reset_passthrough(p);
             // Until vCPU 0's CPU loads the partition (`next_vcpu_start`).
@@ -125,6 +126,7 @@ impl<H: Hw> System<H> {
                 p.vmid
             );
         }
+        self.log_channels();
     }
 
     /// The partition and vCPU physical CPU `cpu` runs, if any.

@@ -25,13 +25,13 @@ use crate::frame::TrapFrame;
 use crate::psci::VcpuPower;
 use crate::vgic::{ListReg, LrState, VirtualIrq};
 
-const MIB: u64 = 1 << 20;
-const LINUX: PartitionId = PartitionId(0);
-const TICKER: PartitionId = PartitionId(1);
+pub(super) const MIB: u64 = 1 << 20;
+pub(super) const LINUX: PartitionId = PartitionId(0);
+pub(super) const TICKER: PartitionId = PartitionId(1);
 const PASSTHROUGH_SPI: u32 = 48;
 const UART_SPI: u32 = 33;
-const VUART: u64 = 0x0900_0000;
-const GICD: u64 = 0x0800_0000;
+pub(super) const VUART: u64 = 0x0900_0000;
+pub(super) const GICD: u64 = 0x0800_0000;
 
 fn device(path: &str, base: u64, size: u64, spi: u32) -> Device {
     Device {
@@ -48,7 +48,13 @@ fn device(path: &str, base: u64, size: u64, spi: u32) -> Device {
     }
 }
 
-fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>) -> Partition {
+pub(super) fn partition(
+    name: &str,
+    cpus: &[usize],
+    ipa: u64,
+    pa: u64,
+    devices: Vec<usize>,
+) -> Partition {
     Partition {
         name: name.to_string(),
         path: alloc::format!("/hypervisor/{name}"),
@@ -69,10 +75,11 @@ fn partition(name: &str, cpus: &[usize], ipa: u64, pa: u64, devices: Vec<usize>)
         entry: GuestPhysAddr(ipa),
         initrd: None,
         bootargs: None,
+        doorbell_gpio: None,
     }
 }
 
-fn config() -> BoardConfig {
+pub(super) fn config() -> BoardConfig {
     let config = BoardConfig {
         platform: Platform {
             ram: vec![HostRange::new(HostPhysAddr(0x4000_0000), 1 << 30)],
@@ -107,6 +114,7 @@ fn config() -> BoardConfig {
             partition("linux", &[0, 1], 0x5000_0000, 0x5000_0000, vec![1]),
             partition("ticker", &[2], 0x4000_0000, 0x4800_0000, vec![]),
         ],
+        channels: vec![],
     };
     validate::validate(&config).expect("the test board is valid");
     config
@@ -159,14 +167,14 @@ fn system_with_linux_on_two_cpus() -> System<FakeHw> {
 }
 
 /// Runs vCPU `cpu`'s start as the idle loop would, and returns the CPU's frame for its traps.
-fn enter(sys: &System<FakeHw>, cpu: usize) -> TrapFrame {
+pub(super) fn enter(sys: &System<FakeHw>, cpu: usize) -> TrapFrame {
     sys.hw.on_cpu(cpu);
     let start = sys.next_vcpu_start(PcpuId(cpu)).expect("the vCPU starts");
     TrapFrame::new(start.pc.raw(), 0x3c5, start.x0)
 }
 
 /// An HVC with `x0..x3` from the vCPU on `cpu`; returns what the CPU does next and x0.
-fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
+pub(super) fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
     sys.hw.on_cpu(cpu);
     let mut regs = TrapFrame::default();
     regs.x[..4].copy_from_slice(&args);
@@ -175,27 +183,33 @@ fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
 }
 
 /// The ESR of a data abort with a valid syndrome (translation fault, level 3).
-fn abort_esr_l3(size_log2: u64, reg: u64, write: bool, sign_extend: bool, sixty_four: bool) -> u64 {
+pub(super) fn abort_esr_l3(
+    size_log2: u64,
+    reg: u64,
+    write: bool,
+    sign_extend: bool,
+    sixty_four: bool,
+) -> u64 {
     abort_esr(size_log2, reg, write, sign_extend, sixty_four, 0x07)
 }
 
-fn data_abort(esr: u64, ipa: u64) -> Exit {
+pub(super) fn data_abort(esr: u64, ipa: u64) -> Exit {
     Exit::DataAbort(GuestAccess::decode(esr, ipa & 0xfff, (ipa >> 12) << 4))
 }
 
-fn pending(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<VirtualIrq> {
+pub(super) fn pending(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<VirtualIrq> {
     let v = &sys.partitions[p.index()].vcpus[vcpu];
     v.pending.lock().iter().copied().collect()
 }
 
-fn power(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> VcpuPower {
+pub(super) fn power(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> VcpuPower {
     sys.partitions[p.index()].vcpus[vcpu].power()
 }
 
 const CPU_ON: u64 = 0xc400_0003;
 const CPU_OFF: u64 = 0x8400_0002;
-const SYSTEM_OFF: u64 = 0x8400_0008;
-const SYSTEM_RESET: u64 = 0x8400_0009;
+pub(super) const SYSTEM_OFF: u64 = 0x8400_0008;
+pub(super) const SYSTEM_RESET: u64 = 0x8400_0009;
 
 #[test]
 fn each_partition_is_loaded_by_its_boot_cpu_just_before_it_starts() {

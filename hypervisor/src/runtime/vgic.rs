@@ -35,6 +35,8 @@ pub struct Vgic {
     pub redist: spin::Mutex<RedistributorRegion>,
     /// The virtual UART's INTID, if the partition has one (purely virtual, never physical).
     pub vuart_intid: Option<u32>,
+    /// Every purely virtual SPI (the virtual UART's, the channels' doorbells): never physical.
+    pub virtual_spis: alloc::vec::Vec<u32>,
 }
 
 impl Vgic {
@@ -55,7 +57,13 @@ impl Vgic {
             dist: spin::Mutex::new(dist),
             redist: spin::Mutex::new(redist),
             vuart_intid: p.virtual_uart.map(|_| config.virtual_uart_intid()),
+            virtual_spis: config.virtual_spis(id),
         })
+    }
+
+    /// Whether the guest's SPI `intid` is a physical one (passed through), not purely virtual.
+    pub fn is_physical(&self, intid: u32) -> bool {
+        !self.virtual_spis.contains(&intid)
     }
 
     /// Back to the reset state (the partition restarts).
@@ -114,6 +122,7 @@ impl<H: Hw> System<H> {
                         self.apply_spi_action(p, *action);
                     }
                     self.vuart_level_changed(p, false);
+                    self.doorbells_changed(p);
                     None
                 })
             }
@@ -145,7 +154,7 @@ impl<H: Hw> System<H> {
     /// Applies a distributor action (about an SPI the partition owns) to the physical GIC.
     fn apply_spi_action(&self, p: &Partition, action: VgicAction) {
         log::trace!("partition {}: GICD action {action:?}", p.name);
-        let physical = |intid| Some(intid) != p.vgic.vuart_intid;
+        let physical = |intid| p.vgic.is_physical(intid);
         let boot_cpu = p.vcpus.first().map(|v| v.pcpu);
         match action {
             VgicAction::Enable { intid, enable } if physical(intid) => {
@@ -311,7 +320,7 @@ impl<H: Hw> System<H> {
     pub(super) fn disable_passthrough(&self, p: &Partition) {
         let Some(boot) = p.vcpus.first() else { return };
         for spi in self.config.partition_spis(p.id) {
-            if Some(spi) != p.vgic.vuart_intid {
+            if p.vgic.is_physical(spi) {
                 self.hw.set_enabled(spi, boot.pcpu, false);
             }
         }

@@ -1,5 +1,5 @@
 //! `bulkhead_channel`: message queues over the shared-memory channels Bulkhead gives partitions,
-//! for bare-metal guests and Linux userspace alike (`no_std`, no allocation, no dependencies).
+//! for bare-metal guests and Linux userspace alike (`no_std`, no allocation).
 //!
 //! A channel is a region of memory mapped into two partitions (its *endpoints*, 0 and 1 in the
 //! order of the board config), plus a doorbell each: a trapped register page whose write makes

@@ -1,5 +1,5 @@
 //! Processor services for the guest: vCPU identity (`MPIDR_EL1`), the virtual and physical
-//! counters, and power-off through PSCI over HVC (the conduit Bulkhead's DT advertises in `/psci`,
+//! counters, and power-off and reset through PSCI over HVC (the conduit Bulkhead's DT advertises in `/psci`,
 //! and the one QEMU provides to a guest it boots at EL1 without EL2).
 
 use aarch64_cpu::asm::barrier;
@@ -53,6 +53,16 @@ pub fn delay_ms(ms: u64) {
 pub fn power_off() -> ! {
     // The result is irrelevant: on success the call does not return.
     let _ = psci::system_off::<Hvc>();
+    loop {
+        aarch64_cpu::asm::wfi();
+    }
+}
+
+/// Restarts the partition with PSCI `SYSTEM_RESET` (Bulkhead reloads and restarts this
+/// partition alone). Should the call return (it must not), waits for interrupts forever.
+pub fn reset() -> ! {
+    // The result is irrelevant: on success the call does not return.
+    let _ = psci::system_reset::<Hvc>();
     loop {
         aarch64_cpu::asm::wfi();
     }

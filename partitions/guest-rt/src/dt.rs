@@ -18,11 +18,11 @@ const UNNAMED: &str = "unnamed";
 /// `compatible` string of the console UART.
 const PL011_COMPATIBLE: &str = "arm,pl011";
 /// `compatible` string of a shared-memory channel node (see `docs/channels.md`).
-pub const CHANNEL_COMPATIBLE: &str = "bulkhead,channel";
-/// Property of a channel node holding the partition's endpoint index.
-const CHANNEL_ENDPOINT: &str = "bulkhead,endpoint";
-/// Property of a channel node holding the partition's access.
-const CHANNEL_ACCESS: &str = "bulkhead,access";
+pub use bulkhead_config::guest_view::CHANNEL_COMPATIBLE;
+use bulkhead_config::guest_view::{
+    ACCESS_READ_ONLY, CHANNEL_ACCESS_PROPERTY as CHANNEL_ACCESS,
+    CHANNEL_ENDPOINT_PROPERTY as CHANNEL_ENDPOINT, CHANNEL_ID_PROPERTY as CHANNEL_ID,
+};
 /// Magic number at the start of every flattened device tree (big-endian).
 const FDT_MAGIC: u32 = 0xd00d_feed;
 /// Largest DTB accepted; anything bigger means `x0` does not point at a real DTB.
@@ -71,6 +71,8 @@ pub struct ChannelNode {
     pub intid: Option<u32>,
     /// This partition's endpoint index (0 or 1), if given.
     pub endpoint: Option<u32>,
+    /// The channel's id (`bulkhead,channel-id`), which the hypercalls take, if given.
+    pub channel_id: Option<u32>,
     /// Whether the partition may only read the shared memory.
     pub read_only: bool,
 }
@@ -243,8 +245,12 @@ impl GuestDt {
                         .property(CHANNEL_ENDPOINT)
                         .and_then(|p| p.as_usize())
                         .and_then(|e| u32::try_from(e).ok()),
+                    channel_id: node
+                        .property(CHANNEL_ID)
+                        .and_then(|p| p.as_usize())
+                        .and_then(|e| u32::try_from(e).ok()),
                     read_only: node.property(CHANNEL_ACCESS).and_then(|p| p.as_str())
-                        == Some("read-only"),
+                        == Some(ACCESS_READ_ONLY),
                 })
             })
     }
@@ -373,6 +379,7 @@ mod tests {
             .unwrap();
         w.property_array_u32("interrupts", &[0, 40, 1]).unwrap();
         w.property_u32("bulkhead,endpoint", 1).unwrap();
+        w.property_u32("bulkhead,channel-id", 3).unwrap();
         w.property_string("bulkhead,access", "read-write").unwrap();
         w.end_node(node).unwrap();
         let node = w.begin_node("ctl@51000000").unwrap();
@@ -460,6 +467,7 @@ mod tests {
                 },
                 intid: Some(72),
                 endpoint: Some(1),
+                channel_id: Some(3),
                 read_only: false,
             }
         );

@@ -21,7 +21,8 @@
 //!   measure their boot or need a large buffer.
 //! - [`enable_spi`] and [`wait_for_interrupt`]: waiting for an interrupt such as a channel's
 //!   doorbell; the channels the partition is an endpoint of ([`GuestDt::channels`],
-//!   [`ChannelNode`]).
+//!   [`ChannelNode`]); Bulkhead's hypercalls ([`hypercall`]: the partition's identity, its
+//!   channels, ringing one).
 //!
 //! Images start with an arm64 Image header, so QEMU can also boot a guest directly at EL1
 //! without a hypervisor (see `entry.rs` and `guest.ld`).
@@ -38,6 +39,8 @@
 pub mod console;
 pub mod dt;
 pub mod gic;
+#[cfg(target_os = "none")]
+pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod irq;
 pub mod memory;
@@ -58,7 +61,8 @@ mod smp;
 pub use console::Console;
 #[cfg(target_os = "none")]
 pub use cpu::{
-    counter_frequency, counter_ticks, delay_ms, mpidr, physical_counter_ticks, power_off, vcpu_id,
+    counter_frequency, counter_ticks, delay_ms, mpidr, physical_counter_ticks, power_off, reset,
+    vcpu_id,
 };
 pub use dt::{find_bootarg, parse_u64, ChannelNode, GuestDt, MemoryRange};
 #[cfg(target_os = "none")]

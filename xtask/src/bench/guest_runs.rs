@@ -138,11 +138,8 @@ impl BenchBoard {
         qemu::qemu_args(
             &self.built,
             &RunOptions {
-                cpu: qemu::DEFAULT_CPU.into(),
-                uboot: None,
-                timeout: None,
-                gdb: false,
                 extra_args,
+                ..RunOptions::plain()
             },
         )
     }

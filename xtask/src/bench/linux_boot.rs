@@ -38,16 +38,7 @@ impl LinuxBoot {
     pub fn prepare() -> Result<LinuxBoot> {
         let built = build(BOARD, false)?;
         let native = native_args(&built)?;
-        let partitioned = qemu::qemu_args(
-            &built,
-            &RunOptions {
-                cpu: qemu::DEFAULT_CPU.into(),
-                uboot: None,
-                timeout: None,
-                gdb: false,
-                extra_args: Vec::new(),
-            },
-        );
+        let partitioned = qemu::qemu_args(&built, &RunOptions::plain());
         Ok(LinuxBoot {
             native,
             partitioned,

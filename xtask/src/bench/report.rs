@@ -32,7 +32,7 @@ pub fn json(figures: &FigureSet) -> String {
 }
 
 /// `value` in `unit`, readably: nanoseconds scaled to µs or ms, bytes and instructions with
-/// thousands separators.
+/// thousands separators, rates to two decimals.
 pub fn human(value: f64, unit: &str) -> String {
     match unit {
         "ns" if value.abs() >= 1e6 => format!("{:.2} ms", value / 1e6),
@@ -45,6 +45,7 @@ pub fn human(value: f64, unit: &str) -> String {
         "bytes" => format!("{} B", thousands(value)),
         "instructions" => thousands(value),
         "x" => format!("{value:.2}x"),
+        "MiB/s" => format!("{value:.2} MiB/s"),
         _ => format!("{value} {unit}"),
     }
 }

@@ -6,12 +6,13 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::addr::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId};
+use crate::addr::{GuestPhysAddr, HostPhysAddr, HostRange, PartitionId, PcpuId};
 use crate::dma::{self, NodeFacts};
 use crate::error::{ConfigError, ErrorKind};
 use crate::model::{
-    BoardConfig, Cpu, Device, Dma, DmaReason, Gic, HypervisorChild, HypervisorConfig, LogLevel,
-    MemoryRegion, Partition, PassthroughDevice, Platform, PsciConduit, ReservedMemory,
+    BoardConfig, Channel, ChannelAccess, ChannelEndpoint, Cpu, Device, Dma, DmaReason,
+    DoorbellGpio, Gic, HypervisorChild, HypervisorConfig, LogLevel, MemoryRegion, Partition,
+    PassthroughDevice, Platform, PsciConduit, ReservedMemory,
 };
 
 use super::tree::{combine, Tree};
@@ -159,10 +160,17 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         let hypervisor = self.parse_hypervisor(hv_node)?;
         self.apply_dma_overrides(hv_node)?;
 
+        // Partitions first: channels name them by phandle, wherever they are.
         let mut partitions = Vec::new();
+        let mut partition_nodes = Vec::new();
+        let mut channel_nodes = Vec::new();
         for c in t.children(hv_node) {
             match HypervisorChild::of(&t.compatible(c)?) {
-                Some(HypervisorChild::Partition) => partitions.push(self.parse_partition(c)?),
+                Some(HypervisorChild::Partition) => {
+                    partitions.push(self.parse_partition(c)?);
+                    partition_nodes.push(c);
+                }
+                Some(HypervisorChild::Channel) => channel_nodes.push(c),
                 None => {
                     return Err(t.err(
                         c,
@@ -173,6 +181,10 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
                 }
             }
         }
+        let channels = channel_nodes
+            .into_iter()
+            .map(|c| self.parse_channel(c, &partition_nodes))
+            .collect::<Result<Vec<_>>>()?;
 
         Ok(BoardConfig {
             platform: Platform {
@@ -186,6 +198,7 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             },
             hypervisor,
             partitions,
+            channels,
         })
     }
 
@@ -538,6 +551,21 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
         };
         let entry = t.u64_prop(p, "entry")?.map_or(load_address, GuestPhysAddr);
 
+        let doorbell_gpio = match (
+            t.u64_prop(p, "doorbell-gpio")?,
+            t.u32_prop(p, "doorbell-gpio-interrupt")?,
+        ) {
+            (None, None) => None,
+            (Some(base), Some(interrupt)) => Some(DoorbellGpio {
+                base: GuestPhysAddr(base),
+                interrupt,
+            }),
+            (Some(_), None) => {
+                return Err(t.err(p, ErrorKind::MissingProperty("doorbell-gpio-interrupt")))
+            }
+            (None, Some(_)) => return Err(t.err(p, ErrorKind::MissingProperty("doorbell-gpio"))),
+        };
+
         Ok(Partition {
             name: t.name(p).to_string(),
             path: t.path(p).to_string(),
@@ -551,6 +579,69 @@ impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
             entry,
             initrd: t.string(p, "initrd")?,
             bootargs: t.string(p, "bootargs")?,
+            doorbell_gpio,
+        })
+    }
+
+    /// A channel node: `memory` (host-physical base and size) and one child per endpoint, in
+    /// order. `partition_nodes` are the partitions' node indices, in config order.
+    fn parse_channel(&self, c: usize, partition_nodes: &[usize]) -> Result<Channel> {
+        let t = self.tree;
+        let memory = t
+            .fixed_cells(c, "memory", 4, "4 cells (2 address, 2 size)")?
+            .ok_or_else(|| t.err(c, ErrorKind::MissingProperty("memory")))?;
+        let memory = HostRange::new(
+            HostPhysAddr(memory.get(..2).and_then(combine).unwrap_or(0)),
+            memory.get(2..).and_then(combine).unwrap_or(0),
+        );
+        let endpoints = t
+            .children(c)
+            .map(|e| self.parse_endpoint(e, partition_nodes))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Channel {
+            name: t.base_name(c).to_string(),
+            path: t.path(c).to_string(),
+            memory,
+            endpoints,
+        })
+    }
+
+    fn parse_endpoint(&self, e: usize, partition_nodes: &[usize]) -> Result<ChannelEndpoint> {
+        let t = self.tree;
+        let phandle = t
+            .u32_prop(e, "partition")?
+            .ok_or_else(|| t.err(e, ErrorKind::MissingProperty("partition")))?;
+        let target = self.resolve(e, "partition", phandle)?;
+        let partition = partition_nodes
+            .iter()
+            .position(|&n| n == target)
+            .map(PartitionId)
+            .ok_or_else(|| {
+                t.err(
+                    e,
+                    ErrorKind::NotAPartition {
+                        property: "partition",
+                        target: t.path(target).to_string(),
+                    },
+                )
+            })?;
+        let address = |property: &'static str| -> Result<GuestPhysAddr> {
+            t.u64_prop(e, property)?
+                .map(GuestPhysAddr)
+                .ok_or_else(|| t.err(e, ErrorKind::MissingProperty(property)))
+        };
+        let access = match t.string(e, "access")? {
+            None => ChannelAccess::ReadWrite,
+            Some(name) => ChannelAccess::from_name(&name)
+                .ok_or_else(|| t.err(e, ErrorKind::UnknownChannelAccess(name)))?,
+        };
+        Ok(ChannelEndpoint {
+            path: t.path(e).to_string(),
+            partition,
+            guest_address: address("guest-address")?,
+            doorbell: address("doorbell")?,
+            access,
+            interrupt: t.u32_prop(e, "interrupt")?,
         })
     }
 }

@@ -62,6 +62,64 @@ pub struct Part {
     pub entry: Option<Vec<u32>>,
     pub initrd: Option<String>,
     pub bootargs: Option<String>,
+    pub doorbell_gpio: Option<Vec<u32>>,
+    pub doorbell_gpio_interrupt: Option<Vec<u32>>,
+}
+
+/// Phandle of test partition `n` (config order).
+pub const fn part_phandle(n: u32) -> u32 {
+    0x50 + n
+}
+
+/// One endpoint of a test channel (a child node of it).
+#[derive(Clone)]
+pub struct Ep {
+    pub name: String,
+    pub partition: Option<Vec<u32>>,
+    pub guest_address: Option<Vec<u32>>,
+    pub doorbell: Option<Vec<u32>>,
+    pub access: Option<&'static str>,
+    pub interrupt: Option<Vec<u32>>,
+}
+
+impl Ep {
+    /// Endpoint `name` of partition number `partition` with its shared memory at guest
+    /// `ipa`, its doorbell page 64 KiB above it, read-write, SPI `spi`.
+    pub fn new(name: &str, partition: u32, ipa: u64, spi: u32) -> Self {
+        Ep {
+            name: name.into(),
+            partition: Some(vec![part_phandle(partition)]),
+            guest_address: Some(c2(ipa).to_vec()),
+            doorbell: Some(c2(ipa + 0x1_0000).to_vec()),
+            access: None,
+            interrupt: Some(vec![spi]),
+        }
+    }
+}
+
+/// A test channel (a child of `/hypervisor`).
+#[derive(Clone)]
+pub struct Chan {
+    pub name: String,
+    pub compatible: Option<&'static str>,
+    pub memory: Option<Vec<u32>>,
+    pub endpoints: Vec<Ep>,
+}
+
+impl Chan {
+    /// A valid channel `name` of 64 KiB at host `pa` between partitions 0 and 1 (`a` and `b`),
+    /// both at guest 0x5000_0000, doorbell SPI 100.
+    pub fn new(name: &str, pa: u64) -> Self {
+        Chan {
+            name: name.into(),
+            compatible: Some("bulkhead,channel"),
+            memory: Some([c2(pa), c2(0x1_0000)].concat()),
+            endpoints: vec![
+                Ep::new("endpoint-0", 0, 0x5000_0000, 100),
+                Ep::new("endpoint-1", 1, 0x5000_0000, 100),
+            ],
+        }
+    }
 }
 
 impl Part {
@@ -81,6 +139,8 @@ impl Part {
             entry: None,
             initrd: None,
             bootargs: None,
+            doorbell_gpio: None,
+            doorbell_gpio_interrupt: None,
         }
     }
 }
@@ -103,6 +163,9 @@ pub struct Board {
     /// `/reserved-memory` `#address-cells` (its children's `reg` is written with 2).
     pub reserved_memory_address_cells: u32,
     pub parts: Vec<Part>,
+    /// Channels, written after the partitions (before them with `channels_first`).
+    pub channels: Vec<Chan>,
+    pub channels_first: bool,
 }
 
 impl Default for Board {
@@ -132,6 +195,8 @@ impl Default for Board {
                 Part::new("a", CPU0, 0x4800_0000),
                 Part::new("b", CPU1, 0x4900_0000),
             ],
+            channels: vec![],
+            channels_first: false,
         }
     }
 }
@@ -152,6 +217,22 @@ impl Board {
             .expect("test partition")
     }
 
+    pub fn chan(&mut self, name: &str) -> &mut Chan {
+        self.channels
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("test channel")
+    }
+
+    /// The default board with channel `ipc0` between `a` and `b` ([`Chan::new`] at host
+    /// 0x4a00_0000).
+    pub fn with_channel() -> Self {
+        Board {
+            channels: vec![Chan::new("ipc0", 0x4a00_0000)],
+            ..Board::default()
+        }
+    }
+
     pub fn dtb(&self) -> Vec<u8> {
         self.write().expect("vm-fdt writes the test board")
     }
@@ -162,6 +243,38 @@ impl Board {
 
     pub fn parse(&self) -> Result<BoardConfig, ConfigError> {
         bulkhead_config::parse::parse(&self.dtb())
+    }
+
+    fn write_channels(&self, fdt: &mut FdtWriter) -> W {
+        for ch in &self.channels {
+            let node = fdt.begin_node(&ch.name)?;
+            if let Some(c) = ch.compatible {
+                fdt.property_string("compatible", c)?;
+            }
+            if let Some(m) = &ch.memory {
+                fdt.property_array_u32("memory", m)?;
+            }
+            for e in &ch.endpoints {
+                let ep = fdt.begin_node(&e.name)?;
+                let cells = [
+                    ("partition", &e.partition),
+                    ("guest-address", &e.guest_address),
+                    ("doorbell", &e.doorbell),
+                    ("interrupt", &e.interrupt),
+                ];
+                for (name, value) in cells {
+                    if let Some(v) = value {
+                        fdt.property_array_u32(name, v)?;
+                    }
+                }
+                if let Some(a) = e.access {
+                    fdt.property_string("access", a)?;
+                }
+                fdt.end_node(ep)?;
+            }
+            fdt.end_node(node)?;
+        }
+        Ok(())
     }
 
     fn write(&self) -> vm_fdt::FdtWriterResult<Vec<u8>> {
@@ -291,8 +404,12 @@ impl Board {
             if let Some(list) = &self.not_dma_masters {
                 fdt.property_array_u32("not-dma-masters", list)?;
             }
-            for p in &self.parts {
+            if self.channels_first {
+                self.write_channels(&mut fdt)?;
+            }
+            for (n, p) in self.parts.iter().enumerate() {
                 let node = fdt.begin_node(&p.name)?;
+                fdt.property_phandle(part_phandle(n as u32))?;
                 if let Some(c) = p.compatible {
                     fdt.property_string("compatible", c)?;
                 }
@@ -305,6 +422,8 @@ impl Board {
                     ("virtual-uart", &p.virtual_uart),
                     ("load-address", &p.load_address),
                     ("entry", &p.entry),
+                    ("doorbell-gpio", &p.doorbell_gpio),
+                    ("doorbell-gpio-interrupt", &p.doorbell_gpio_interrupt),
                 ];
                 for (name, value) in cells {
                     if let Some(v) = value {
@@ -322,6 +441,9 @@ impl Board {
                     }
                 }
                 fdt.end_node(node)?;
+            }
+            if !self.channels_first {
+                self.write_channels(&mut fdt)?;
             }
             fdt.end_node(hv)?;
         }

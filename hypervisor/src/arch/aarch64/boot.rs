@@ -389,7 +389,8 @@ fn level_filter(level: bulkhead_config::LogLevel) -> log::LevelFilter {
 
 /// Replaces the coarse boot map with the precise one (`HypervisorMap::build`): the hypervisor's
 /// code read-only, everything writable never executable, guard pages under the stacks,
-/// partitions' memory (which EL2 loads) never executable, and the console and GIC. The map is
+/// partitions' memory (which EL2 loads) and channels' memory (which it zeroes) never executable,
+/// and the console and GIC. The map is
 /// complete before it goes live and never changes afterwards.
 fn install_hypervisor_map(config: &BoardConfig) {
     let console = config
@@ -409,10 +410,12 @@ fn install_hypervisor_map(config: &BoardConfig) {
                 page_range(guard, guard + cpu::GUARD_SIZE)
             })
             .collect(),
+        // Partitions' memory and channels' shared memory, which EL2 zeroes at boot.
         partitions: config
             .partitions
             .iter()
             .flat_map(|p| p.memory.iter().map(|m| m.host()))
+            .chain(config.channels.iter().map(|c| c.memory))
             .collect(),
         // The console, the GIC, and trapped passthrough devices, which EL2 accesses for their
         // partition.

@@ -290,9 +290,12 @@ pub fn priority_drop(intid: u32) {
     GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
 }
 
-/// Sends the kick SGI to CPU `cpu`, by its full affinity.
+/// Sends the kick SGI to CPU `cpu`, by its full affinity. What this CPU wrote before (a
+/// virtual interrupt queued for the target, a guest's message in a channel) is visible to the
+/// target before it takes the SGI: an SGI write is not ordered after earlier stores otherwise.
 pub fn kick(cpu: PcpuId) {
     let Some(mpidr) = mpidr(cpu) else { return };
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
     let aff0 = mpidr & 0xff;
     ICC_SGI1R_EL1.write(
         ICC_SGI1R_EL1::AFF3.val((mpidr >> 32) & 0xff)
