@@ -356,12 +356,12 @@ impl Drainer {
         let mut show_later = false;
         if read.lost > 0 {
             self.readers[i].unreported += read.lost;
-            self.end_stream(partition, hypervisor);
+            self.feed(partition, hypervisor, None);
         }
         let mut fed = 0;
         for &byte in &buf[..read.len] {
             fed += 1;
-            show_later |= self.feed(partition, hypervisor, byte);
+            show_later |= self.feed(partition, hypervisor, Some(byte));
             if self.staging.len() >= REFILL_UNTIL {
                 break;
             }
@@ -371,7 +371,7 @@ impl Drainer {
         if let Some(e) = event.filter(|e| pos >= e.at) {
             console.rings[i].lock().consume_event(e);
             if e.kind == EventKind::Cut {
-                self.end_stream(partition, hypervisor);
+                self.feed(partition, hypervisor, None);
             }
         }
         let reader = &mut self.readers[i];
@@ -391,8 +391,10 @@ impl Drainer {
         Some(show_later)
     }
 
-    /// Formats one byte of a source.
-    fn feed(&mut self, partition: PartitionId, hypervisor: bool, byte: u8) -> bool {
+    /// Formats one byte of a source (`Some`), or ends its stream (`None`: it stopped, or bytes
+    /// were lost), printing its unfinished line. Returns whether the focused partition started
+    /// an unfinished line.
+    fn feed(&mut self, partition: PartitionId, hypervisor: bool, byte: Option<u8>) -> bool {
         let Drainer {
             mux,
             staging,
@@ -401,33 +403,27 @@ impl Drainer {
         } = self;
         let out = &mut |b: &[u8]| staging.extend(b);
         if !hypervisor {
-            return mux.write(partition, byte, out);
+            return match byte {
+                Some(byte) => mux.write(partition, byte, out),
+                None => {
+                    mux.flush(partition, out);
+                    false
+                }
+            };
         }
-        if byte != b'\n' {
-            message.push(byte);
+        if let Some(b) = byte.filter(|b| *b != b'\n') {
+            message.push(b);
         }
-        if byte == b'\n' || message.len() >= MAX_MESSAGE_LINE {
+        let line_ends = match byte {
+            Some(b'\n') => true,
+            Some(_) => message.len() >= MAX_MESSAGE_LINE,
+            None => !message.is_empty(),
+        };
+        if line_ends {
             mux.line(message, out);
             message.clear();
         }
         false
-    }
-
-    /// The source's stream is cut (stopped, or bytes lost): its unfinished line is printed.
-    fn end_stream(&mut self, partition: PartitionId, hypervisor: bool) {
-        let Drainer {
-            mux,
-            staging,
-            message,
-            ..
-        } = self;
-        let out = &mut |b: &[u8]| staging.extend(b);
-        if !hypervisor {
-            mux.flush(partition, out);
-        } else if !message.is_empty() {
-            mux.line(message, out);
-            message.clear();
-        }
     }
 }
 

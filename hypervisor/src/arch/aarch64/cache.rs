@@ -11,6 +11,33 @@ use super::sysregs::{CTR_EL0, DCZID_EL0};
 
 use bulkhead_config::HostRange;
 
+/// Runs the data cache instruction `$op` on every `$step`-byte block from `$start` to `$end`,
+/// eight per loop iteration while they last (these loops run over whole partitions).
+macro_rules! by_blocks {
+    ($op:literal, $start:expr, $end:expr, $step:expr) => {{
+        let (mut at, end, step): (u64, u64, u64) = ($start, $end, $step);
+        while at + 8 * step <= end {
+            asm!(
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                concat!($op, ", {a}"), "add {a}, {a}, {s}",
+                a = inout(reg) at,
+                s = in(reg) step,
+                options(nostack),
+            );
+        }
+        while at < end {
+            asm!(concat!($op, ", {0}"), in(reg) at, options(nostack));
+            at += step;
+        }
+    }};
+}
+
 /// Smallest data cache line of this CPU, in bytes (`CTR_EL0.DminLine`).
 fn dcache_line() -> u64 {
     4 << CTR_EL0.read(CTR_EL0::DMINLINE)
@@ -19,29 +46,10 @@ fn dcache_line() -> u64 {
 /// Cleans `range` from the data caches to the point of coherency.
 pub fn clean_to_poc(range: HostRange) {
     let line = dcache_line();
-    let mut at = range.base.raw() & !(line - 1);
-    let end = range.end().raw();
-    // Eight lines per iteration while they last: this runs over whole partitions.
-    while at + 8 * line <= end {
-        // SAFETY: cleaning cache lines has no effect on memory contents; the eight lines lie in
-        // `range`, which is mapped.
-        unsafe {
-            asm!(
-                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
-                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
-                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
-                "dc cvac, {a}", "add {a}, {a}, {l}", "dc cvac, {a}", "add {a}, {a}, {l}",
-                a = inout(reg) at,
-                l = in(reg) line,
-                options(nostack),
-            )
-        };
-    }
-    while at < end {
-        // SAFETY: cleaning a cache line has no effect on memory contents; `at` is mapped.
-        unsafe { asm!("dc cvac, {0}", in(reg) at, options(nostack)) };
-        at += line;
-    }
+    let start = range.base.raw() & !(line - 1);
+    // SAFETY: cleaning cache lines has no effect on memory contents; the lines lie in `range`,
+    // which is mapped.
+    unsafe { by_blocks!("dc cvac", start, range.end().raw(), line) };
     barrier::dsb(barrier::SY);
 }
 
@@ -64,26 +72,7 @@ pub unsafe fn zero(range: HostRange) {
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, (end - start) as usize) };
         return;
     }
-    let mut at = start;
-    // Eight blocks per iteration while they last: this runs over whole partitions.
-    while at + 8 * block <= end {
-        // SAFETY: zeroes eight aligned blocks inside the range the caller owns.
-        unsafe {
-            asm!(
-                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
-                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
-                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
-                "dc zva, {a}", "add {a}, {a}, {b}", "dc zva, {a}", "add {a}, {a}, {b}",
-                a = inout(reg) at,
-                b = in(reg) block,
-                options(nostack),
-            )
-        };
-    }
-    while at < end {
-        // SAFETY: zeroes one aligned block inside the range the caller owns.
-        unsafe { asm!("dc zva, {0}", in(reg) at, options(nostack)) };
-        at += block;
-    }
+    // SAFETY: zeroes aligned blocks inside the range the caller owns.
+    unsafe { by_blocks!("dc zva", start, end, block) };
     barrier::dsb(barrier::ISH);
 }
