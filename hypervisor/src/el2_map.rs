@@ -125,23 +125,6 @@ pub struct El2Layout {
     pub devices: Vec<HostRange>,
 }
 
-/// The parts of `range` outside every range of `holes` (which are sorted in place).
-fn subtract(range: HostRange, holes: &mut [HostRange]) -> Vec<HostRange> {
-    bulkhead_config::small_sort::sort_by_key(holes, |h| h.base);
-    let mut pieces = Vec::new();
-    let mut at = range.base;
-    for hole in holes.iter().filter(|h| h.overlaps(&range)) {
-        if hole.base > at {
-            pieces.push(HostRange::new(at, hole.base.raw() - at.raw()));
-        }
-        at = at.max(hole.end());
-    }
-    if at < range.end() {
-        pieces.push(HostRange::new(at, range.end().raw() - at.raw()));
-    }
-    pieces
-}
-
 /// The hypervisor's EL2 identity map. It is built completely before it goes live (in
 /// `TTBR0_EL2`) and never changed afterwards, so it needs no break-before-make handling; once
 /// live it must never be dropped.
@@ -171,7 +154,7 @@ impl HypervisorMap {
         map.map(layout.rodata.base, layout.rodata.size, EL2_RODATA)?;
         let mut holes: Vec<HostRange> = layout.guards.to_vec();
         holes.extend([layout.text, layout.rodata]);
-        for piece in subtract(layout.hypervisor, &mut holes) {
+        for piece in layout.hypervisor.without(&mut holes) {
             map.map(piece.base, piece.size, EL2_DATA)?;
         }
         for r in &layout.partitions {
@@ -365,14 +348,11 @@ mod tests {
         let r = |base, size| HostRange::new(h(base), size);
         let mut holes = [r(0x5000, 0x1000), r(0x1000, 0x1000), r(0x9000, 0x2000)];
         assert_eq!(
-            subtract(r(0x1000, 0x9000), &mut holes),
+            r(0x1000, 0x9000).without(&mut holes),
             [r(0x2000, 0x3000), r(0x6000, 0x3000)]
         );
-        assert_eq!(subtract(r(0x1000, 0x1000), &mut holes), []);
-        assert_eq!(
-            subtract(r(0x20000, 0x1000), &mut holes),
-            [r(0x20000, 0x1000)]
-        );
+        assert_eq!(r(0x1000, 0x1000).without(&mut holes), []);
+        assert_eq!(r(0x20000, 0x1000).without(&mut holes), [r(0x20000, 0x1000)]);
     }
 
     #[test]

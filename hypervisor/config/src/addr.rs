@@ -158,6 +158,24 @@ impl<A: Address> Range<A> {
         (offset < self.size).then_some(offset)
     }
 
+    /// The parts of this range outside every range of `holes` (sorted in place), in order.
+    #[cfg(feature = "board")]
+    pub fn without(&self, holes: &mut [Self]) -> alloc::vec::Vec<Self> {
+        crate::small_sort::sort_by_key(holes, |h| h.base);
+        let mut pieces = alloc::vec::Vec::new();
+        let mut at = self.base;
+        for hole in holes.iter().filter(|h| h.overlaps(self)) {
+            if hole.base > at {
+                pieces.push(Self::new(at, hole.base.raw() - at.raw()));
+            }
+            at = at.max(hole.end());
+        }
+        if at < self.end() {
+            pieces.push(Self::new(at, self.end().raw() - at.raw()));
+        }
+        pieces
+    }
+
     /// The range grown to whole pages of `page` bytes (a power of two): what a mapping by pages
     /// exposes. Saturates at the top of the space.
     pub fn pages(&self, page: u64) -> Self {

@@ -248,10 +248,10 @@ fn channel_memory_is_zeroed_once_and_mapped_with_each_endpoints_access() {
     sys.hw.on_cpu(2);
     assert!(sys.next_vcpu_start(PcpuId(2)).is_some());
     calls.extend(sys.hw.take_calls());
-    assert!(calls.contains(&Call::Zero(HostRange::new(
-        HostPhysAddr(0x4800_0000),
-        16 * MIB
-    ))));
+    let ticker_memory = HostRange::new(HostPhysAddr(0x4800_0000), 16 * MIB);
+    assert!(calls
+        .iter()
+        .any(|c| matches!(c, Call::Zero(r) if ticker_memory.contains_range(r))));
     assert_eq!(zeroes(&calls), 0, "not on a restart");
 }
 

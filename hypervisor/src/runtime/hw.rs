@@ -101,7 +101,7 @@ pub trait Hw: Sync {
     /// checked), while that partition does not run, and makes it visible to a guest that starts
     /// with its caches off (cleaned to the point of coherency, instruction cache invalidated).
     fn load(&self, pa: HostPhysAddr, data: &[u8]);
-    /// Zeroes a partition's memory `range` the same way, so nothing of another image or of its
+    /// Zeroes a partition's memory `range` (any alignment) the same way, so nothing of another image or of its
     /// previous run stays readable; also a channel's shared memory, once at boot.
     fn zero(&self, range: HostRange);
 

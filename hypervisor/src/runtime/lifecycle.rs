@@ -106,12 +106,13 @@ impl fmt::Display for Fault {
 }
 
 impl<H: Hw> System<H> {
-    /// Clears `p`'s memory, copies its blobs (image, device tree, initrd) into it, resets its
+    /// Clears `p`'s memory (but for what its blobs then overwrite), copies its blobs (image,
+    /// device tree, initrd) into it, resets its
     /// virtual counter and marks vCPU 0 to start at the entry point. Runs on vCPU 0's CPU just
     /// before it starts (see `next_vcpu_start`), while no other vCPU of `p` runs.
     pub(super) fn load_partition(&self, p: &Partition) {
-        for region in &p.config.memory {
-            self.hw.zero(region.host());
+        for &range in &p.scrub {
+            self.hw.zero(range);
         }
         for &(pa, data) in &p.blobs {
             self.hw.load(pa, data);

@@ -100,6 +100,8 @@ pub struct Partition {
     /// What its memory holds after a load: each blob of the bundle (image, device tree,
     /// initrd) and the host-physical address it goes to, checked inside the partition's memory.
     pub blobs: Vec<(HostPhysAddr, &'static [u8])>,
+    /// What a load clears: its memory except where the blobs go (they overwrite it anyway).
+    pub scrub: Vec<HostRange>,
     /// Its memory must be cleared and its blobs loaded before vCPU 0 starts: at boot and after
     /// a restart. vCPU 0's CPU does it, so partitions load in parallel, each on its own core.
     pub needs_load: AtomicBool,
@@ -217,6 +219,15 @@ impl Partition {
                 })?;
             blobs.push((pa, entry.data));
         }
+        let mut covered: Vec<HostRange> = blobs
+            .iter()
+            .map(|&(pa, data)| HostRange::new(pa, data.len() as u64))
+            .collect();
+        let scrub = p
+            .memory
+            .iter()
+            .flat_map(|r| r.host().without(&mut covered))
+            .collect();
         Ok(Self {
             id,
             name: p.name.clone(),
@@ -238,6 +249,7 @@ impl Partition {
                 .find(Kind::GuestDtb, id.index() as u32)
                 .map(|e| GuestPhysAddr(e.load)),
             blobs,
+            scrub,
             needs_load: AtomicBool::new(true),
             state: AtomicU8::new(State::Stopped as u8),
             cntvoff: AtomicU64::new(0),

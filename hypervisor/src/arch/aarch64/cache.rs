@@ -59,20 +59,26 @@ pub fn invalidate_icache() {
     unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
-/// Zeroes `range` (page-aligned).
+/// Zeroes `range`: whole `DC ZVA` blocks where the CPU allows them, bytes at the unaligned
+/// ends.
 ///
 /// # Safety
 /// `range` must be mapped writable and unused by anything else.
 pub unsafe fn zero(range: HostRange) {
-    let prohibited = DCZID_EL0.is_set(DCZID_EL0::DZP);
-    let block = 4u64 << DCZID_EL0.read(DCZID_EL0::BS);
     let (start, end) = (range.base.raw(), range.end().raw());
-    if prohibited || start % block != 0 || end % block != 0 {
+    let block = 4u64 << DCZID_EL0.read(DCZID_EL0::BS);
+    let (first, last) = (start.next_multiple_of(block), end & !(block - 1));
+    if DCZID_EL0.is_set(DCZID_EL0::DZP) || first >= last {
         // SAFETY: guaranteed by the caller.
         unsafe { core::ptr::write_bytes(start as *mut u8, 0, (end - start) as usize) };
         return;
     }
-    // SAFETY: zeroes aligned blocks inside the range the caller owns.
-    unsafe { by_blocks!("dc zva", start, end, block) };
+    // SAFETY: guaranteed by the caller: the unaligned head and tail, then whole aligned blocks,
+    // all inside `range`.
+    unsafe {
+        core::ptr::write_bytes(start as *mut u8, 0, (first - start) as usize);
+        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+        by_blocks!("dc zva", first, last, block);
+    }
     barrier::dsb(barrier::ISH);
 }
