@@ -19,8 +19,8 @@ use super::tree::{combine, Tree};
 use super::Result;
 
 /// Builds the model out of a [`Tree`].
-pub(super) struct Parser<'t, 'b, 'a> {
-    tree: &'t Tree<'b, 'a>,
+pub(super) struct Parser<'t, 'a> {
+    tree: &'t Tree<'a>,
     /// Node index -> index into `cpus`.
     cpu_of_node: Vec<Option<usize>>,
     /// Node index -> index into `devices`.
@@ -31,8 +31,8 @@ pub(super) struct Parser<'t, 'b, 'a> {
     devices: Vec<Device>,
 }
 
-impl<'t, 'b, 'a> Parser<'t, 'b, 'a> {
-    pub(super) fn new(tree: &'t Tree<'b, 'a>) -> Result<Self> {
+impl<'t, 'a> Parser<'t, 'a> {
+    pub(super) fn new(tree: &'t Tree<'a>) -> Result<Self> {
         Ok(Self {
             tree,
             cpu_of_node: vec![None; tree.len()],

@@ -1,6 +1,7 @@
-//! The tree index: the device tree flattened into a table of nodes (path, name, parent) with a
-//! phandle index, and the checked property accessors the board parser uses (cells, strings,
-//! `reg` translated through `ranges`, GIC interrupt specifiers).
+//! The tree index: the device tree flattened into a table of nodes (path, name, parent, and its
+//! properties, read from the blob once) with a phandle index, and the checked property accessors
+//! the board parser uses (cells, strings, `reg` translated through `ranges`, GIC interrupt
+//! specifiers).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -22,22 +23,23 @@ const MAX_SPI: u32 = 987;
 const MAX_PPI: u32 = 15;
 
 /// One node of the tree, flattened.
-struct Node<'b, 'a> {
-    node: FdtNode<'b, 'a>,
+struct Node<'a> {
+    /// Its properties, by name.
+    props: Vec<(&'a str, &'a [u8])>,
     name: &'a str,
     path: String,
     parent: Option<usize>,
 }
 
 /// The device tree flattened into a table in depth-first (blob) order; index 0 is the root.
-pub(super) struct Tree<'b, 'a> {
-    nodes: Vec<Node<'b, 'a>>,
+pub(super) struct Tree<'a> {
+    nodes: Vec<Node<'a>>,
     /// (phandle, node index), sorted by phandle.
     pub(super) phandles: Vec<(u32, usize)>,
 }
 
-impl<'b, 'a> Tree<'b, 'a> {
-    pub(super) fn build(fdt: &'b Fdt<'a>) -> Result<Self> {
+impl<'a> Tree<'a> {
+    pub(super) fn build(fdt: &Fdt<'a>) -> Result<Self> {
         let root = fdt
             .all_nodes()
             .next()
@@ -69,11 +71,11 @@ impl<'b, 'a> Tree<'b, 'a> {
         Ok(tree)
     }
 
-    pub(super) fn add(&mut self, node: FdtNode<'b, 'a>, path: String, parent: Option<usize>) {
+    pub(super) fn add(&mut self, node: FdtNode<'_, 'a>, path: String, parent: Option<usize>) {
         let idx = self.nodes.len();
         let name = if parent.is_none() { "" } else { node.name };
         self.nodes.push(Node {
-            node,
+            props: node.properties().map(|p| (p.name, p.value)).collect(),
             name,
             path: path.clone(),
             parent,
@@ -143,7 +145,8 @@ impl<'b, 'a> Tree<'b, 'a> {
     }
 
     pub(super) fn prop(&self, i: usize, name: &str) -> Option<&'a [u8]> {
-        self.nodes.get(i)?.node.property(name).map(|p| p.value)
+        let props = &self.nodes.get(i)?.props;
+        props.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
     }
 
     /// A property as big-endian cells.
