@@ -13,8 +13,8 @@ use alloc::string::{String, ToString};
 
 use crate::addr::{GuestRange, HostRange};
 use crate::error::{ConfigError, ErrorKind};
-use crate::guest_view::{gicr_size, GICD_SIZE, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
-use crate::model::{BoardConfig, Device, Partition, PassthroughDevice};
+use crate::guest_view::{GICV2_MAX_VCPUS, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
+use crate::model::{BoardConfig, Device, EnableMethod, GicVersion, Partition, PassthroughDevice};
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -33,9 +33,47 @@ pub fn validate(c: &BoardConfig) -> Result {
 }
 
 /// Every CPU has an MPIDR of its own: the hypervisor finds each CPU's GIC redistributor and
-/// sends it interrupts by MPIDR.
+/// sends it interrupts by MPIDR. A CPU can be started the way its node says: PSCI needs the
+/// firmware, a spin table a release address nobody's memory covers. A GICv2 serves at most 8.
 fn validate_cpus(c: &BoardConfig) -> Result {
     let cpus = &c.platform.cpus;
+    if c.platform.gic.is_v2() && cpus.len() > GICV2_MAX_VCPUS {
+        return Err(ConfigError::new(
+            "/cpus",
+            ErrorKind::TooManyCpusForGicV2 { cpus: cpus.len() },
+        ));
+    }
+    for cpu in cpus {
+        match cpu.enable_method {
+            Some(EnableMethod::Psci) if c.platform.psci.is_none() => {
+                return Err(ConfigError::new(
+                    cpu.path.as_str(),
+                    ErrorKind::PsciCpuWithoutPsci,
+                ));
+            }
+            Some(EnableMethod::SpinTable { release_addr }) => {
+                let word = HostRange::new(release_addr, 8);
+                let memory = if word.overlaps(&c.hypervisor.memory) {
+                    Some("the hypervisor's memory".to_string())
+                } else {
+                    c.partitions
+                        .iter()
+                        .find(|p| p.memory.iter().any(|m| m.host().overlaps(&word)))
+                        .map(|p| format!("partition {}'s memory", p.name))
+                };
+                if let Some(memory) = memory {
+                    return Err(ConfigError::new(
+                        cpu.path.as_str(),
+                        ErrorKind::SpinTableInMemory {
+                            addr: release_addr,
+                            memory,
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     for (k, cpu) in cpus.iter().enumerate() {
         if let Some(other) = cpus
             .get(..k)
@@ -194,21 +232,8 @@ impl Check<'_> {
     /// a `dma-trusted` partition with memory mapped 1:1 ([`Self::dma`]).
     fn guest_layout(&self) -> Result {
         let p = self.p;
-        let gic = &self.c.platform.gic;
         // The virtual GIC appears where the platform's is.
-        let gic_windows =
-            core::iter::once(GuestRange::new(gic.distributor.base.identity(), GICD_SIZE)).chain(
-                gic.redistributors
-                    .first()
-                    .map(|r| GuestRange::new(r.base.identity(), gicr_size(p.cpus.len()))),
-            );
-        for (what, window) in [
-            "the virtual GIC distributor",
-            "the virtual GIC redistributors",
-        ]
-        .into_iter()
-        .zip(gic_windows)
-        {
+        for (what, window) in self.c.platform.gic.guest_windows(p.cpus.len()) {
             if let Some(kind) = beyond_ipa_limit(|| what.to_string(), window) {
                 return self.fail(kind);
             }
@@ -362,10 +387,16 @@ impl Check<'_> {
         let compatible = dev.compatible.iter().any(|c| {
             c.starts_with("arm,gic-v3") || c == "arm,gic-400" || c == "arm,cortex-a15-gic"
         });
+        let interfaces = match gic.version {
+            GicVersion::V3 => alloc::vec![],
+            GicVersion::V2 { cpu, control, vcpu } => alloc::vec![cpu, control, vcpu],
+        };
         compatible
             || dev.regs.iter().any(|r| {
                 let r = pages(r);
-                r.overlaps(&gic.distributor) || gic.redistributors.iter().any(|g| r.overlaps(g))
+                r.overlaps(&gic.distributor)
+                    || gic.redistributors.iter().any(|g| r.overlaps(g))
+                    || interfaces.iter().any(|g| r.overlaps(g))
             })
     }
 

@@ -143,6 +143,7 @@ impl<H: Hw> System<H> {
                 intid,
                 priority,
                 hw: Some(intid),
+                source: None,
             },
         );
     }

@@ -217,6 +217,7 @@ impl<H: Hw> System<H> {
                 intid,
                 priority,
                 hw: None,
+                source: None,
             },
         );
     }

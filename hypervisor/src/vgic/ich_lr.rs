@@ -52,6 +52,7 @@ pub fn decode(value: u64) -> ListReg {
             intid: value as u32,
             priority: (value >> PRIORITY_SHIFT) as u8,
             hw: (value & HW != 0).then_some(((value >> PINTID_SHIFT) & PINTID_MASK) as u32),
+            source: None,
         },
         state,
     }
@@ -67,6 +68,7 @@ mod tests {
             intid: 79,
             priority: 0xa0,
             hw: Some(79),
+            source: None,
         });
         let value = encode(&hw);
         assert_eq!(
@@ -79,6 +81,7 @@ mod tests {
             intid: 1,
             priority: 0x10,
             hw: None,
+            source: None,
         });
         assert_eq!(encode(&sw), (1 << 62) | (1 << 60) | (0x10 << 48) | 1);
         assert_eq!(decode(encode(&sw)), sw);
@@ -88,6 +91,7 @@ mod tests {
             intid: 40,
             priority: 0,
             hw: Some(1019),
+            source: None,
         });
         assert_eq!(decode(encode(&lr)), lr);
 
@@ -116,6 +120,7 @@ mod tests {
                 intid: 32 + i,
                 priority: (i * 7) as u8,
                 hw: None,
+                source: None,
             });
         }
         q.refill(&mut lrs);

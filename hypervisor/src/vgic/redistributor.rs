@@ -206,6 +206,7 @@ impl VirtualRedistributor {
             intid,
             priority: cfg.priority,
             hw,
+            source: None,
         })
     }
 
@@ -579,7 +580,8 @@ mod tests {
             Some(VirtualIrq {
                 intid: 27,
                 priority: 0xa0,
-                hw: Some(27)
+                hw: Some(27),
+                source: None,
             })
         );
         assert!(r.virq(33, None).is_none());
