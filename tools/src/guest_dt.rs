@@ -11,9 +11,7 @@
 //! kernel at the start of RAM; the initrd goes right below the DTB, 4 KiB aligned.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bulkhead_config::guest_view::{
-    gicr_size, vcpu_mpidr, DEFAULT_TIMER_PPIS, GICD_SIZE, VUART_SIZE,
-};
+use bulkhead_config::guest_view::{vcpu_mpidr, DEFAULT_TIMER_PPIS, VUART_SIZE};
 use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, Irq, IrqKind, Partition, VcpuId};
 use vm_fdt::FdtWriter;
 
@@ -328,27 +326,36 @@ fn irq_cells(irq: &Irq) -> [u32; 3] {
     [kind, irq.number, irq.flags]
 }
 
-/// The GICv3 as the partition sees it: the platform's distributor address and one
-/// redistributor frame pair per vCPU from the platform's first redistributor address. The
-/// hypervisor emulates both.
+/// The GIC as the partition sees it: the platform's version at the platform's addresses
+/// ([`Gic::guest_windows`]). A GICv3: the distributor and one redistributor frame pair per vCPU
+/// from the platform's first redistributor address, both emulated. A GICv2: the distributor
+/// (emulated) and the CPU interface (the hardware's virtual one).
 fn gic_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     let gic = &ctx.config.platform.gic;
+    let windows = gic.guest_windows(ctx.partition.cpus.len());
     let gicd = gic.distributor.base.raw();
-    let gicr = gic
-        .redistributors
-        .first()
-        .context("the platform has no GIC redistributor region")?
-        .base
-        .raw();
+    if !gic.is_v2() && windows.len() < 2 {
+        bail!("the platform has no GIC redistributor region");
+    }
     let node = fdt.begin_node(&format!("intc@{gicd:x}"))?;
-    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_string(
+        "compatible",
+        if gic.is_v2() {
+            "arm,gic-400"
+        } else {
+            "arm,gic-v3"
+        },
+    )?;
     fdt.property_null("interrupt-controller")?;
     fdt.property_u32("#interrupt-cells", 3)?;
-    fdt.property_u32("#redistributor-regions", 1)?;
-    fdt.property_array_u64(
-        "reg",
-        &[gicd, GICD_SIZE, gicr, gicr_size(ctx.partition.cpus.len())],
-    )?;
+    if !gic.is_v2() {
+        fdt.property_u32("#redistributor-regions", 1)?;
+    }
+    let reg: Vec<u64> = windows
+        .iter()
+        .flat_map(|(_, w)| [w.base.raw(), w.size])
+        .collect();
+    fdt.property_array_u64("reg", &reg)?;
     fdt.property_phandle(phandle::GIC)?;
     fdt.end_node(node)?;
     Ok(())
@@ -452,7 +459,7 @@ pub(crate) fn size_str(bytes: u64) -> String {
 mod tests {
     use super::*;
     use crate::testutil::{sample_config, MIB};
-    use bulkhead_config::MemoryRegion;
+    use bulkhead_config::{Gic, GicVersion, HostPhysAddr, HostRange, MemoryRegion};
 
     fn be_u32s(bytes: &[u8]) -> Vec<u32> {
         bytes
@@ -475,6 +482,57 @@ mod tests {
         fdt.end_node(node).unwrap();
         fdt.end_node(root).unwrap();
         fdt.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gicv2_platform_gives_guests_a_gicv2() {
+        let mut config = sample_config();
+        let range = |base| HostRange::new(HostPhysAddr(base), 0x1_0000);
+        config.platform.gic = Gic {
+            version: GicVersion::V2 {
+                cpu: range(0x0801_0000),
+                control: range(0x0803_0000),
+                vcpu: range(0x0804_0000),
+            },
+            distributor: range(0x0800_0000),
+            redistributors: vec![],
+        };
+        let linux = &config.partitions[1];
+        let l = layout(linux, 0x100_0000, Some(4096)).unwrap();
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let gic = fdt.find_node("/intc@8000000").unwrap();
+        assert_eq!(
+            gic.compatible().unwrap().all().collect::<Vec<_>>(),
+            ["arm,gic-400"]
+        );
+        // The distributor's 4 KiB and the CPU interface's 8 KiB, at the platform's addresses.
+        let regs: Vec<_> = gic
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as usize, r.size.unwrap()))
+            .collect();
+        assert_eq!(regs, [(0x0800_0000, 0x1000), (0x0801_0000, 0x2000)]);
+        assert!(gic.property("#redistributor-regions").is_none());
+        assert_eq!(
+            gic.property("#interrupt-cells").unwrap().as_usize(),
+            Some(3)
+        );
+        // Guests see PSCI whatever the platform uses.
+        config.platform.psci = None;
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        assert_eq!(
+            fdt.find_node("/psci")
+                .unwrap()
+                .property("method")
+                .unwrap()
+                .as_str(),
+            Some("hvc")
+        );
+        assert!(fdt
+            .cpus()
+            .all(|c| c.property("enable-method").unwrap().as_str() == Some("psci")));
     }
 
     #[test]

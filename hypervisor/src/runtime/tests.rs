@@ -803,3 +803,5 @@ fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
     assert!(deactivated < reset);
     assert!(sys.hw.lrs().iter().all(ListReg::is_free));
 }
+
+mod gicv2;
