@@ -142,7 +142,7 @@ fn lookup(offset: u64, size: u8) -> Result<Reg, AccessError> {
     let reg = decode_access(offset, size, GICV2_DIST_SIZE, decode)?;
     let byte = offset & 3;
     Ok(match reg {
-        Reg::BankedWord(o) if offset < GICD_IPRIORITYR_BANKED_END && offset >= GICD_IPRIORITYR => {
+        Reg::BankedWord(o) if (GICD_IPRIORITYR..GICD_IPRIORITYR_BANKED_END).contains(&offset) => {
             Reg::BankedWord(o + byte)
         }
         Reg::Spi(_) => Reg::Spi(offset),
@@ -263,7 +263,7 @@ pub fn write(
             let intid = sgir & 0xf;
             let targets = match (sgir >> 24) & 0b11 {
                 0 => ((sgir >> 16) & 0xff) as u8,
-                1 => 0xff & !interface_bit(vcpu),
+                1 => !interface_bit(vcpu),
                 2 => interface_bit(vcpu),
                 _ => 0,
             };

@@ -73,7 +73,7 @@ pub fn decode(value: u32) -> ListReg {
             priority: (((value >> PRIORITY_SHIFT) & PRIORITY_MASK) << 3) as u8,
             hw: hw.then_some((value >> PHYSICAL_SHIFT) & PHYSICAL_MASK),
             source: (!hw && intid < SGIS)
-                .then(|| VcpuId(((value >> CPUID_SHIFT) & CPUID_MASK) as usize)),
+                .then_some(VcpuId(((value >> CPUID_SHIFT) & CPUID_MASK) as usize)),
         },
         state,
     }

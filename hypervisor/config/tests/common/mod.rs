@@ -108,6 +108,9 @@ impl TestGic {
     }
 }
 
+/// A CPU's `enable-method` string and `cpu-release-addr` cells, if any.
+pub type EnableMethodCells = (&'static str, Option<Vec<u32>>);
+
 /// The `reg` ranges of [`TestGic::V2`]: GICD, GICC, GICH, GICV.
 pub const GICV2_RANGES: [(u64, u64); 4] = [
     (0x0800_0000, 0x1_0000),
@@ -122,7 +125,7 @@ pub struct Board {
     /// Whether the platform has a `/psci` node.
     pub psci: bool,
     /// Each CPU's `enable-method` and `cpu-release-addr` cells (none by default).
-    pub enable_methods: [Option<(&'static str, Option<Vec<u32>>)>; 4],
+    pub enable_methods: [Option<EnableMethodCells>; 4],
     pub psci_method: &'static str,
     pub devs: Vec<Dev>,
     pub hypervisor: bool,

@@ -104,7 +104,10 @@ fn gicd_sgir_reaches_only_the_senders_partition_with_its_id() {
     assert!(pending(&sys, TICKER, 0).is_empty());
     // "All but self" from vCPU 1 reaches vCPU 0, and goes into its list registers with the
     // sender on the way back into the guest on CPU 0.
-    access(&sys, 1, GICD + 0xf00, Some((1 << 24) | 2));
+    assert_eq!(
+        access(&sys, 1, GICD + 0xf00, Some((1 << 24) | 2)).0,
+        Continue::Guest
+    );
     sys.hw.on_cpu(0);
     let mut regs = TrapFrame::default();
     assert_eq!(
@@ -123,12 +126,13 @@ fn itargetsr_routes_a_passthrough_spi_to_its_vcpus_core() {
     let sys = system_v2();
     let offset = 0x800 + u64::from(PASSTHROUGH_SPI);
     // One byte per SPI: a word write at the word holding SPI 48.
-    access(
+    let (next, _) = access(
         &sys,
         0,
         GICD + (offset & !3),
         Some(0b10 << (8 * (offset & 3))),
     );
+    assert_eq!(next, Continue::Guest);
     assert!(sys
         .hw
         .take_calls()
@@ -141,7 +145,10 @@ fn itargetsr_routes_a_passthrough_spi_to_its_vcpus_core() {
 fn a_vcpu_enables_its_own_timer_interrupt() {
     let sys = system_v2();
     // vCPU 1 sets GICD_ISENABLER0 bit 27 (the virtual timer) and the SGIs.
-    access(&sys, 1, GICD + 0x100, Some((1 << 27) | 0xffff));
+    assert_eq!(
+        access(&sys, 1, GICD + 0x100, Some((1 << 27) | 0xffff)).0,
+        Continue::Guest
+    );
     let calls = sys.hw.take_calls();
     assert!(calls.contains(&Call::SetEnabled(27, PcpuId(1), true)));
     assert!(!calls
