@@ -151,7 +151,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
     );
     println!(
         "bench: partitioned: {qemu} {}",
-        wall.partitioned_args(false).join(" ")
+        wall.partitioned_args(false)?.join(" ")
     );
 
     let mut checksums = BTreeMap::new();

@@ -13,9 +13,10 @@ use bulkhead_tools::check::{resolve_sources, warnings, PartitionSources};
 use bulkhead_tools::pack::{PackInput, PartitionBlobs};
 
 use crate::board::{
-    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, SourceFile,
+    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, Role, SourceFile,
     HYPERVISOR_TARGET, TARGET,
 };
+use crate::platform::{self, LinuxInitrd, Platform};
 use crate::qemu_node;
 
 /// The hypervisor's package and binary name.
@@ -33,6 +34,10 @@ pub struct Built {
     pub guest_elfs: Vec<PathBuf>,
     /// Extra QEMU arguments from the board's `qemu` node ([`qemu_node`]), `{disk}` replaced.
     pub qemu_args: Vec<String>,
+    /// The platform the board is written for (from its root `compatible`), if xtask knows it.
+    pub platform: Option<&'static Platform>,
+    /// Where boot loaders put `image` on the board (RAM base + `text_offset`).
+    pub load_address: u64,
 }
 
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
@@ -61,22 +66,29 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
 
     let hypervisor_elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
     let hypervisor_bytes = read(&hypervisor_elf)?;
+    let platform = platform::of_dtb(&board_dtb).ok();
+    let native_initrd = platform.is_some_and(|p| p.linux_initrd == LinuxInitrd::Native);
     let mut partitions = Vec::with_capacity(config.partitions.len());
     for source in &sources {
         let image = read(&source.image.path()?)?;
         let initrd = match &source.initrd {
+            // The platform's own Linux initramfs, with the modules its devices need.
+            Some(ImageSource::LinuxRecipe(Role::Initrd)) if native_initrd => {
+                Some(crate::native_linux::initramfs()?)
+            }
             Some(initrd) => Some(read(&initrd.path()?)?),
             None => None,
         };
         partitions.push(PartitionBlobs { image, initrd });
     }
-    let packed = bulkhead_tools::pack::pack(&PackInput {
+    let packed = bulkhead_tools::pack::pack_detailed(&PackInput {
         hypervisor_elf: &hypervisor_bytes,
         board_dtb: &board_dtb,
         config: &config,
         partitions,
     })
     .with_context(|| format!("cannot pack board {}", board.name))?;
+    let (load_address, packed) = (packed.load_address, packed.bytes);
 
     let out_dir = board.out_dir();
     std::fs::create_dir_all(&out_dir)
@@ -119,6 +131,8 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         hypervisor_elf,
         guest_elfs,
         qemu_args,
+        platform,
+        load_address,
     })
 }
 

@@ -47,7 +47,7 @@ impl LinuxBoot {
                 gdb: false,
                 extra_args: Vec::new(),
             },
-        );
+        )?;
         Ok(LinuxBoot {
             native,
             partitioned,
