@@ -47,7 +47,8 @@ const IRQ_LEVEL_HIGH: u32 = 4;
 
 /// Properties of a platform device node that are not copied into a guest's device tree: they
 /// are regenerated from the board-config model (`reg`, `interrupts`, the clock links) or refer to
-/// nodes the guest does not have (phandles).
+/// nodes the guest does not have (phandles: pin control, power sequences, regulators, power
+/// domains, resets, DMA channels, PHYs), which would keep a driver from probing.
 const NOT_COPIED: &[&str] = &[
     "reg",
     "interrupts",
@@ -60,7 +61,26 @@ const NOT_COPIED: &[&str] = &[
     "clocks",
     "gpios",
     "status",
+    "pinctrl-names",
+    "mmc-pwrseq",
+    "vmmc-supply",
+    "vqmmc-supply",
+    "power-domains",
+    "resets",
+    "dmas",
+    "dma-names",
+    "phys",
+    "phy-names",
 ];
+
+/// Whether platform property `name` is left out of a guest's device tree ([`NOT_COPIED`], and
+/// every `pinctrl-<n>`).
+fn not_copied(name: &str) -> bool {
+    NOT_COPIED.contains(&name)
+        || name
+            .strip_prefix("pinctrl-")
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Where a partition's guest device tree and initrd go, guest-physical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,7 +440,7 @@ fn device_node(fdt: &mut FdtWriter, ctx: &Ctx, index: usize) -> Result<()> {
             if prop.name == "clocks" {
                 clocks = prop.value.len() / 4;
             }
-            if !NOT_COPIED.contains(&prop.name) {
+            if !not_copied(prop.name) {
                 fdt.property(prop.name, prop.value)?;
             }
         }
@@ -477,6 +497,11 @@ mod tests {
         fdt.property_null("dma-coherent").unwrap();
         fdt.property_u32("interrupt-parent", 0x8005).unwrap();
         fdt.property_array_u32("clocks", &[0x8000]).unwrap();
+        // Links to nodes the guest does not have, as a Pi's SD controller's.
+        fdt.property_string("pinctrl-names", "default").unwrap();
+        fdt.property_u32("pinctrl-0", 0x0f).unwrap();
+        fdt.property_u32("mmc-pwrseq", 0x10).unwrap();
+        fdt.property_u32("bus-width", 4).unwrap();
         fdt.property_array_u64("reg", &[0x0a00_0000, 0x200])
             .unwrap();
         fdt.end_node(node).unwrap();
@@ -581,6 +606,10 @@ mod tests {
         assert_eq!(dev.compatible().unwrap().first(), "virtio,mmio");
         assert!(dev.property("dma-coherent").is_some());
         assert!(dev.property("interrupt-parent").is_none());
+        for linked in ["pinctrl-names", "pinctrl-0", "mmc-pwrseq"] {
+            assert!(dev.property(linked).is_none(), "{linked} dropped");
+        }
+        assert_eq!(dev.property("bus-width").unwrap().as_usize(), Some(4));
         let reg = dev.reg().unwrap().next().unwrap();
         assert_eq!(
             (reg.starting_address as usize, reg.size),

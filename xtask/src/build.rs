@@ -38,6 +38,9 @@ pub struct Built {
     pub platform: Option<&'static Platform>,
     /// Where boot loaders put `image` on the board (RAM base + `text_offset`).
     pub load_address: u64,
+    /// For a board whose platform boots from an SD card, the card with `image` on it
+    /// ([`crate::image`]), which `run` gives QEMU as its SD card.
+    pub card: Option<crate::image::Made>,
 }
 
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
@@ -124,6 +127,16 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         .iter()
         .map(|name| target_release_dir().join(name))
         .collect();
+    let card = match platform.filter(|p| p.sd_card.is_some()) {
+        Some(platform) => Some(crate::image::write_card(
+            &board.name,
+            platform,
+            &out_dir,
+            packed.clone(),
+            false,
+        )?),
+        None => None,
+    };
     Ok(Built {
         board,
         config,
@@ -133,6 +146,7 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         qemu_args,
         platform,
         load_address,
+        card,
     })
 }
 

@@ -71,6 +71,7 @@ impl CardFile {
 }
 
 /// What `image` made.
+#[derive(Clone, Debug)]
 pub struct Made {
     pub name: String,
     pub platform: &'static Platform,
@@ -79,9 +80,10 @@ pub struct Made {
 }
 
 /// Builds the card of `payload` for `platform_name` (given with `--kernel`; a board's comes
-/// from its config) and writes it below `build/`.
+/// from its config) and writes it below `build/`; prints the paths of `kernel8.img` and
+/// `sdcard.img`.
 pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
-    let (name, platform, out_dir, kernel, native_linux) = match payload {
+    let made = match payload {
         Payload::Board(board) => {
             if platform_name.is_some() {
                 bail!("--platform is for --kernel; a board's platform comes from its config");
@@ -91,15 +93,11 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
             let dtb = bulkhead_tools::dts::compile(&resolved.dts)?;
             let platform = platform::of_dtb(&dtb).with_context(|| display_path(&resolved.dts))?;
             platform::sd_card(platform).with_context(|| format!("board {}", resolved.name))?;
+            // Building a board of an SD-card platform writes its card.
             let built = crate::build::build(board, false)?;
-            let kernel = read(&built.image)?;
-            (
-                built.board.name.clone(),
-                platform,
-                built.board.out_dir(),
-                kernel,
-                false,
-            )
+            built
+                .card
+                .ok_or_else(|| anyhow!("building board {} made no SD card", resolved.name))?
         }
         Payload::Kernel(kernel) => {
             let platform_name = platform_name
@@ -118,9 +116,27 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
             };
             let name = format!("native-{}-{label}", platform.name);
             let out = repo_root().join("build").join(&name);
-            (name, platform, out, data, native_linux)
+            write_card(&name, platform, &out, data, native_linux)?
         }
     };
+    let card = platform::sd_card(made.platform)?;
+    println!(
+        "kernel8.img: {}",
+        display_path(&made.dir.join(card.kernel_name))
+    );
+    println!("sdcard.img:  {}", display_path(&made.image));
+    Ok(made)
+}
+
+/// Writes the card that boots `kernel` on `platform` (with a native Linux's initramfs and
+/// command line if `native_linux`) into `out_dir`: `sdcard/` and `sdcard.img`.
+pub fn write_card(
+    name: &str,
+    platform: &'static Platform,
+    out_dir: &Path,
+    kernel: Vec<u8>,
+    native_linux: bool,
+) -> Result<Made> {
     let card = platform::sd_card(platform)?;
     let mut files = card_files(card, kernel)?;
     if native_linux {
@@ -146,10 +162,8 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
         display_path(&image),
         bytes.len() >> 20
     );
-    println!("kernel8.img: {}", display_path(&dir.join(card.kernel_name)));
-    println!("sdcard.img:  {}", display_path(&image));
     Ok(Made {
-        name,
+        name: name.to_owned(),
         platform,
         dir,
         image,

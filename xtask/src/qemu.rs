@@ -166,6 +166,17 @@ pub fn qemu_args(built: &Built, options: &RunOptions) -> Result<Vec<String>> {
             &built.image,
         )),
     }
+    // A board that boots from an SD card has its card in the machine, as on hardware
+    // (snapshot=on: what the guests write stays out of the file).
+    if let Some(card) = &built.card {
+        args.extend([
+            "-drive".to_owned(),
+            format!(
+                "file={},if=sd,format=raw,snapshot=on",
+                card.image.to_string_lossy()
+            ),
+        ]);
+    }
     if options.gdb {
         args.push("-s".into());
         args.push("-S".into());
