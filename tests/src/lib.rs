@@ -16,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod linux_beside_ticker;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
