@@ -81,11 +81,15 @@ fn bundle() -> Result<Bundle<'static>, &'static str> {
     Bundle::parse(bytes).map_err(|_| "the bundle after the hypervisor image is corrupt")
 }
 
-/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known.
+/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known: a
+/// PL011 (the one UART this hypervisor drives) that is a child of the root, whose `reg` is a CPU
+/// address (a Pi's `stdout-path` names its mini UART, on a bus).
 fn fallback_uart(dtb: &[u8]) -> Option<usize> {
     let fdt = fdt::Fdt::new(dtb).ok()?;
     let node = fdt.chosen().stdout()?;
-    Some(node.reg()?.next()?.starting_address as usize)
+    let pl011 = node.compatible()?.all().any(|c| c == "arm,pl011");
+    let at_root = fdt.find_node(&alloc::format!("/{}", node.name)).is_some();
+    (pl011 && at_root).then_some(node.reg()?.next()?.starting_address as usize)
 }
 
 /// Entry from `entry` on the primary CPU, MMU off. `el` is the exception level we were entered
@@ -165,16 +169,29 @@ pub extern "C" fn primary_main(el: u64) -> ! {
 }
 
 /// The validated board config from the bundle; a bad one is refused, with the node and reason
-/// on the UART `/chosen` names, and the machine powered off.
+/// on the console UART it names (or, if it does not parse, the PL011 `/chosen` names), and the
+/// machine powered off.
 fn load_config(bundle: &Bundle) -> BoardConfig {
     let dtb = bundle
         .find(Kind::BoardDtb, 0)
         .map(|e| e.data)
         .unwrap_or(&[]);
-    if let Some(uart) = fallback_uart(dtb) {
+    let parsed = bulkhead_config::parse::parse(dtb);
+    let console = parsed.as_ref().ok().and_then(|c| {
+        let uart = c.platform.devices.get(c.hypervisor.console?)?;
+        uart.compatible
+            .iter()
+            .any(|s| s == "arm,pl011")
+            .then(|| uart.regs.first().map(|r| r.base.raw() as usize))?
+    });
+    if let Some(uart) = console.or_else(|| fallback_uart(dtb)) {
         console::set_emergency_uart(uart);
     }
-    match bulkhead_config::load(dtb) {
+    let checked = parsed.and_then(|config| {
+        bulkhead_config::validate::validate(&config)?;
+        Ok(config)
+    });
+    match checked {
         Ok(config) => config,
         Err(e) => {
             console::panic_print(format_args!("bulkhead: invalid board config: {e}\n"));
