@@ -81,14 +81,16 @@ fn bundle() -> Result<Bundle<'static>, &'static str> {
     Bundle::parse(bytes).map_err(|_| "the bundle after the hypervisor image is corrupt")
 }
 
-/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known: a
+/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known (and
+/// before the heap exists: nothing here allocates): a
 /// PL011 (the one UART this hypervisor drives) that is a child of the root, whose `reg` is a CPU
 /// address (a Pi's `stdout-path` names its mini UART, on a bus).
 fn fallback_uart(dtb: &[u8]) -> Option<usize> {
     let fdt = fdt::Fdt::new(dtb).ok()?;
     let node = fdt.chosen().stdout()?;
     let pl011 = node.compatible()?.all().any(|c| c == "arm,pl011");
-    let at_root = fdt.find_node(&alloc::format!("/{}", node.name)).is_some();
+    // (No allocation: this runs before the heap exists when refusing to run below EL2.)
+    let at_root = fdt.find_node("/")?.children().any(|c| c.name == node.name);
     (pl011 && at_root).then_some(node.reg()?.next()?.starting_address as usize)
 }
 
