@@ -35,7 +35,7 @@ pub const APB_PCLK_HZ: u32 = 24_000_000;
 pub mod phandle {
     /// The `apb-pclk` fixed clock.
     pub const APB_PCLK: u32 = 1;
-    /// The (virtual) GICv3, the interrupt parent of every node.
+    /// The (virtual) GIC, the interrupt parent of every node.
     pub const GIC: u32 = 2;
 }
 

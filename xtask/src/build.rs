@@ -41,6 +41,8 @@ pub struct Built {
     /// For a board whose platform boots from an SD card, the card with `image` on it
     /// ([`crate::image`]), which `run` gives QEMU as its SD card.
     pub card: Option<crate::image::Made>,
+    /// Each partition's generated device tree, as packed, in partition order.
+    pub guest_dtbs: Vec<Vec<u8>>,
 }
 
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
@@ -91,6 +93,7 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         partitions,
     })
     .with_context(|| format!("cannot pack board {}", board.name))?;
+    let guest_dtbs = guest_dtbs(&packed, config.partitions.len())?;
     let (load_address, packed) = (packed.load_address, packed.bytes);
 
     let out_dir = board.out_dir();
@@ -147,7 +150,28 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         platform,
         load_address,
         card,
+        guest_dtbs,
     })
+}
+
+/// The guest device trees in a packed image's bundle, in partition order.
+fn guest_dtbs(packed: &bulkhead_tools::pack::Packed, partitions: usize) -> Result<Vec<Vec<u8>>> {
+    let bundle = packed
+        .bytes
+        .get(packed.bundle_offset as usize..)
+        .ok_or_else(|| anyhow!("the packed image is shorter than its bundle offset"))?;
+    let bundle = bulkhead_bundle::Bundle::parse(bundle)
+        .map_err(|e| anyhow!("cannot read back the packed bundle: {e}"))?;
+    (0..partitions)
+        .map(|n| {
+            let n = u32::try_from(n)?;
+            Ok(bundle
+                .find(bulkhead_bundle::Kind::GuestDtb, n)
+                .ok_or_else(|| anyhow!("the bundle has no device tree for partition {n}"))?
+                .data
+                .to_vec())
+        })
+        .collect()
 }
 
 /// Compiles the board's DTS and checks it (or, with `unchecked`, only parses it).

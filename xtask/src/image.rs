@@ -366,6 +366,18 @@ pub fn parse_config_txt(text: &str, default_kernel: &str) -> FirmwareBoot {
     boot
 }
 
+/// Makes the device tree file `dtb` one QEMU's model of `platform` boots Linux with (its
+/// `qemu_dtb_fixes`, applied with `fdtput`).
+pub fn apply_qemu_dtb_fixes(platform: &Platform, dtb: &Path) -> Result<()> {
+    for fix in platform.qemu_dtb_fixes {
+        let mut fdtput = std::process::Command::new("fdtput");
+        fdtput.arg(dtb).args(fix.fdtput_args());
+        bulkhead_linux_guest::apt::run(&mut fdtput)
+            .with_context(|| format!("cannot adapt the device tree for QEMU ({fix:?})"))?;
+    }
+    Ok(())
+}
+
 /// Boots the card at `made.image` on the platform's QEMU machine as its firmware would (see
 /// the module documentation), stopping after `timeout`.
 pub fn run(made: &Made, timeout: Option<Duration>, extra_args: &[String]) -> Result<ExitCode> {
@@ -401,12 +413,7 @@ pub fn run(made: &Made, timeout: Option<Duration>, extra_args: &[String]) -> Res
         path_arg(&extract(&boot.kernel)?),
     ];
     let dtb = extract(boot.device_tree.as_deref().unwrap_or(card.dtb_name()))?;
-    for fix in made.platform.qemu_dtb_fixes {
-        let mut fdtput = std::process::Command::new("fdtput");
-        fdtput.arg(&dtb).args(fix.fdtput_args());
-        bulkhead_linux_guest::apt::run(&mut fdtput)
-            .with_context(|| format!("cannot adapt the device tree for QEMU ({fix:?})"))?;
-    }
+    apply_qemu_dtb_fixes(made.platform, &dtb)?;
     args.extend(["-dtb".into(), path_arg(&dtb)]);
     if let Some(initramfs) = &boot.initramfs {
         args.extend(["-initrd".into(), path_arg(&extract(initramfs)?)]);

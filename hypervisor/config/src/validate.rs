@@ -2,11 +2,12 @@
 //! each other and from the hypervisor (memory, CPUs, devices, interrupts, DMA) and that each one
 //! is complete enough to boot.
 //!
-//! Checks run in a fixed order (the hypervisor node first, then each partition in config order)
-//! and the first failure is returned, so the same config always yields the same error. A claim
-//! two partitions make (a CPU, memory, a device, an interrupt) is reported at the second one; a
-//! partition's devices are also checked against every device it does not own and all RAM. Nothing here panics, even on a model that was not
-//! built by `parse` (indices are checked).
+//! Checks run in a fixed order (the CPUs first, then the hypervisor node, then each partition in
+//! config order) and the first failure is returned, so the same config always yields the same
+//! error. A claim two partitions make (a CPU, memory, a device, an interrupt) is reported at the
+//! second one; a partition's devices are also checked against every device it does not own and
+//! all RAM. Nothing here panics, even on a model that was not built by `parse` (indices are
+//! checked).
 
 use alloc::format;
 use alloc::string::{String, ToString};

@@ -42,11 +42,11 @@
 //! # The guest's view
 //!
 //! On a GICv2 platform, see [`distributor_v2`]: a GICv2 without Security Extensions, vCPU `n`
-//! being CPU interface `n`. Otherwise the guest sees a GICv3 with affinity routing enabled (`ARE_NS` = 1, not writable), from the
-//! Non-secure side of a GIC with two Security states (`GICD_CTLR.DS` = 0), no LPIs/ITS, no
-//! extended SPI/PPI ranges, and the topology of the guest's view
-//! ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout of
-//! the GICD and GICR windows is the guest view's too.
+//! being CPU interface `n`. Otherwise the guest sees a GICv3 with affinity routing enabled
+//! (`ARE_NS` = 1, not writable), from the Non-secure side of a GIC with two Security states
+//! (`GICD_CTLR.DS` = 0), no LPIs/ITS, no extended SPI/PPI ranges, and the topology of the guest's
+//! view ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout
+//! of the GICD and GICR windows is the guest view's too.
 
 #![forbid(unsafe_code)]
 
