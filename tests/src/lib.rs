@@ -421,6 +421,32 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The `trespasser` partition announced a write to `address`, the hypervisor stopped it
+    /// with a report naming the address, the write never went through, and `hello-a` finished
+    /// its count after that (the boards of `isolation.rs` and `rpi4.rs`). Returns the line of
+    /// hello-a's last words.
+    #[track_caller]
+    pub fn assert_trespasser_stopped(&self, address: &str) -> usize {
+        let attempt = self.assert_line(0, "where the trespasser announces its write", |line| {
+            line.contains(&format!("writing to {address}"))
+        });
+        let report = self.assert_line(
+            attempt,
+            &format!("reporting that the trespasser was stopped at {address}"),
+            |line| {
+                let line = line.to_ascii_lowercase();
+                line.contains("trespasser") && line.contains("stopped") && line.contains(address)
+            },
+        );
+        self.assert_not_contains("isolation is broken");
+        self.assert_line_starting(
+            report + 1,
+            "[hello-a] hello from hello-a: done, powering off",
+        )
+    }
+}
+
 /// One `count` line of the `hello` guest: `count 12/600 at 2400 ms` (or `count 12 at 2400 ms`
 /// when it counts forever).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! checks the test files that boot them share: Linux reached userspace, the ticker counted on
 //! without a gap or a restart.
 
-use crate::{Count, Outcome};
+use crate::{Count, Outcome, QUIT_QEMU};
 
 /// The Linux partition's name (its console prefix).
 pub const LINUX: &str = "linux";
@@ -107,4 +107,71 @@ pub fn assert_ticks_after(
         out.fail(&format!("the ticker printed nothing after {what}"));
     }
     n
+}
+
+/// Steps for `run_interactive` that type `commands` once the shell is up, then wait for Linux
+/// to power its partition off and quit QEMU on the third tick after that (the second is then a
+/// whole line; a marker can match the start of a line whose end QEMU never prints once it
+/// quits). `commands` must end with `poweroff`.
+pub fn poweroff_steps(commands: &str) -> [(&str, &str); 5] {
+    [
+        (SHELL_READY, commands),
+        (POWERED_OFF, ""),
+        (TICK, ""),
+        (TICK, ""),
+        (TICK, QUIT_QEMU),
+    ]
+}
+
+/// Steps that type `reboot` once the shell is up, wait for the restarted Linux's userspace and
+/// quit QEMU on the second tick after it (so the one before is a whole line).
+pub const REBOOT_STEPS: [(&str, &str); 5] = [
+    (SHELL_READY, "reboot\n"),
+    (RESET, ""),
+    (USERSPACE, ""),
+    (TICK, ""),
+    (TICK, QUIT_QEMU),
+];
+
+/// `grep -c ^processor /proc/cpuinfo` answered 2 after line `up`: Linux has its 2 vCPUs.
+#[track_caller]
+pub fn assert_two_cpus(out: &Outcome, up: usize) {
+    if linux_line(out, up, "2").is_none() {
+        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
+    }
+}
+
+/// Linux powered its partition off after line `up` (the hypervisor's report), the ticker
+/// counted on at least twice after that, and the machine did not power off. Returns the
+/// report's line.
+#[track_caller]
+pub fn assert_powered_off_alone(out: &Outcome, up: usize) -> usize {
+    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
+        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
+    });
+    let counts = check_ticks(out);
+    if assert_ticks_after(out, &counts, off, "Linux powered off") < 2 {
+        out.fail("the ticker stopped counting after Linux powered off");
+    }
+    out.assert_not_contains(ALL_STOPPED);
+    off
+}
+
+/// Linux reset its partition, which came up again, while the ticker counted on through both
+/// boots without a restart, and nothing powered off. Returns the lines of the hypervisor's
+/// report of the reset and of the second userspace marker.
+#[track_caller]
+pub fn assert_rebooted_alone(out: &Outcome) -> (usize, usize) {
+    let first = assert_userspace(out, 0);
+    let reset = out.assert_line(first, &format!("`[bulkhead] ... {RESET}`"), |line| {
+        line.starts_with("[bulkhead] ") && line.contains(RESET)
+    });
+    let second = assert_userspace(out, reset);
+    // Counting on through both boots with one banner: the ticker was never restarted.
+    let counts = check_ticks(out);
+    assert_ticks_after(out, &counts, reset, "Linux requested the reset");
+    assert_ticks_after(out, &counts, second, "Linux came up again");
+    out.assert_not_contains(POWERED_OFF);
+    out.assert_not_contains(ALL_STOPPED);
+    (reset, second)
 }

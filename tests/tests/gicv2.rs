@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use bulkhead_tests::linux_beside_ticker::{
-    assert_ticks_after, assert_userspace, check_ticks, linux_line, ALL_STOPPED, POWERED_OFF,
-    SHELL_READY, TICK,
+    assert_powered_off_alone, assert_two_cpus, assert_userspace, linux_line, poweroff_steps,
 };
-use bulkhead_tests::{run_interactive, QUIT_QEMU};
+use bulkhead_tests::run_interactive;
 
 const BOARD: &str = "qemu-virt-gicv2-linux";
 
@@ -22,18 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[test]
 fn linux_and_the_ticker_run_on_a_gicv2() {
     let commands = "grep -c ^processor /proc/cpuinfo\ncat /mnt/hello.txt\npoweroff\n";
-    let out = run_interactive(
-        Some(BOARD),
-        TIMEOUT,
-        &[
-            (SHELL_READY, commands),
-            (POWERED_OFF, ""),
-            (TICK, ""),
-            (TICK, ""),
-            // Quit on a third tick: the second is then a whole line.
-            (TICK, QUIT_QEMU),
-        ],
-    );
+    let out = run_interactive(Some(BOARD), TIMEOUT, &poweroff_steps(commands));
     out.assert_steps_done();
     if !out
         .output
@@ -53,9 +41,7 @@ fn linux_and_the_ticker_run_on_a_gicv2() {
         out.fail("Linux found a GICv3, not the GICv2 of its platform");
     }
     let up = assert_userspace(&out, 0);
-    if linux_line(&out, up, "2").is_none() {
-        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
-    }
+    assert_two_cpus(&out, up);
     // The virtio disk's interrupt reached Linux through the virtual GICv2: the file was read.
     if linux_line(
         &out,
@@ -66,12 +52,5 @@ fn linux_and_the_ticker_run_on_a_gicv2() {
     {
         out.fail("`cat /mnt/hello.txt` did not print the disk file's contents");
     }
-    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
-    });
-    let counts = check_ticks(&out);
-    if assert_ticks_after(&out, &counts, off, "Linux powered off") < 2 {
-        out.fail("the ticker stopped counting after Linux powered off");
-    }
-    out.assert_not_contains(ALL_STOPPED);
+    assert_powered_off_alone(&out, up);
 }

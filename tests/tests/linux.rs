@@ -16,8 +16,9 @@
 use std::time::Duration;
 
 use bulkhead_tests::linux_beside_ticker::{
-    assert_ticks_after, assert_userspace, check_ticks, linux_line, ALL_STOPPED, LINUX, POWERED_OFF,
-    RESET, SHELL_READY, TICK, USERSPACE,
+    assert_powered_off_alone, assert_rebooted_alone, assert_ticks_after, assert_two_cpus,
+    assert_userspace, check_ticks, linux_line, poweroff_steps, ALL_STOPPED, LINUX, POWERED_OFF,
+    REBOOT_STEPS, SHELL_READY, TICK, USERSPACE,
 };
 use bulkhead_tests::{
     boot_with_input, repo_root, run_interactive, run_with_stdin, Input, Outcome, QUIT_QEMU,
@@ -75,10 +76,7 @@ fn linux_reaches_a_shell_with_two_cpus_its_memory_and_the_disk() {
     out.assert_steps_done();
     out.assert_contains("booting board qemu-virt-linux");
     let up = assert_userspace(&out, 0);
-
-    if linux_line(&out, up, "2").is_none() {
-        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
-    }
+    assert_two_cpus(&out, up);
 
     // 256 MiB of partition memory, less what the kernel keeps for itself (native: 229380 kB).
     let mem_kib = out
@@ -136,54 +134,18 @@ fn linux_powers_off_its_partition_alone() {
     let out = run_interactive(
         DEFAULT_BOARD,
         POWEROFF_TIMEOUT,
-        &[
-            (SHELL_READY, "poweroff\n"),
-            (POWERED_OFF, ""),
-            (TICK, ""),
-            (TICK, ""),
-            // Quit on a third tick: the second is then a whole line (a marker can match the
-            // start of a line whose end QEMU never prints once it quits).
-            (TICK, QUIT_QEMU),
-        ],
+        &poweroff_steps("poweroff\n"),
     );
     out.assert_steps_done();
     let up = assert_userspace(&out, 0);
-    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
-    });
-    let counts = check_ticks(&out);
-    if assert_ticks_after(&out, &counts, off, "Linux powered off") < 2 {
-        out.fail("the ticker stopped counting after Linux powered off");
-    }
-    out.assert_not_contains(ALL_STOPPED);
+    assert_powered_off_alone(&out, up);
 }
 
 #[test]
 fn linux_reboots_its_partition_alone() {
-    let out = run_interactive(
-        DEFAULT_BOARD,
-        REBOOT_TIMEOUT,
-        &[
-            (SHELL_READY, "reboot\n"),
-            (RESET, ""),
-            (USERSPACE, ""),
-            (TICK, ""),
-            // Quit on the next tick, so the one before is a whole line.
-            (TICK, QUIT_QEMU),
-        ],
-    );
+    let out = run_interactive(DEFAULT_BOARD, REBOOT_TIMEOUT, &REBOOT_STEPS);
     out.assert_steps_done();
-    let first = assert_userspace(&out, 0);
-    let reset = out.assert_line(first, &format!("`[bulkhead] ... {RESET}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(RESET)
-    });
-    let second = assert_userspace(&out, reset);
-    // Counting on through both boots with one banner: the ticker was never restarted.
-    let counts = check_ticks(&out);
-    assert_ticks_after(&out, &counts, reset, "Linux requested the reset");
-    assert_ticks_after(&out, &counts, second, "Linux came up again");
-    out.assert_not_contains(POWERED_OFF);
-    out.assert_not_contains(ALL_STOPPED);
+    assert_rebooted_alone(&out);
 }
 
 /// The README's example: `printf 'grep -c ^processor /proc/cpuinfo\npoweroff\n' |
@@ -241,9 +203,7 @@ fn check_scripted_answer(out: &Outcome) -> usize {
     let up = assert_userspace(out, 0);
     // The shell echoes the command (after its prompt and a cursor query); the answer is a line
     // of its own.
-    if linux_line(out, up, "2").is_none() {
-        out.fail("expected a line `[linux] 2`: the answer to grep -c ^processor /proc/cpuinfo");
-    }
+    assert_two_cpus(out, up);
     out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
         line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
     })

@@ -14,10 +14,10 @@
 use std::time::Duration;
 
 use bulkhead_tests::linux_beside_ticker::{
-    assert_ticks_after, assert_userspace, check_ticks, linux_line, ALL_STOPPED, LINUX, POWERED_OFF,
-    RESET, SHELL_READY, TICK, USERSPACE,
+    assert_powered_off_alone, assert_rebooted_alone, assert_two_cpus, assert_userspace,
+    poweroff_steps, ALL_STOPPED, LINUX, REBOOT_STEPS,
 };
-use bulkhead_tests::{run_board, run_interactive, Outcome, QUIT_QEMU};
+use bulkhead_tests::{run_board, run_interactive, Outcome};
 
 const BOARD: &str = "rpi4-linux";
 
@@ -59,14 +59,7 @@ fn linux_reads_its_sd_card_with_two_cpus_and_powers_off_alone() {
     let out = run_interactive(
         Some(BOARD),
         POWEROFF_TIMEOUT,
-        &[
-            (SHELL_READY, "grep -c ^processor /proc/cpuinfo\npoweroff\n"),
-            (POWERED_OFF, ""),
-            (TICK, ""),
-            (TICK, ""),
-            // Quit on a third tick: the second is then a whole line.
-            (TICK, QUIT_QEMU),
-        ],
+        &poweroff_steps("grep -c ^processor /proc/cpuinfo\npoweroff\n"),
     );
     out.assert_steps_done();
     check_hypervisor_on_the_pi(&out);
@@ -84,52 +77,22 @@ fn linux_reads_its_sd_card_with_two_cpus_and_powers_off_alone() {
     {
         out.fail("the card's boot partition has no kernel8.img");
     }
-    if linux_line(&out, up, "2").is_none() {
-        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
-    }
-    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
-    });
-    let counts = check_ticks(&out);
-    if assert_ticks_after(&out, &counts, off, "Linux powered off") < 2 {
-        out.fail("the ticker stopped counting after Linux powered off");
-    }
-    out.assert_not_contains(ALL_STOPPED);
+    assert_two_cpus(&out, up);
+    assert_powered_off_alone(&out, up);
 }
 
 #[test]
 fn linux_reboots_its_partition_alone() {
-    let out = run_interactive(
-        Some(BOARD),
-        REBOOT_TIMEOUT,
-        &[
-            (SHELL_READY, "reboot\n"),
-            (RESET, ""),
-            (USERSPACE, ""),
-            (TICK, ""),
-            // Quit on the next tick, so the one before is a whole line.
-            (TICK, QUIT_QEMU),
-        ],
-    );
+    let out = run_interactive(Some(BOARD), REBOOT_TIMEOUT, &REBOOT_STEPS);
     out.assert_steps_done();
     check_hypervisor_on_the_pi(&out);
-    let first = assert_userspace(&out, 0);
-    let reset = out.assert_line(first, &format!("`[bulkhead] ... {RESET}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(RESET)
-    });
-    let second = assert_userspace(&out, reset);
+    let (reset, _) = assert_rebooted_alone(&out);
     // The restarted Linux found its SD card again.
     out.assert_line(
         reset,
         "where the restarted Linux mounts the SD card",
         |line| line == format!("[{LINUX}] {CARD_MOUNTED}"),
     );
-    // Counting on through both boots with one banner: the ticker was never restarted.
-    let counts = check_ticks(&out);
-    assert_ticks_after(&out, &counts, reset, "Linux requested the reset");
-    assert_ticks_after(&out, &counts, second, "Linux came up again");
-    out.assert_not_contains(POWERED_OFF);
-    out.assert_not_contains(ALL_STOPPED);
 }
 
 #[test]
@@ -138,24 +101,7 @@ fn trespasser_is_stopped_and_the_board_powers_off() {
     // QEMU exits on the PM watchdog's reset (-no-reboot), not on the timeout.
     out.assert_exited_by_itself();
     check_hypervisor_on_the_pi(&out);
-    let address = "0x41001000";
-    let attempt = out.assert_line(0, "where the trespasser announces its write", |line| {
-        line.contains(&format!("writing to {address}"))
-    });
-    let report = out.assert_line(
-        attempt,
-        &format!("reporting that the trespasser was stopped at {address}"),
-        |line| {
-            line.starts_with("[bulkhead] ")
-                && line.contains("partition trespasser stopped")
-                && line.contains(address)
-        },
-    );
-    out.assert_not_contains("isolation is broken");
-    let done = out.assert_line_starting(
-        report + 1,
-        "[hello-a] hello from hello-a: done, powering off",
-    );
+    let done = out.assert_trespasser_stopped("0x41001000");
     out.assert_line(done, "where the hypervisor powers the board off", |line| {
         line.starts_with("[bulkhead] ") && line.contains(ALL_STOPPED)
     });

@@ -23,7 +23,6 @@ use super::list_regs::{ListReg, LrState, VirtualIrq};
 
 const HW: u32 = 1 << 31;
 const STATE_SHIFT: u32 = 28;
-const STATE_MASK: u32 = 0b11;
 const PRIORITY_SHIFT: u32 = 23;
 const PRIORITY_MASK: u32 = 0x1f;
 /// The 8-bit priority's bits the register keeps.
@@ -39,14 +38,11 @@ const SGIS: u32 = 16;
 /// The `GICH_LR<n>` value of `lr`: Group 0, no EOI maintenance, `HW` with `PhysicalID` for a
 /// hardware-linked interrupt, `CPUID` = the sender for an SGI. A free register encodes as 0.
 pub fn encode(lr: &ListReg) -> u32 {
-    let state = match lr.state {
-        LrState::Invalid => return 0,
-        LrState::Pending => 1,
-        LrState::Active => 2,
-        LrState::PendingActive => 3,
-    };
+    if lr.is_free() {
+        return 0;
+    }
     let irq = &lr.irq;
-    let mut value = (state << STATE_SHIFT)
+    let mut value = (u32::from(lr.state.bits()) << STATE_SHIFT)
         | ((u32::from(irq.priority) >> 3) << PRIORITY_SHIFT)
         | (irq.intid & VIRTUAL_MASK);
     if let Some(pintid) = irq.hw {
@@ -59,12 +55,7 @@ pub fn encode(lr: &ListReg) -> u32 {
 
 /// The list register a `GICH_LR<n>` value holds.
 pub fn decode(value: u32) -> ListReg {
-    let state = match (value >> STATE_SHIFT) & STATE_MASK {
-        0 => LrState::Invalid,
-        1 => LrState::Pending,
-        2 => LrState::Active,
-        _ => LrState::PendingActive,
-    };
+    let state = LrState::from_bits(u64::from(value >> STATE_SHIFT));
     let intid = value & VIRTUAL_MASK;
     let hw = value & HW != 0;
     ListReg {

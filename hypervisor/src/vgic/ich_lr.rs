@@ -22,14 +22,11 @@ const PINTID_MASK: u64 = 0x1fff;
 /// The `ICH_LR<n>_EL2` value of `lr`: Group 1, no EOI maintenance, and `HW` with `pINTID` for a
 /// hardware-linked interrupt. A free register encodes as 0.
 pub fn encode(lr: &ListReg) -> u64 {
-    let state = match lr.state {
-        LrState::Invalid => return 0,
-        LrState::Pending => 1,
-        LrState::Active => 2,
-        LrState::PendingActive => 3,
-    };
+    if lr.is_free() {
+        return 0;
+    }
     let irq = &lr.irq;
-    let mut value = (state << STATE_SHIFT)
+    let mut value = (u64::from(lr.state.bits()) << STATE_SHIFT)
         | GROUP1
         | (u64::from(irq.priority) << PRIORITY_SHIFT)
         | u64::from(irq.intid);
@@ -41,12 +38,7 @@ pub fn encode(lr: &ListReg) -> u64 {
 
 /// The list register an `ICH_LR<n>_EL2` value holds.
 pub fn decode(value: u64) -> ListReg {
-    let state = match value >> STATE_SHIFT {
-        0 => LrState::Invalid,
-        1 => LrState::Pending,
-        2 => LrState::Active,
-        _ => LrState::PendingActive,
-    };
+    let state = LrState::from_bits(value >> STATE_SHIFT);
     ListReg {
         irq: VirtualIrq {
             intid: value as u32,

@@ -62,6 +62,29 @@ pub enum LrState {
     PendingActive,
 }
 
+impl LrState {
+    /// The two-bit `State` field both GIC versions' list registers hold it as: 0 invalid,
+    /// 1 pending, 2 active, 3 pending and active.
+    pub const fn bits(self) -> u8 {
+        match self {
+            LrState::Invalid => 0,
+            LrState::Pending => 1,
+            LrState::Active => 2,
+            LrState::PendingActive => 3,
+        }
+    }
+
+    /// The state a two-bit `State` field holds (higher bits ignored).
+    pub const fn from_bits(bits: u64) -> Self {
+        match bits & 0b11 {
+            0 => LrState::Invalid,
+            1 => LrState::Pending,
+            2 => LrState::Active,
+            _ => LrState::PendingActive,
+        }
+    }
+}
+
 /// One list register: an interrupt and its state ([`LrState::Invalid`]: the register is free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListReg {
