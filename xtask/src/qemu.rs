@@ -471,6 +471,40 @@ mod tests {
     }
 
     #[test]
+    fn each_board_runs_on_its_platforms_machine() {
+        for (board, machine, dash_m) in [
+            (
+                "qemu-virt-linux",
+                Machine::Virt { gic_version: 3 },
+                "virt,virtualization=on,gic-version=3",
+            ),
+            (
+                "qemu-virt-gicv2-linux",
+                Machine::Virt { gic_version: 2 },
+                "virt,virtualization=on,gic-version=2",
+            ),
+            ("rpi4-linux", Machine::Raspi4b, "raspi4b"),
+        ] {
+            let dts = crate::board::repo_root().join(format!("board-configs/{board}.dts"));
+            let dtb = bulkhead_tools::dts::compile(&dts).unwrap();
+            let config = bulkhead_config::load(&dtb).unwrap();
+            let platform = crate::platform::of_dtb(&dtb).ok();
+            assert_eq!(Machine::of(&config, platform).unwrap(), machine, "{board}");
+            let args = machine.args(DEFAULT_CPU, 4, 1024).unwrap();
+            assert_eq!(args[..2], ["-M".to_owned(), dash_m.to_owned()], "{board}");
+        }
+        // The Pi's machine is fixed: its size comes from QEMU, it ends on the watchdog's reset.
+        let pi = Machine::Raspi4b.args(DEFAULT_CPU, 4, 1024).unwrap();
+        assert!(pi.contains(&"-no-reboot".to_owned()));
+        assert!(!pi.contains(&"-smp".to_owned()) && !pi.contains(&"-m".to_owned()));
+        let err = Machine::Raspi4b
+            .args("max", 4, 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Cortex-A72"), "{err}");
+    }
+
+    #[test]
     fn ram_is_summed_in_mib() {
         let ram = [
             HostRange::new(bulkhead_config::HostPhysAddr(0x4000_0000), 0x4000_0000),
