@@ -16,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod linux_beside_ticker;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -418,6 +420,32 @@ impl Outcome {
         self.assert_line(from, &format!("starting with {prefix:?}"), |line| {
             line.starts_with(prefix)
         })
+    }
+}
+
+impl Outcome {
+    /// The `trespasser` partition announced a write to `address`, the hypervisor stopped it
+    /// with a report naming the address, the write never went through, and `hello-a` finished
+    /// its count after that (the boards of `isolation.rs` and `rpi4.rs`). Returns the line of
+    /// hello-a's last words.
+    #[track_caller]
+    pub fn assert_trespasser_stopped(&self, address: &str) -> usize {
+        let attempt = self.assert_line(0, "where the trespasser announces its write", |line| {
+            line.contains(&format!("writing to {address}"))
+        });
+        let report = self.assert_line(
+            attempt,
+            &format!("reporting that the trespasser was stopped at {address}"),
+            |line| {
+                let line = line.to_ascii_lowercase();
+                line.contains("trespasser") && line.contains("stopped") && line.contains(address)
+            },
+        );
+        self.assert_not_contains("isolation is broken");
+        self.assert_line_starting(
+            report + 1,
+            "[hello-a] hello from hello-a: done, powering off",
+        )
     }
 }
 

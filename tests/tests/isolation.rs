@@ -34,26 +34,10 @@ fn device_of_another_partition_is_out_of_reach() {
     check_trespasser_stopped("test/qemu-virt-passthrough-probe", PASSTHROUGH_ADDRESS);
 }
 
-/// Boots `board` and checks its trespasser announced a write to `address`, was stopped with a
-/// report naming it, the write never went through, and hello-a finished.
+/// Boots `board` and checks its trespasser was stopped before its write to `address` went
+/// through, and hello-a finished.
 fn check_trespasser_stopped(board: &str, address: &str) {
     let out = run_board(board, TIMEOUT);
     out.assert_exited_by_itself();
-
-    let attempt = out.assert_line(0, "where the trespasser announces its write", |line| {
-        line.contains(&format!("writing to {address}"))
-    });
-    let report = out.assert_line(
-        attempt,
-        &format!("reporting that the trespasser was stopped at {address}"),
-        |line| {
-            let line = line.to_ascii_lowercase();
-            line.contains("trespasser") && line.contains("stopped") && line.contains(address)
-        },
-    );
-    out.assert_not_contains("isolation is broken");
-    out.assert_line_starting(
-        report + 1,
-        "[hello-a] hello from hello-a: done, powering off",
-    );
+    out.assert_trespasser_stopped(address);
 }

@@ -15,41 +15,19 @@
 
 use std::time::Duration;
 
+use bulkhead_tests::linux_beside_ticker::{
+    assert_powered_off_alone, assert_rebooted_alone, assert_ticks_after, assert_two_cpus,
+    assert_userspace, check_ticks, linux_line, poweroff_steps, ALL_STOPPED, LINUX, POWERED_OFF,
+    REBOOT_STEPS, SHELL_READY, TICK, USERSPACE,
+};
 use bulkhead_tests::{
-    boot_with_input, repo_root, run_interactive, run_with_stdin, Count, Input, Outcome, QUIT_QEMU,
+    boot_with_input, repo_root, run_interactive, run_with_stdin, Input, Outcome, QUIT_QEMU,
 };
 
 /// `None`: no `--board`, the default board (`qemu-virt-linux`).
 const DEFAULT_BOARD: Option<&str> = None;
 /// The board's source, for the demo disk's file name and contents.
 const BOARD_DTS: &str = "board-configs/qemu-virt-linux.dts";
-
-const LINUX: &str = "linux";
-const TICKER: &str = "ticker";
-
-/// What the initramfs' `/init` prints once userspace runs (`bulkhead_linux_guest::USERSPACE_MARKER`).
-const USERSPACE: &str = "bulkhead-linux: userspace up";
-/// busybox ash's banner, printed once the interactive shell has the console: input typed after
-/// it reaches the shell.
-const SHELL_READY: &str = "Enter 'help' for a list of built-in commands.";
-/// The hypervisor's report when Linux powers its partition off (PSCI `SYSTEM_OFF`).
-const POWERED_OFF: &str = "partition linux powered off";
-/// The hypervisor's report when Linux reboots (PSCI `SYSTEM_RESET`).
-const RESET: &str = "partition linux requested a reset: restarting it";
-/// What the hypervisor prints when the machine powers off because every partition stopped.
-const ALL_STOPPED: &str = "all partitions have stopped";
-/// The start of a ticker count line, as a step marker.
-const TICK: &str = "[ticker] count ";
-
-/// The ticker's `period=` in the board config, in milliseconds.
-const TICK_PERIOD_MS: u64 = 500;
-/// The largest gap allowed between two consecutive ticks, in guest milliseconds. Ticks are due
-/// every 500 ms at fixed times, so the gaps show how long cpu2 went without running the ticker.
-/// Three periods allow a 1 s stall: under TCG the dev machine's 2 host cores run 3 busy vCPU
-/// threads (Linux's two and the ticker's), and the host can leave one thread waiting a few
-/// hundred milliseconds. A hypervisor that stops the ticker's core while Linux boots (a lock
-/// held across a Linux trap, a console flood, a partition restart) shows up as a longer gap.
-const MAX_TICK_GAP_MS: u64 = 1500;
 
 /// Boot, one line of commands, quit: measured 6.0 s; 4x = 24 s.
 const INFO_TIMEOUT: Duration = Duration::from_secs(24);
@@ -83,75 +61,6 @@ fn disk_file() -> (String, String) {
     (string("disk-file"), string("disk-contents"))
 }
 
-/// Asserts the Linux userspace marker appeared as a whole `[linux]` line, returns its index.
-#[track_caller]
-fn assert_userspace(out: &Outcome, from: usize) -> usize {
-    out.assert_line_starting(from, &format!("[{LINUX}] {USERSPACE}"))
-}
-
-/// The index of the first `[linux]` line at or after `from` that reads exactly `text` once
-/// escape sequences are removed.
-fn linux_line(out: &Outcome, from: usize, text: &str) -> Option<usize> {
-    out.partition_text_lines(LINUX)
-        .into_iter()
-        .find(|(i, line)| *i >= from && line == text)
-        .map(|(i, _)| i)
-}
-
-/// Checks the ticker's count lines: steps 1, 2, 3, ... without a gap or a restart (so one
-/// `hello` banner), due times respected, no two consecutive ticks more than
-/// [`MAX_TICK_GAP_MS`] apart (the first counted from the guest's start). Returns them.
-#[track_caller]
-fn check_ticks(out: &Outcome) -> Vec<(usize, Count)> {
-    let counts = out.counts(TICKER);
-    if counts.is_empty() {
-        out.fail("the ticker printed no count line");
-    }
-    let banners = out
-        .partition_lines(TICKER)
-        .iter()
-        .filter(|(_, line)| line.starts_with("hello from ticker"))
-        .count();
-    if banners != 1 {
-        out.fail(&format!(
-            "expected exactly one `hello from ticker` banner (no restart), found {banners}"
-        ));
-    }
-    let mut previous_ms = 0;
-    for (n, (_, count)) in counts.iter().enumerate() {
-        let step = n as u64 + 1;
-        if count.step != step || count.total != Some(240) {
-            out.fail(&format!(
-                "ticker count line {step} is {count:?}: expected step {step} of 240 (no skipped or \
-                 repeated step)"
-            ));
-        }
-        if count.ms < step * TICK_PERIOD_MS {
-            out.fail(&format!("ticker step {step} came early: {count:?}"));
-        }
-        if count.ms.saturating_sub(previous_ms) > MAX_TICK_GAP_MS {
-            out.fail(&format!(
-                "the ticker stalled: step {step} at {} ms, {} ms after the previous one (at most \
-                 {MAX_TICK_GAP_MS} ms allowed)",
-                count.ms,
-                count.ms - previous_ms
-            ));
-        }
-        previous_ms = count.ms;
-    }
-    counts
-}
-
-/// Asserts the ticker printed a count line after line `after`, and returns how many.
-#[track_caller]
-fn assert_ticks_after(out: &Outcome, counts: &[(usize, Count)], after: usize, what: &str) -> usize {
-    let n = counts.iter().filter(|(i, _)| *i > after).count();
-    if n == 0 {
-        out.fail(&format!("the ticker printed nothing after {what}"));
-    }
-    n
-}
-
 #[test]
 fn linux_reaches_a_shell_with_two_cpus_its_memory_and_the_disk() {
     let (file, contents) = disk_file();
@@ -167,10 +76,7 @@ fn linux_reaches_a_shell_with_two_cpus_its_memory_and_the_disk() {
     out.assert_steps_done();
     out.assert_contains("booting board qemu-virt-linux");
     let up = assert_userspace(&out, 0);
-
-    if linux_line(&out, up, "2").is_none() {
-        out.fail("`grep -c ^processor /proc/cpuinfo` did not print 2 (Linux has 2 vCPUs)");
-    }
+    assert_two_cpus(&out, up);
 
     // 256 MiB of partition memory, less what the kernel keeps for itself (native: 229380 kB).
     let mem_kib = out
@@ -228,54 +134,18 @@ fn linux_powers_off_its_partition_alone() {
     let out = run_interactive(
         DEFAULT_BOARD,
         POWEROFF_TIMEOUT,
-        &[
-            (SHELL_READY, "poweroff\n"),
-            (POWERED_OFF, ""),
-            (TICK, ""),
-            (TICK, ""),
-            // Quit on a third tick: the second is then a whole line (a marker can match the
-            // start of a line whose end QEMU never prints once it quits).
-            (TICK, QUIT_QEMU),
-        ],
+        &poweroff_steps("poweroff\n"),
     );
     out.assert_steps_done();
     let up = assert_userspace(&out, 0);
-    let off = out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
-    });
-    let counts = check_ticks(&out);
-    if assert_ticks_after(&out, &counts, off, "Linux powered off") < 2 {
-        out.fail("the ticker stopped counting after Linux powered off");
-    }
-    out.assert_not_contains(ALL_STOPPED);
+    assert_powered_off_alone(&out, up);
 }
 
 #[test]
 fn linux_reboots_its_partition_alone() {
-    let out = run_interactive(
-        DEFAULT_BOARD,
-        REBOOT_TIMEOUT,
-        &[
-            (SHELL_READY, "reboot\n"),
-            (RESET, ""),
-            (USERSPACE, ""),
-            (TICK, ""),
-            // Quit on the next tick, so the one before is a whole line.
-            (TICK, QUIT_QEMU),
-        ],
-    );
+    let out = run_interactive(DEFAULT_BOARD, REBOOT_TIMEOUT, &REBOOT_STEPS);
     out.assert_steps_done();
-    let first = assert_userspace(&out, 0);
-    let reset = out.assert_line(first, &format!("`[bulkhead] ... {RESET}`"), |line| {
-        line.starts_with("[bulkhead] ") && line.contains(RESET)
-    });
-    let second = assert_userspace(&out, reset);
-    // Counting on through both boots with one banner: the ticker was never restarted.
-    let counts = check_ticks(&out);
-    assert_ticks_after(&out, &counts, reset, "Linux requested the reset");
-    assert_ticks_after(&out, &counts, second, "Linux came up again");
-    out.assert_not_contains(POWERED_OFF);
-    out.assert_not_contains(ALL_STOPPED);
+    assert_rebooted_alone(&out);
 }
 
 /// The README's example: `printf 'grep -c ^processor /proc/cpuinfo\npoweroff\n' |
@@ -333,9 +203,7 @@ fn check_scripted_answer(out: &Outcome) -> usize {
     let up = assert_userspace(out, 0);
     // The shell echoes the command (after its prompt and a cursor query); the answer is a line
     // of its own.
-    if linux_line(out, up, "2").is_none() {
-        out.fail("expected a line `[linux] 2`: the answer to grep -c ^processor /proc/cpuinfo");
-    }
+    assert_two_cpus(out, up);
     out.assert_line(up, &format!("`[bulkhead] ... {POWERED_OFF}`"), |line| {
         line.starts_with("[bulkhead] ") && line.contains(POWERED_OFF)
     })

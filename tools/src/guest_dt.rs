@@ -13,9 +13,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bulkhead_config::guest_view::{
-    gicr_size, vcpu_mpidr, CHANNEL_ACCESS_PROPERTY, CHANNEL_COMPATIBLE, CHANNEL_ENDPOINT_PROPERTY,
+    vcpu_mpidr, CHANNEL_ACCESS_PROPERTY, CHANNEL_COMPATIBLE, CHANNEL_ENDPOINT_PROPERTY,
     CHANNEL_ID_PROPERTY, CHANNEL_UIO_COMPATIBLE, DEFAULT_TIMER_PPIS, DOORBELL_GPIO_LINES,
-    DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE, GICD_SIZE, VUART_SIZE,
+    DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE, VUART_SIZE,
 };
 use bulkhead_config::hypercall::Signal;
 use bulkhead_config::{
@@ -44,7 +44,7 @@ pub const APB_PCLK_HZ: u32 = 24_000_000;
 pub mod phandle {
     /// The `apb-pclk` fixed clock.
     pub const APB_PCLK: u32 = 1;
-    /// The (virtual) GICv3, the interrupt parent of every node.
+    /// The (virtual) GIC, the interrupt parent of every node.
     pub const GIC: u32 = 2;
     /// The doorbell GPIO, interrupt parent of the channels it signals.
     pub const DOORBELL_GPIO: u32 = 3;
@@ -60,7 +60,8 @@ const IRQ_EDGE_RISING: u32 = 1;
 
 /// Properties of a platform device node that are not copied into a guest's device tree: they
 /// are regenerated from the board-config model (`reg`, `interrupts`, the clock links) or refer to
-/// nodes the guest does not have (phandles).
+/// nodes the guest does not have (phandles: pin control, power sequences, regulators, power
+/// domains, resets, DMA channels, PHYs), which would keep a driver from probing.
 const NOT_COPIED: &[&str] = &[
     "reg",
     "interrupts",
@@ -73,7 +74,26 @@ const NOT_COPIED: &[&str] = &[
     "clocks",
     "gpios",
     "status",
+    "pinctrl-names",
+    "mmc-pwrseq",
+    "vmmc-supply",
+    "vqmmc-supply",
+    "power-domains",
+    "resets",
+    "dmas",
+    "dma-names",
+    "phys",
+    "phy-names",
 ];
+
+/// Whether platform property `name` is left out of a guest's device tree ([`NOT_COPIED`], and
+/// every `pinctrl-<n>`).
+fn not_copied(name: &str) -> bool {
+    NOT_COPIED.contains(&name)
+        || name
+            .strip_prefix("pinctrl-")
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Where a partition's guest device tree and initrd go, guest-physical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -349,27 +369,36 @@ fn irq_cells(irq: &Irq) -> [u32; 3] {
     [kind, irq.number, irq.flags]
 }
 
-/// The GICv3 as the partition sees it: the platform's distributor address and one
-/// redistributor frame pair per vCPU from the platform's first redistributor address. The
-/// hypervisor emulates both.
+/// The GIC as the partition sees it: the platform's version at the platform's addresses
+/// ([`Gic::guest_windows`]). A GICv3: the distributor and one redistributor frame pair per vCPU
+/// from the platform's first redistributor address, both emulated. A GICv2: the distributor
+/// (emulated) and the CPU interface (the hardware's virtual one).
 fn gic_node(fdt: &mut FdtWriter, ctx: &Ctx) -> Result<()> {
     let gic = &ctx.config.platform.gic;
+    let windows = gic.guest_windows(ctx.partition.cpus.len());
     let gicd = gic.distributor.base.raw();
-    let gicr = gic
-        .redistributors
-        .first()
-        .context("the platform has no GIC redistributor region")?
-        .base
-        .raw();
+    if !gic.is_v2() && windows.len() < 2 {
+        bail!("the platform has no GIC redistributor region");
+    }
     let node = fdt.begin_node(&format!("intc@{gicd:x}"))?;
-    fdt.property_string("compatible", "arm,gic-v3")?;
+    fdt.property_string(
+        "compatible",
+        if gic.is_v2() {
+            "arm,gic-400"
+        } else {
+            "arm,gic-v3"
+        },
+    )?;
     fdt.property_null("interrupt-controller")?;
     fdt.property_u32("#interrupt-cells", 3)?;
-    fdt.property_u32("#redistributor-regions", 1)?;
-    fdt.property_array_u64(
-        "reg",
-        &[gicd, GICD_SIZE, gicr, gicr_size(ctx.partition.cpus.len())],
-    )?;
+    if !gic.is_v2() {
+        fdt.property_u32("#redistributor-regions", 1)?;
+    }
+    let reg: Vec<u64> = windows
+        .iter()
+        .flat_map(|(_, w)| [w.base.raw(), w.size])
+        .collect();
+    fdt.property_array_u64("reg", &reg)?;
     fdt.property_phandle(phandle::GIC)?;
     fdt.end_node(node)?;
     Ok(())
@@ -434,7 +463,7 @@ fn device_node(fdt: &mut FdtWriter, ctx: &Ctx, index: usize) -> Result<()> {
             if prop.name == "clocks" {
                 clocks = prop.value.len() / 4;
             }
-            if !NOT_COPIED.contains(&prop.name) {
+            if !not_copied(prop.name) {
                 fdt.property(prop.name, prop.value)?;
             }
         }
@@ -574,7 +603,8 @@ mod tests {
     use super::*;
     use crate::testutil::{sample_config, MIB};
     use bulkhead_config::{
-        Channel, ChannelAccess, ChannelEndpoint, HostPhysAddr, HostRange, MemoryRegion,
+        Channel, ChannelAccess, ChannelEndpoint, Gic, GicVersion, HostPhysAddr, HostRange,
+        MemoryRegion,
     };
 
     fn be_u32s(bytes: &[u8]) -> Vec<u32> {
@@ -593,11 +623,67 @@ mod tests {
         fdt.property_null("dma-coherent").unwrap();
         fdt.property_u32("interrupt-parent", 0x8005).unwrap();
         fdt.property_array_u32("clocks", &[0x8000]).unwrap();
+        // Links to nodes the guest does not have, as a Pi's SD controller's.
+        fdt.property_string("pinctrl-names", "default").unwrap();
+        fdt.property_u32("pinctrl-0", 0x0f).unwrap();
+        fdt.property_u32("mmc-pwrseq", 0x10).unwrap();
+        fdt.property_u32("bus-width", 4).unwrap();
         fdt.property_array_u64("reg", &[0x0a00_0000, 0x200])
             .unwrap();
         fdt.end_node(node).unwrap();
         fdt.end_node(root).unwrap();
         fdt.finish().unwrap()
+    }
+
+    #[test]
+    fn a_gicv2_platform_gives_guests_a_gicv2() {
+        let mut config = sample_config();
+        let range = |base| HostRange::new(HostPhysAddr(base), 0x1_0000);
+        config.platform.gic = Gic {
+            version: GicVersion::V2 {
+                cpu: range(0x0801_0000),
+                control: range(0x0803_0000),
+                vcpu: range(0x0804_0000),
+            },
+            distributor: range(0x0800_0000),
+            redistributors: vec![],
+        };
+        let linux = &config.partitions[1];
+        let l = layout(linux, 0x100_0000, Some(4096)).unwrap();
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        let gic = fdt.find_node("/intc@8000000").unwrap();
+        assert_eq!(
+            gic.compatible().unwrap().all().collect::<Vec<_>>(),
+            ["arm,gic-400"]
+        );
+        // The distributor's 4 KiB and the CPU interface's 8 KiB, at the platform's addresses.
+        let regs: Vec<_> = gic
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as usize, r.size.unwrap()))
+            .collect();
+        assert_eq!(regs, [(0x0800_0000, 0x1000), (0x0801_0000, 0x2000)]);
+        assert!(gic.property("#redistributor-regions").is_none());
+        assert_eq!(
+            gic.property("#interrupt-cells").unwrap().as_usize(),
+            Some(3)
+        );
+        // Guests see PSCI whatever the platform uses.
+        config.platform.psci = None;
+        let dtb = guest_dtb(&config, None, 1, &l).unwrap();
+        let fdt = fdt::Fdt::new(&dtb).unwrap();
+        assert_eq!(
+            fdt.find_node("/psci")
+                .unwrap()
+                .property("method")
+                .unwrap()
+                .as_str(),
+            Some("hvc")
+        );
+        assert!(fdt
+            .cpus()
+            .all(|c| c.property("enable-method").unwrap().as_str() == Some("psci")));
     }
 
     #[test]
@@ -646,6 +732,10 @@ mod tests {
         assert_eq!(dev.compatible().unwrap().first(), "virtio,mmio");
         assert!(dev.property("dma-coherent").is_some());
         assert!(dev.property("interrupt-parent").is_none());
+        for linked in ["pinctrl-names", "pinctrl-0", "mmc-pwrseq"] {
+            assert!(dev.property(linked).is_none(), "{linked} dropped");
+        }
+        assert_eq!(dev.property("bus-width").unwrap().as_usize(), Some(4));
         let reg = dev.reg().unwrap().next().unwrap();
         assert_eq!(
             (reg.starting_address as usize, reg.size),

@@ -38,12 +38,14 @@ fn platform(s: &mut String, config: &BoardConfig) {
     let pl = &config.platform;
     let ram: u64 = pl.ram.iter().map(|r| r.size).sum();
     let psci = match pl.psci {
-        PsciConduit::Smc => "smc",
-        PsciConduit::Hvc => "hvc",
+        Some(PsciConduit::Smc) => "PSCI via smc",
+        Some(PsciConduit::Hvc) => "PSCI via hvc",
+        None => "no PSCI",
     };
+    let gic = if pl.gic.is_v2() { "GICv2" } else { "GICv3" };
     let _ = writeln!(
         s,
-        "platform: {} CPUs, {} RAM, {} devices, PSCI via {psci}",
+        "platform: {} CPUs, {} RAM, {} devices, {gic}, {psci}",
         pl.cpus.len(),
         mib(ram),
         pl.devices.len()
@@ -247,7 +249,7 @@ mod tests {
     fn renders_every_row() {
         let text = render(&sample_config());
         let expected = [
-            "platform: 4 CPUs, 1024 MiB RAM, 2 devices, PSCI via smc",
+            "platform: 4 CPUs, 1024 MiB RAM, 2 devices, GICv3, PSCI via smc",
             "hypervisor",
             "  memory    0x40000000..0x44000000 (64 MiB)",
             "  console   /pl011@9000000 0x9000000+0x1000",

@@ -3,7 +3,9 @@
 //!
 //! The hypervisor ELF is flattened; it starts with an arm64 Image header whose `image_size`
 //! (set by the linker) is the offset of the end of `.bss`, 4 KiB aligned: the bundle goes
-//! exactly there, so the hypervisor finds it at `__bundle_start`. The binary is zero-padded up
+//! exactly there, so the hypervisor finds it at `__bundle_start`. The image is
+//! position-independent: boot loaders put it at the board's RAM base (rounded down to 2 MiB)
+//! plus the header's `text_offset` ([`load_address`]), which the hypervisor's memory must hold. The binary is zero-padded up
 //! to that offset, the bundle ([`bulkhead_bundle`]) is appended, and `image_size` is rewritten
 //! to the whole file's length (4 KiB aligned) so a boot loader reserves room for the bundle.
 //!
@@ -66,7 +68,7 @@ pub struct PackedBlob {
 pub struct Packed {
     /// The bootable file.
     pub bytes: Vec<u8>,
-    /// Physical address the hypervisor is linked at (where the file must be loaded).
+    /// Physical address boot loaders put the file at on this board ([`load_address`]).
     pub load_address: u64,
     /// Length of the flat hypervisor binary (code and data).
     pub hypervisor_len: u64,
@@ -137,6 +139,23 @@ fn u64_at(bytes: &[u8], off: usize) -> u64 {
 /// Whether `bytes` start with an arm64 Image header (checks the magic only).
 pub fn is_arm64_image(bytes: &[u8]) -> bool {
     bytes.len() >= HEADER_SIZE && bytes[MAGIC_OFFSET..MAGIC_OFFSET + 4] == MAGIC
+}
+
+/// Alignment of the RAM base boot loaders place an arm64 Image above.
+pub const IMAGE_BASE_ALIGN: u64 = 2 * 1024 * 1024;
+
+/// Where boot loaders put an arm64 Image with `text_offset` on `config`'s board: the lowest
+/// RAM address rounded down to 2 MiB, plus `text_offset` (QEMU's `-kernel` loader, U-Boot's
+/// `booti` and the Raspberry Pi firmware all do).
+pub fn load_address(config: &BoardConfig, text_offset: u64) -> u64 {
+    let ram_base = config
+        .platform
+        .ram
+        .iter()
+        .map(|r| r.base.raw())
+        .min()
+        .unwrap_or(0);
+    (ram_base & !(IMAGE_BASE_ALIGN - 1)) + text_offset
 }
 
 /// Packs the hypervisor and the bundle into one bootable file.
@@ -255,12 +274,14 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
     bytes[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&total.to_le_bytes());
 
     let mem = config.hypervisor.memory;
-    if !mem.contains_range(&HostRange::new(HostPhysAddr(hv.load_address), total)) {
+    let load = load_address(config, u64_at(&bytes, TEXT_OFFSET_OFFSET));
+    if !mem.contains_range(&HostRange::new(HostPhysAddr(load), total)) {
         bail!(
-            "the packed image ({}) at {:#x}..{:#x} does not fit the hypervisor's memory {:#x}..{:#x}",
+            "the packed image ({}) at {:#x}..{:#x}, where boot loaders put it (RAM base + \
+             text_offset), does not fit the hypervisor's memory {:#x}..{:#x}",
             size_str(total),
-            hv.load_address,
-            hv.load_address.saturating_add(total),
+            load,
+            load.saturating_add(total),
             mem.base,
             mem.end()
         );
@@ -268,7 +289,7 @@ pub fn pack_detailed(input: &PackInput) -> Result<Packed> {
 
     Ok(Packed {
         bytes,
-        load_address: hv.load_address,
+        load_address: load,
         hypervisor_len,
         bundle_offset: image_size,
         bundle_len: bundle.len() as u64,
@@ -496,6 +517,21 @@ mod tests {
         assert!(err.contains("arm64 Image header"), "{err}");
         let err = pack_err(b"not an elf", &config, blobs());
         assert!(err.contains("cannot flatten the hypervisor"), "{err}");
+        // Loaded at RAM base + 2 MiB, whatever the ELF's link address: a board whose RAM
+        // starts at 0 needs its hypervisor memory at 0x200000.
+        let mut low = config.clone();
+        low.platform.ram = vec![HostRange::new(HostPhysAddr(0), 1 << 30)];
+        let err = pack_err(&hypervisor(0x1800, 0x2000), &low, blobs());
+        assert!(err.contains("at 0x200000.."), "{err}");
+        low.hypervisor.memory = HostRange::new(HostPhysAddr(0x20_0000), 64 * MIB);
+        let packed = pack_detailed(&PackInput {
+            hypervisor_elf: &hypervisor(0x1800, 0x2000),
+            board_dtb: &empty_dtb(),
+            config: &low,
+            partitions: blobs(),
+        })
+        .unwrap();
+        assert_eq!(packed.load_address, 0x20_0000);
         // Does not fit the hypervisor's memory.
         let mut small = config.clone();
         small.hypervisor.memory = HostRange::new(HostPhysAddr(0x4000_0000), 0x20_4000);

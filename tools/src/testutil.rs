@@ -12,6 +12,7 @@ pub fn sample_config() -> BoardConfig {
             path: format!("/cpus/cpu@{i}"),
             phandle: Some(0x8000 + i),
             mpidr: i as u64,
+            enable_method: Some(EnableMethod::Psci),
         })
         .collect();
     let devices = vec![
@@ -45,10 +46,11 @@ pub fn sample_config() -> BoardConfig {
             ram: vec![HostRange::new(HostPhysAddr(0x4000_0000), 1 << 30)],
             cpus,
             gic: Gic {
+                version: GicVersion::V3,
                 distributor: HostRange::new(HostPhysAddr(0x0800_0000), 0x1_0000),
                 redistributors: vec![HostRange::new(HostPhysAddr(0x080a_0000), 0xf6_0000)],
             },
-            psci: PsciConduit::Smc,
+            psci: Some(PsciConduit::Smc),
             devices,
             reserved: vec![],
             timer_irqs: vec![],

@@ -13,9 +13,10 @@ use bulkhead_tools::check::{resolve_sources, warnings, PartitionSources};
 use bulkhead_tools::pack::{PackInput, PartitionBlobs};
 
 use crate::board::{
-    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, SourceFile,
+    display_path, release_dir, repo_root, target_release_dir, Board, ImageSource, Role, SourceFile,
     HYPERVISOR_TARGET, TARGET,
 };
+use crate::platform::{self, LinuxInitrd, Platform};
 use crate::qemu_node;
 
 /// The hypervisor's package and binary name.
@@ -33,6 +34,15 @@ pub struct Built {
     pub guest_elfs: Vec<PathBuf>,
     /// Extra QEMU arguments from the board's `qemu` node ([`qemu_node`]), `{disk}` replaced.
     pub qemu_args: Vec<String>,
+    /// The platform the board is written for (from its root `compatible`), if xtask knows it.
+    pub platform: Option<&'static Platform>,
+    /// Where boot loaders put `image` on the board (RAM base + `text_offset`).
+    pub load_address: u64,
+    /// For a board whose platform boots from an SD card, the card with `image` on it
+    /// ([`crate::image`]), which `run` gives QEMU as its SD card.
+    pub card: Option<crate::image::Made>,
+    /// Each partition's generated device tree, as packed, in partition order.
+    pub guest_dtbs: Vec<Vec<u8>>,
 }
 
 /// Builds the board named `board_arg` (see [`Board::resolve`]). With `unchecked`, the board
@@ -61,22 +71,30 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
 
     let hypervisor_elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
     let hypervisor_bytes = read(&hypervisor_elf)?;
+    let platform = platform::of_dtb(&board_dtb).ok();
+    let native_initrd = platform.is_some_and(|p| p.linux_initrd == LinuxInitrd::Native);
     let mut partitions = Vec::with_capacity(config.partitions.len());
     for source in &sources {
         let image = read(&source.image.path()?)?;
         let initrd = match &source.initrd {
+            // The platform's own Linux initramfs, with the modules its devices need.
+            Some(ImageSource::LinuxRecipe(Role::Initrd)) if native_initrd => {
+                Some(crate::native_linux::initramfs()?)
+            }
             Some(initrd) => Some(read(&initrd.path()?)?),
             None => None,
         };
         partitions.push(PartitionBlobs { image, initrd });
     }
-    let packed = bulkhead_tools::pack::pack(&PackInput {
+    let packed = bulkhead_tools::pack::pack_detailed(&PackInput {
         hypervisor_elf: &hypervisor_bytes,
         board_dtb: &board_dtb,
         config: &config,
         partitions,
     })
     .with_context(|| format!("cannot pack board {}", board.name))?;
+    let guest_dtbs = guest_dtbs(&packed, config.partitions.len())?;
+    let (load_address, packed) = (packed.load_address, packed.bytes);
 
     let out_dir = board.out_dir();
     std::fs::create_dir_all(&out_dir)
@@ -112,6 +130,16 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         .iter()
         .map(|name| target_release_dir().join(name))
         .collect();
+    let card = match platform.filter(|p| p.sd_card.is_some()) {
+        Some(platform) => Some(crate::image::write_card(
+            &board.name,
+            platform,
+            &out_dir,
+            packed.clone(),
+            false,
+        )?),
+        None => None,
+    };
     Ok(Built {
         board,
         config,
@@ -119,7 +147,31 @@ pub fn build(board_arg: &str, unchecked: bool) -> Result<Built> {
         hypervisor_elf,
         guest_elfs,
         qemu_args,
+        platform,
+        load_address,
+        card,
+        guest_dtbs,
     })
+}
+
+/// The guest device trees in a packed image's bundle, in partition order.
+fn guest_dtbs(packed: &bulkhead_tools::pack::Packed, partitions: usize) -> Result<Vec<Vec<u8>>> {
+    let bundle = packed
+        .bytes
+        .get(packed.bundle_offset as usize..)
+        .ok_or_else(|| anyhow!("the packed image is shorter than its bundle offset"))?;
+    let bundle = bulkhead_bundle::Bundle::parse(bundle)
+        .map_err(|e| anyhow!("cannot read back the packed bundle: {e}"))?;
+    (0..partitions)
+        .map(|n| {
+            let n = u32::try_from(n)?;
+            Ok(bundle
+                .find(bulkhead_bundle::Kind::GuestDtb, n)
+                .ok_or_else(|| anyhow!("the bundle has no device tree for partition {n}"))?
+                .data
+                .to_vec())
+        })
+        .collect()
 }
 
 /// Compiles the board's DTS and checks it (or, with `unchecked`, only parses it).

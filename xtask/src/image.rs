@@ -71,6 +71,7 @@ impl CardFile {
 }
 
 /// What `image` made.
+#[derive(Clone, Debug)]
 pub struct Made {
     pub name: String,
     pub platform: &'static Platform,
@@ -79,9 +80,10 @@ pub struct Made {
 }
 
 /// Builds the card of `payload` for `platform_name` (given with `--kernel`; a board's comes
-/// from its config) and writes it below `build/`.
+/// from its config) and writes it below `build/`; prints the paths of `kernel8.img` and
+/// `sdcard.img`.
 pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
-    let (name, platform, out_dir, kernel, native_linux) = match payload {
+    let made = match payload {
         Payload::Board(board) => {
             if platform_name.is_some() {
                 bail!("--platform is for --kernel; a board's platform comes from its config");
@@ -91,15 +93,11 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
             let dtb = bulkhead_tools::dts::compile(&resolved.dts)?;
             let platform = platform::of_dtb(&dtb).with_context(|| display_path(&resolved.dts))?;
             platform::sd_card(platform).with_context(|| format!("board {}", resolved.name))?;
+            // Building a board of an SD-card platform writes its card.
             let built = crate::build::build(board, false)?;
-            let kernel = read(&built.image)?;
-            (
-                built.board.name.clone(),
-                platform,
-                built.board.out_dir(),
-                kernel,
-                false,
-            )
+            built
+                .card
+                .ok_or_else(|| anyhow!("building board {} made no SD card", resolved.name))?
         }
         Payload::Kernel(kernel) => {
             let platform_name = platform_name
@@ -118,9 +116,27 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
             };
             let name = format!("native-{}-{label}", platform.name);
             let out = repo_root().join("build").join(&name);
-            (name, platform, out, data, native_linux)
+            write_card(&name, platform, &out, data, native_linux)?
         }
     };
+    let card = platform::sd_card(made.platform)?;
+    println!(
+        "kernel8.img: {}",
+        display_path(&made.dir.join(card.kernel_name))
+    );
+    println!("sdcard.img:  {}", display_path(&made.image));
+    Ok(made)
+}
+
+/// Writes the card that boots `kernel` on `platform` (with a native Linux's initramfs and
+/// command line if `native_linux`) into `out_dir`: `sdcard/` and `sdcard.img`.
+pub fn write_card(
+    name: &str,
+    platform: &'static Platform,
+    out_dir: &Path,
+    kernel: Vec<u8>,
+    native_linux: bool,
+) -> Result<Made> {
     let card = platform::sd_card(platform)?;
     let mut files = card_files(card, kernel)?;
     if native_linux {
@@ -146,10 +162,8 @@ pub fn make(payload: &Payload, platform_name: Option<&str>) -> Result<Made> {
         display_path(&image),
         bytes.len() >> 20
     );
-    println!("kernel8.img: {}", display_path(&dir.join(card.kernel_name)));
-    println!("sdcard.img:  {}", display_path(&image));
     Ok(Made {
-        name,
+        name: name.to_owned(),
         platform,
         dir,
         image,
@@ -352,6 +366,18 @@ pub fn parse_config_txt(text: &str, default_kernel: &str) -> FirmwareBoot {
     boot
 }
 
+/// Makes the device tree file `dtb` one QEMU's model of `platform` boots Linux with (its
+/// `qemu_dtb_fixes`, applied with `fdtput`).
+pub fn apply_qemu_dtb_fixes(platform: &Platform, dtb: &Path) -> Result<()> {
+    for fix in platform.qemu_dtb_fixes {
+        let mut fdtput = std::process::Command::new("fdtput");
+        fdtput.arg(dtb).args(fix.fdtput_args());
+        bulkhead_linux_guest::apt::run(&mut fdtput)
+            .with_context(|| format!("cannot adapt the device tree for QEMU ({fix:?})"))?;
+    }
+    Ok(())
+}
+
 /// Boots the card at `made.image` on the platform's QEMU machine as its firmware would (see
 /// the module documentation), stopping after `timeout`.
 pub fn run(made: &Made, timeout: Option<Duration>, extra_args: &[String]) -> Result<ExitCode> {
@@ -387,12 +413,7 @@ pub fn run(made: &Made, timeout: Option<Duration>, extra_args: &[String]) -> Res
         path_arg(&extract(&boot.kernel)?),
     ];
     let dtb = extract(boot.device_tree.as_deref().unwrap_or(card.dtb_name()))?;
-    for fix in made.platform.qemu_dtb_fixes {
-        let mut fdtput = std::process::Command::new("fdtput");
-        fdtput.arg(&dtb).args(fix.fdtput_args());
-        bulkhead_linux_guest::apt::run(&mut fdtput)
-            .with_context(|| format!("cannot adapt the device tree for QEMU ({fix:?})"))?;
-    }
+    apply_qemu_dtb_fixes(made.platform, &dtb)?;
     args.extend(["-dtb".into(), path_arg(&dtb)]);
     if let Some(initramfs) = &boot.initramfs {
         args.extend(["-initrd".into(), path_arg(&extract(initramfs)?)]);

@@ -22,6 +22,18 @@ pub struct Platform {
     /// Changes the board's device tree needs to boot Linux on the QEMU machine, which models
     /// less than the board has (applied to the copy QEMU is given, never to the card's).
     pub qemu_dtb_fixes: &'static [DtbFix],
+    /// What a Linux partition's `initrd = "linux"` is on this platform.
+    pub linux_initrd: LinuxInitrd,
+}
+
+/// The initramfs a board's Linux partition gets for `initrd = "linux"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinuxInitrd {
+    /// The Linux recipe's (`partitions/linux`): virtio disks.
+    Recipe,
+    /// The platform's native one ([`crate::native_linux`]): the recipe's with the platform's SD,
+    /// FAT and watchdog modules, and the SD card check.
+    Native,
 }
 
 /// A change to a device tree, made with `fdtput` (from dtc's package).
@@ -77,6 +89,7 @@ pub const QEMU_VIRT: Platform = Platform {
     qemu_machine: "virt",
     sd_card: None,
     qemu_dtb_fixes: &[],
+    linux_initrd: LinuxInitrd::Recipe,
 };
 
 /// The Raspberry Pi 4 Model B (BCM2711).
@@ -87,6 +100,7 @@ pub const RPI4: Platform = Platform {
     qemu_machine: "raspi4b",
     sd_card: Some(&RPI4_SD_CARD),
     qemu_dtb_fixes: RPI4_QEMU_DTB_FIXES,
+    linux_initrd: LinuxInitrd::Native,
 };
 
 /// What QEMU 10's `raspi4b` lacks that Linux trips over (QEMU itself disables the PCIe, RNG,

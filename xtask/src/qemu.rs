@@ -1,10 +1,12 @@
 //! `cargo xtask run`: the QEMU command line for a built board and running QEMU with its output
 //! streamed through, its stdin piped in when ours is not a terminal, and an optional timeout.
 //!
-//! The machine of a built board is QEMU `virt` with virtualization (EL2) and a GICv3; the
-//! number of CPUs and the RAM size come from the board config's `/cpus` and `/memory` nodes, so
-//! every board is run the same way. QEMU loads the image itself (`-kernel`), or with `--uboot`
-//! U-Boot does ([`crate::uboot`]). The board's `qemu` node may add arguments (e.g. a disk, see
+//! The machine of a built board comes from its platform ([`Machine`]): QEMU `virt` with
+//! virtualization (EL2) and the GIC version of the board's platform (`gic-version=3`, or 2 for
+//! `platforms/qemu-virt-gicv2.dtsi`), its number of CPUs and RAM size from the board config's
+//! `/cpus` and `/memory` nodes; or `raspi4b` for a Raspberry Pi 4 board, a fixed machine. QEMU
+//! loads the image itself (`-kernel`), or on `virt` with `--uboot` U-Boot does
+//! ([`crate::uboot`]). The board's `qemu` node may add arguments (e.g. a disk, see
 //! [`crate::qemu_node`]); arguments after `--` come last. [`run_qemu`] runs any QEMU command
 //! line this way (the SD-card boot of [`crate::image`] uses it too).
 
@@ -14,11 +16,12 @@ use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bulkhead_config::{BoardConfig, HostRange};
 
 use crate::board::display_path;
 use crate::build::Built;
+use crate::platform::{self, Platform};
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-aarch64";
@@ -77,20 +80,72 @@ fn ram_mib(ram: &[HostRange]) -> u64 {
         .div_ceil(1024 * 1024)
 }
 
-/// The QEMU machine every run uses (virt with EL2 and a GICv3, `cpu` cores (a QEMU `-cpu`
-/// model), console on stdio, no network), with `cpus` cores and `ram_mib` MiB of RAM, booting
-/// `kernel`.
+/// The QEMU machine a board runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// `virt` with EL2 and a GIC of this version (2 or 3), the board's CPU count and RAM.
+    Virt { gic_version: u8 },
+    /// `raspi4b`: four Cortex-A72 and 2 GiB, whatever the board says; QEMU ends on the PM
+    /// watchdog's reset (`-no-reboot`), which is how Bulkhead powers a Pi off.
+    Raspi4b,
+}
+
+impl Machine {
+    /// The machine of `config`'s board, on `platform` (`None`: not one xtask knows).
+    pub fn of(config: &BoardConfig, platform: Option<&Platform>) -> Result<Machine> {
+        let Some(platform) = platform else {
+            // Say which platforms there are.
+            return Err(platform::of_compatible(&[]).unwrap_err());
+        };
+        Ok(match platform.qemu_machine {
+            "virt" => Machine::Virt {
+                gic_version: if config.platform.gic.is_v2() { 2 } else { 3 },
+            },
+            "raspi4b" => Machine::Raspi4b,
+            other => bail!("xtask cannot run QEMU machine {other} ({})", platform.name),
+        })
+    }
+
+    /// The QEMU machine's name, for `-M` and `deps::ensure_qemu_machine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Machine::Virt { .. } => "virt",
+            Machine::Raspi4b => "raspi4b",
+        }
+    }
+
+    /// Its arguments, without what to boot: `cpu` (a QEMU `-cpu` model, fixed on `raspi4b`),
+    /// `cpus` cores and `ram_mib` MiB on `virt`; console on stdio, no network.
+    pub fn args(self, cpu: &str, cpus: usize, ram_mib: u64) -> Result<Vec<String>> {
+        match self {
+            Machine::Virt { gic_version } => Ok(virt_args(gic_version, cpu, cpus, ram_mib)),
+            Machine::Raspi4b => {
+                if cpu != DEFAULT_CPU {
+                    bail!("QEMU raspi4b has Cortex-A72 cores only: --cpu {cpu} is for virt boards");
+                }
+                Ok(["-M", "raspi4b", "-nographic", "-no-reboot"]
+                    .map(str::to_owned)
+                    .to_vec())
+            }
+        }
+    }
+}
+
+/// The QEMU machine of the benchmarks' native runs and most boards (virt with EL2 and a GICv3,
+/// `cpu` cores (a QEMU `-cpu` model), console on stdio, no network), with `cpus` cores and
+/// `ram_mib` MiB of RAM, booting `kernel`.
 pub fn machine_args(cpu: &str, cpus: usize, ram_mib: u64, kernel: &Path) -> Vec<String> {
-    let mut args = virt_args(cpu, cpus, ram_mib);
+    let mut args = virt_args(3, cpu, cpus, ram_mib);
     args.extend(["-kernel".to_owned(), kernel.to_string_lossy().into_owned()]);
     args
 }
 
-/// [`machine_args`] without what to boot.
-fn virt_args(cpu: &str, cpus: usize, ram_mib: u64) -> Vec<String> {
+/// [`machine_args`] without what to boot, with a GIC of version `gic_version`.
+fn virt_args(gic_version: u8, cpu: &str, cpus: usize, ram_mib: u64) -> Vec<String> {
+    let machine = format!("virt,virtualization=on,gic-version={gic_version}");
     [
         "-M",
-        "virt,virtualization=on,gic-version=3",
+        &machine,
         "-cpu",
         cpu,
         "-smp",
@@ -113,23 +168,38 @@ pub fn console_boot_option() -> Option<&'static str> {
 }
 
 /// The full QEMU argument list (without the program name).
-pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
+pub fn qemu_args(built: &Built, options: &RunOptions) -> Result<Vec<String>> {
     let (cpus, ram_mib) = machine_size(&built.config);
-    let mut args = match &options.uboot {
-        None => machine_args(&options.cpu, cpus, ram_mib, &built.image),
-        Some(uboot) => {
-            let mut args = virt_args(&options.cpu, cpus, ram_mib);
-            args.extend(crate::uboot::qemu_args(
-                &uboot.bios,
-                &uboot.env_flash,
-                &built.image,
-            ));
-            args
+    let machine = Machine::of(&built.config, built.platform)?;
+    let mut args = machine.args(&options.cpu, cpus, ram_mib)?;
+    match &options.uboot {
+        None => args.extend([
+            "-kernel".to_owned(),
+            built.image.to_string_lossy().into_owned(),
+        ]),
+        Some(_) if !matches!(machine, Machine::Virt { .. }) => {
+            bail!("--uboot boots through Debian's u-boot-qemu, which is for QEMU virt boards")
         }
-    };
+        Some(uboot) => args.extend(crate::uboot::qemu_args(
+            &uboot.bios,
+            &uboot.env_flash,
+            &built.image,
+        )),
+    }
     if let (None, Some(option)) = (&options.uboot, console_boot_option()) {
         // Through U-Boot, the option is in its environment's `bootargs` instead.
         args.extend(["-append".to_owned(), option.to_owned()]);
+    }
+    // A board that boots from an SD card has its card in the machine, as on hardware
+    // (snapshot=on: what the guests write stays out of the file).
+    if let Some(card) = &built.card {
+        args.extend([
+            "-drive".to_owned(),
+            format!(
+                "file={},if=sd,format=raw,snapshot=on",
+                card.image.to_string_lossy()
+            ),
+        ]);
     }
     if options.gdb {
         args.push("-s".into());
@@ -138,15 +208,30 @@ pub fn qemu_args(built: &Built, options: &RunOptions) -> Vec<String> {
     // The board's own extras (its `qemu` node), then the command line's.
     args.extend(built.qemu_args.iter().cloned());
     args.extend(options.extra_args.iter().cloned());
-    args
+    Ok(args)
+}
+
+/// Where the hypervisor ELF is linked (its first loadable segment), if it can be read.
+fn link_address(elf: &Path) -> Option<u64> {
+    let bytes = std::fs::read(elf).ok()?;
+    bulkhead_tools::elf::flatten(&bytes)
+        .ok()
+        .map(|f| f.load_address)
 }
 
 /// How to attach gdb to a QEMU started with `--gdb`.
 fn gdb_instructions(built: &Built) -> String {
-    let mut command = format!(
-        "gdb-multiarch -q {} -ex 'target remote :1234'",
-        display_path(&built.hypervisor_elf)
-    );
+    let elf = display_path(&built.hypervisor_elf);
+    // The image runs where the boot loader put it; symbols are moved there from its link
+    // address.
+    let symbols = match link_address(&built.hypervisor_elf) {
+        Some(link) if link != built.load_address => {
+            let offset = built.load_address.wrapping_sub(link) as i64;
+            format!("-ex 'symbol-file -o {offset:#x} {elf}'")
+        }
+        _ => elf,
+    };
+    let mut command = format!("gdb-multiarch -q {symbols} -ex 'target remote :1234'");
     for guest in &built.guest_elfs {
         command.push_str(&format!(" -ex 'add-symbol-file {}'", display_path(guest)));
     }
@@ -161,7 +246,9 @@ fn gdb_instructions(built: &Built) -> String {
 
 /// Builds the command line, runs QEMU and turns how it ended into our exit code.
 pub fn run(built: &Built, options: &RunOptions) -> Result<ExitCode> {
-    let args = qemu_args(built, options);
+    let machine = Machine::of(&built.config, built.platform)?;
+    crate::deps::ensure_qemu_machine(machine.name())?;
+    let args = qemu_args(built, options)?;
     if options.gdb {
         eprint!("{}", gdb_instructions(built));
     }
@@ -405,6 +492,40 @@ mod tests {
         assert!(w.output(b"[bulkhead] INFO  Bulkhead starting"));
         let mut w = Waiting::new(b"go");
         assert!(w.output(b"ready, go!"));
+    }
+
+    #[test]
+    fn each_board_runs_on_its_platforms_machine() {
+        for (board, machine, dash_m) in [
+            (
+                "qemu-virt-linux",
+                Machine::Virt { gic_version: 3 },
+                "virt,virtualization=on,gic-version=3",
+            ),
+            (
+                "qemu-virt-gicv2-linux",
+                Machine::Virt { gic_version: 2 },
+                "virt,virtualization=on,gic-version=2",
+            ),
+            ("rpi4-linux", Machine::Raspi4b, "raspi4b"),
+        ] {
+            let dts = crate::board::repo_root().join(format!("board-configs/{board}.dts"));
+            let dtb = bulkhead_tools::dts::compile(&dts).unwrap();
+            let config = bulkhead_config::load(&dtb).unwrap();
+            let platform = crate::platform::of_dtb(&dtb).ok();
+            assert_eq!(Machine::of(&config, platform).unwrap(), machine, "{board}");
+            let args = machine.args(DEFAULT_CPU, 4, 1024).unwrap();
+            assert_eq!(args[..2], ["-M".to_owned(), dash_m.to_owned()], "{board}");
+        }
+        // The Pi's machine is fixed: its size comes from QEMU, it ends on the watchdog's reset.
+        let pi = Machine::Raspi4b.args(DEFAULT_CPU, 4, 1024).unwrap();
+        assert!(pi.contains(&"-no-reboot".to_owned()));
+        assert!(!pi.contains(&"-smp".to_owned()) && !pi.contains(&"-m".to_owned()));
+        let err = Machine::Raspi4b
+            .args("max", 4, 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Cortex-A72"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl ConfigError {
 
 /// Why a board config was refused.
 ///
-/// Variants up to `DmaOverrideConflict` come from parsing (`parse`), the rest from
+/// Variants up to `GicRangeTooSmall` come from parsing (`parse`), the rest from
 /// validation (`validate`). Property names are the device-tree property names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -91,12 +91,31 @@ pub enum ErrorKind {
     },
     /// A channel endpoint's `access` is neither `read-write` nor `read-only`.
     UnknownChannelAccess(String),
+    /// A CPU's `enable-method` is neither `psci` nor `spin-table`.
+    UnknownEnableMethod(String),
+    /// The GIC's maintenance interrupt (its `interrupts`) is not PPI 9.
+    UnsupportedMaintenanceInterrupt { specifier: Vec<u32> },
+    /// A GICv2 without the `reg` ranges of its virtualization extensions (GICH, GICV).
+    GicV2WithoutVirtualization { ranges: usize },
+    /// A GIC register range (`what`) is smaller than its registers.
+    GicRangeTooSmall {
+        what: &'static str,
+        range: HostRange,
+        needed: u64,
+    },
 
     // ---- validation ----
     /// The config defines no partition.
     NoPartitions,
     /// Two CPUs of the platform have the same MPIDR (`reg`).
     DuplicateMpidr { mpidr: u64, other: String },
+    /// A CPU is started with PSCI, but the platform has no `/psci` node.
+    PsciCpuWithoutPsci,
+    /// A CPU's spin-table release address lies in memory the hypervisor or a partition owns
+    /// (`memory` says whose).
+    SpinTableInMemory { addr: HostPhysAddr, memory: String },
+    /// More CPUs than a GICv2 has CPU interfaces.
+    TooManyCpusForGicV2 { cpus: usize },
     /// Two partitions have the same name.
     DuplicatePartitionName(String),
     /// The partition's name is the one the hypervisor's own console lines carry.
@@ -336,6 +355,39 @@ impl fmt::Display for ErrorKind {
             UnknownChannelAccess(a) => write!(
                 f,
                 "unknown access \"{a}\" (expected \"read-write\" or \"read-only\")"
+            ),
+            UnknownEnableMethod(method) => write!(
+                f,
+                "enable-method \"{method}\" is not supported: Bulkhead starts CPUs with \"psci\" \
+                 or \"spin-table\" (with `cpu-release-addr`)"
+            ),
+            UnsupportedMaintenanceInterrupt { specifier } => write!(
+                f,
+                "the GIC's maintenance interrupt (`interrupts` = {specifier:x?}) is not PPI 9 \
+                 (<1 9 flags>), the one Bulkhead takes for the virtual CPU interface"
+            ),
+            GicV2WithoutVirtualization { ranges } => write!(
+                f,
+                "the GICv2 has {ranges} `reg` range(s), but Bulkhead needs 4: GICD, GICC, and \
+                 the GICH and GICV of the virtualization extensions, through which partitions \
+                 get their virtual GIC"
+            ),
+            GicRangeTooSmall { what, range, needed } => write!(
+                f,
+                "the GIC's {what} range {range} is smaller than its {needed:#x} bytes of registers"
+            ),
+            PsciCpuWithoutPsci => f.write_str(
+                "enable-method is \"psci\", but the platform has no /psci node (no firmware to \
+                 start the CPU)",
+            ),
+            SpinTableInMemory { addr, memory } => write!(
+                f,
+                "cpu-release-addr {addr} lies in {memory}, which must not be used for the spin \
+                 table the CPU waits on"
+            ),
+            TooManyCpusForGicV2 { cpus } => write!(
+                f,
+                "{cpus} CPUs, but a GICv2 has at most 8 CPU interfaces"
             ),
             DuplicateMpidr { mpidr, other } => {
                 write!(f, "MPIDR {mpidr:#x} (`reg`) is also the MPIDR of {other}")

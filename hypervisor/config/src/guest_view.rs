@@ -6,7 +6,9 @@
 //! - vCPU `n` has the affinity `0.0.0.n` ([`vcpu_mpidr`]), whatever physical CPU runs it.
 //! - The virtual PL011 is one [`VUART_SIZE`] register window.
 //! - The virtual GICv3 has a [`GICD_SIZE`] distributor and, per vCPU, [`GICR_STRIDE`] of
-//!   redistributor frames (RD_base and SGI_base, no VLPI frames).
+//!   redistributor frames (RD_base and SGI_base, no VLPI frames); the virtual GICv2 (on a
+//!   platform with a GICv2) a [`GICV2_DIST_SIZE`] distributor and a [`GICV2_CPU_SIZE`] CPU
+//!   interface, and vCPU `n` is its CPU interface `n`.
 //! - The EL1 virtual and physical timers interrupt on [`VTIMER_PPI`] and [`PTIMER_PPI`].
 //! - Each endpoint of a channel has a trapped doorbell page of [`DOORBELL_PAGE_SIZE`] bytes
 //!   whose registers are [`DOORBELL_RING`], [`DOORBELL_ENDPOINT`] and [`DOORBELL_CHANNEL`]; a
@@ -47,6 +49,16 @@ pub const GICD_SIZE: u64 = 0x1_0000;
 pub const GICR_FRAME_SIZE: u64 = 0x1_0000;
 /// Distance between two vCPUs' redistributors: RD_base + SGI_base, no VLPI frames.
 pub const GICR_STRIDE: u64 = 2 * GICR_FRAME_SIZE;
+
+/// Size of the distributor (GICD) window of the virtual GICv2 (the 4 KiB of registers GICv2
+/// defines).
+pub const GICV2_DIST_SIZE: u64 = 0x1000;
+/// Size of the CPU interface (GICC) window of the virtual GICv2, the virtual CPU interface
+/// (GICV) mapped there: 8 KiB, `GICC_DIR` included.
+pub const GICV2_CPU_SIZE: u64 = 0x2000;
+/// Most vCPUs a partition on a GICv2 can have: the GICv2 has 8 CPU interfaces, and a vCPU's
+/// interface number (its bit in `GICD_ITARGETSR`, its SGIs' source) is its index.
+pub const GICV2_MAX_VCPUS: usize = 8;
 
 /// Size of the redistributor region of a partition with `vcpus` vCPUs.
 pub const fn gicr_size(vcpus: usize) -> u64 {

@@ -59,6 +59,16 @@ impl Irq {
     }
 }
 
+/// How a CPU is started (its node's `enable-method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnableMethod {
+    /// PSCI `CPU_ON`, through the platform firmware (`enable-method = "psci"`).
+    Psci,
+    /// A spin table (`enable-method = "spin-table"`): the core waits, caches off, for an entry
+    /// address to appear at `release_addr` (`cpu-release-addr`), then jumps to it.
+    SpinTable { release_addr: HostPhysAddr },
+}
+
 /// A physical CPU from `/cpus`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cpu {
@@ -67,6 +77,9 @@ pub struct Cpu {
     pub phandle: Option<u32>,
     /// MPIDR affinity bits (the node's `reg`).
     pub mpidr: u64,
+    /// How it is started; `None` when the node names no `enable-method` (as a boot CPU's may
+    /// not): it cannot be started by the hypervisor.
+    pub enable_method: Option<EnableMethod>,
 }
 
 /// A platform device (any node with `reg`), with the resources a partition would get.
@@ -149,12 +162,73 @@ pub struct ReservedMemory {
     pub origin: String,
 }
 
-/// The GICv3 of the platform.
+/// The architecture version of the platform's GIC, and what only that version has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv3 (`arm,gic-v3`): CPU interfaces through system registers, redistributors in
+    /// [`Gic::redistributors`].
+    V3,
+    /// GICv2 with the virtualization extensions (`arm,gic-400`, `arm,cortex-a15-gic`): CPU
+    /// interfaces through memory-mapped registers, the second to fourth `reg` ranges.
+    V2 {
+        /// The CPU interface (GICC), which EL2 uses; a partition sees its virtual CPU interface
+        /// at this address.
+        cpu: HostRange,
+        /// The virtual interface control registers (GICH): list registers, maintenance.
+        control: HostRange,
+        /// The virtual CPU interface (GICV), mapped into each partition at `cpu`'s address.
+        vcpu: HostRange,
+    },
+}
+
+/// The GIC of the platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gic {
+    pub version: GicVersion,
     pub distributor: HostRange,
-    /// Redistributor regions (one or more), each holding 128 KiB frames, one per CPU.
+    /// GICv3 redistributor regions (one or more), each holding 128 KiB frames, one per CPU;
+    /// empty for a GICv2.
     pub redistributors: Vec<HostRange>,
+}
+
+impl Gic {
+    /// Whether it is a GICv2.
+    pub const fn is_v2(&self) -> bool {
+        matches!(self.version, GicVersion::V2 { .. })
+    }
+
+    /// The windows of the virtual GIC a partition with `vcpus` vCPUs sees, each named, at the
+    /// platform GIC's addresses: the distributor and, for a GICv3, the redistributors (one
+    /// frame pair per vCPU, [`crate::guest_view::gicr_size`]), for a GICv2 the CPU interface
+    /// (the virtual one, [`crate::guest_view::GICV2_CPU_SIZE`]).
+    pub fn guest_windows(&self, vcpus: usize) -> Vec<(&'static str, GuestRange)> {
+        use crate::guest_view::{gicr_size, GICD_SIZE, GICV2_CPU_SIZE, GICV2_DIST_SIZE};
+        match self.version {
+            GicVersion::V3 => {
+                let mut windows = alloc::vec![(
+                    "the virtual GIC distributor",
+                    GuestRange::new(self.distributor.base.identity(), GICD_SIZE),
+                )];
+                if let Some(r) = self.redistributors.first() {
+                    windows.push((
+                        "the virtual GIC redistributors",
+                        GuestRange::new(r.base.identity(), gicr_size(vcpus)),
+                    ));
+                }
+                windows
+            }
+            GicVersion::V2 { cpu, .. } => alloc::vec![
+                (
+                    "the virtual GIC distributor",
+                    GuestRange::new(self.distributor.base.identity(), GICV2_DIST_SIZE),
+                ),
+                (
+                    "the virtual GIC CPU interface",
+                    GuestRange::new(cpu.base.identity(), GICV2_CPU_SIZE),
+                ),
+            ],
+        }
+    }
 }
 
 /// The hardware of the board, as its platform device tree describes it.
@@ -164,7 +238,9 @@ pub struct Platform {
     pub ram: Vec<HostRange>,
     pub cpus: Vec<Cpu>,
     pub gic: Gic,
-    pub psci: PsciConduit,
+    /// How the platform firmware's PSCI is reached (`/psci` `method`); `None` without a `/psci`
+    /// node (no such firmware: a Raspberry Pi without TF-A).
+    pub psci: Option<PsciConduit>,
     /// Every node with a `reg` property outside `/cpus`, `/memory`, `/reserved-memory` and
     /// `/hypervisor`.
     pub devices: Vec<Device>,

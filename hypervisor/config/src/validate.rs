@@ -3,19 +3,20 @@
 //! is complete enough to boot, and that the channels between them share only what they should
 //! ([`channels`]).
 //!
-//! Checks run in a fixed order (the hypervisor node first, then each partition in config order,
-//! then each channel) and the first failure is returned, so the same config always yields the same error. A claim
-//! two partitions make (a CPU, memory, a device, an interrupt) is reported at the second one; a
-//! partition's devices are also checked against every device it does not own and all RAM. Nothing here panics, even on a model that was not
-//! built by `parse` (indices are checked).
+//! Checks run in a fixed order (the CPUs first, then the hypervisor node, then each partition in
+//! config order, then each channel) and the first failure is returned, so the same config always
+//! yields the same error. A claim two partitions make (a CPU, memory, a device, an interrupt) is
+//! reported at the second one; a partition's devices are also checked against every device it
+//! does not own and all RAM. Nothing here panics, even on a model that was not built by `parse`
+//! (indices are checked).
 
 use alloc::format;
 use alloc::string::{String, ToString};
 
 use crate::addr::{GuestRange, HostRange};
 use crate::error::{ConfigError, ErrorKind};
-use crate::guest_view::{gicr_size, GICD_SIZE, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
-use crate::model::{BoardConfig, Device, Partition, PassthroughDevice};
+use crate::guest_view::{GICV2_MAX_VCPUS, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
+use crate::model::{BoardConfig, Device, EnableMethod, GicVersion, Partition, PassthroughDevice};
 
 mod channels;
 
@@ -36,9 +37,47 @@ pub fn validate(c: &BoardConfig) -> Result {
 }
 
 /// Every CPU has an MPIDR of its own: the hypervisor finds each CPU's GIC redistributor and
-/// sends it interrupts by MPIDR.
+/// sends it interrupts by MPIDR. A CPU can be started the way its node says: PSCI needs the
+/// firmware, a spin table a release address nobody's memory covers. A GICv2 serves at most 8.
 fn validate_cpus(c: &BoardConfig) -> Result {
     let cpus = &c.platform.cpus;
+    if c.platform.gic.is_v2() && cpus.len() > GICV2_MAX_VCPUS {
+        return Err(ConfigError::new(
+            "/cpus",
+            ErrorKind::TooManyCpusForGicV2 { cpus: cpus.len() },
+        ));
+    }
+    for cpu in cpus {
+        match cpu.enable_method {
+            Some(EnableMethod::Psci) if c.platform.psci.is_none() => {
+                return Err(ConfigError::new(
+                    cpu.path.as_str(),
+                    ErrorKind::PsciCpuWithoutPsci,
+                ));
+            }
+            Some(EnableMethod::SpinTable { release_addr }) => {
+                let word = HostRange::new(release_addr, 8);
+                let memory = if word.overlaps(&c.hypervisor.memory) {
+                    Some("the hypervisor's memory".to_string())
+                } else {
+                    c.partitions
+                        .iter()
+                        .find(|p| p.memory.iter().any(|m| m.host().overlaps(&word)))
+                        .map(|p| format!("partition {}'s memory", p.name))
+                };
+                if let Some(memory) = memory {
+                    return Err(ConfigError::new(
+                        cpu.path.as_str(),
+                        ErrorKind::SpinTableInMemory {
+                            addr: release_addr,
+                            memory,
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     for (k, cpu) in cpus.iter().enumerate() {
         if let Some(other) = cpus
             .get(..k)
@@ -201,21 +240,8 @@ impl Check<'_> {
     /// a `dma-trusted` partition with memory mapped 1:1 ([`Self::dma`]).
     fn guest_layout(&self) -> Result {
         let p = self.p;
-        let gic = &self.c.platform.gic;
         // The virtual GIC appears where the platform's is.
-        let gic_windows =
-            core::iter::once(GuestRange::new(gic.distributor.base.identity(), GICD_SIZE)).chain(
-                gic.redistributors
-                    .first()
-                    .map(|r| GuestRange::new(r.base.identity(), gicr_size(p.cpus.len()))),
-            );
-        for (what, window) in [
-            "the virtual GIC distributor",
-            "the virtual GIC redistributors",
-        ]
-        .into_iter()
-        .zip(gic_windows)
-        {
+        for (what, window) in self.c.platform.gic.guest_windows(p.cpus.len()) {
             if let Some(kind) = beyond_ipa_limit(|| what.to_string(), window) {
                 return self.fail(kind);
             }
@@ -369,10 +395,16 @@ impl Check<'_> {
         let compatible = dev.compatible.iter().any(|c| {
             c.starts_with("arm,gic-v3") || c == "arm,gic-400" || c == "arm,cortex-a15-gic"
         });
+        let interfaces = match gic.version {
+            GicVersion::V3 => alloc::vec![],
+            GicVersion::V2 { cpu, control, vcpu } => alloc::vec![cpu, control, vcpu],
+        };
         compatible
             || dev.regs.iter().any(|r| {
                 let r = pages(r);
-                r.overlaps(&gic.distributor) || gic.redistributors.iter().any(|g| r.overlaps(g))
+                r.overlaps(&gic.distributor)
+                    || gic.redistributors.iter().any(|g| r.overlaps(g))
+                    || interfaces.iter().any(|g| r.overlaps(g))
             })
     }
 

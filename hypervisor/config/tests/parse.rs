@@ -47,7 +47,7 @@ fn valid_config_parses_every_field() {
     assert_eq!(p.cpus[2].phandle, Some(CPU2));
     assert_eq!(p.gic.distributor, host(0x0800_0000, 0x1_0000));
     assert_eq!(p.gic.redistributors, [host(0x080a_0000, 0xf6_0000)]);
-    assert_eq!(p.psci, PsciConduit::Hvc);
+    assert_eq!(p.psci, Some(PsciConduit::Hvc));
     assert_eq!(p.timer_irqs.len(), 4);
     assert_eq!(
         p.timer_irqs[0],
@@ -139,7 +139,7 @@ fn valid_config_parses_every_field() {
 fn defaults() {
     let c = Board::default().load().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.hypervisor.log_level, LogLevel::Info);
-    assert_eq!(c.platform.psci, PsciConduit::Smc);
+    assert_eq!(c.platform.psci, Some(PsciConduit::Smc));
     let a = &c.partitions[0];
     assert_eq!(
         a.load_address,

@@ -315,7 +315,8 @@ fn a_ring_makes_the_peers_doorbell_spi_pending_once_enabled() {
         [VirtualIrq {
             intid: TICKER_SPI,
             priority: sys.partitions[TICKER.index()].vgic.spi_target(TICKER_SPI).1,
-            hw: None
+            hw: None,
+            source: None,
         }]
     );
     assert!(sys.hw.take_calls().contains(&Call::Kick(PcpuId(2))));

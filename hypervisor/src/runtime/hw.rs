@@ -1,10 +1,11 @@
 //! The arch interface: everything the runtime needs from the hardware, and nothing more.
 //!
 //! The runtime (`crate::runtime`) decides; an implementation of [`Hw`] carries the decisions out
-//! on real hardware. `arch::aarch64` implements it for the GICv3 and the PL011 console; the host
-//! tests implement it with a fake that records what was asked (`runtime::fake`). A second
-//! interrupt-controller backend (GICv2) is a second implementation of the same trait: list
-//! registers are exchanged decoded ([`ListReg`]), never as a backend's register encoding.
+//! on real hardware. `arch::aarch64` implements it for a GICv3 or a GICv2 (whichever the platform
+//! has) and the PL011 console; the host tests implement it with a fake that records what was
+//! asked (`runtime::fake`). List registers are exchanged decoded ([`ListReg`]), never as a
+//! backend's register encoding. On a GICv2, SGIs and PPIs of another CPU cannot be reached:
+//! calls about them are only made on their own CPU.
 //!
 //! All calls are about the physical CPU that makes them, except where a [`PcpuId`] says
 //! otherwise. None may fail in a way the runtime could act on: they report nothing back.

@@ -10,9 +10,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 use bulkhead_bundle::{Bundle, Kind};
-use bulkhead_config::guest_view::PAGE_SIZE;
+use bulkhead_config::guest_view::{GICV2_CPU_SIZE, PAGE_SIZE};
 use bulkhead_config::{
-    BoardConfig, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId, PcpuId, VcpuId,
+    BoardConfig, GicVersion, GuestPhysAddr, GuestRange, HostPhysAddr, HostRange, PartitionId,
+    PcpuId, VcpuId,
 };
 
 use super::channel::Channels;
@@ -185,6 +186,12 @@ impl Partition {
                     .map_device(pages.base.identity(), pages.base, pages.size)
                     .map_err(SetupError::Map)?;
             }
+        }
+        // On a GICv2 the guest's CPU interface is the hardware's virtual one, where its GICC is.
+        if let GicVersion::V2 { cpu, vcpu, .. } = config.platform.gic.version {
+            stage2
+                .map_device(cpu.base.identity(), vcpu.base, GICV2_CPU_SIZE)
+                .map_err(SetupError::Map)?;
         }
         let vcpus = p
             .cpus

@@ -151,6 +151,7 @@ impl<H: Hw> System<H> {
                 intid,
                 priority,
                 hw: Some(intid),
+                source: None,
             },
         );
     }

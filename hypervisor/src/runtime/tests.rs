@@ -88,13 +88,15 @@ pub(super) fn config() -> BoardConfig {
                     path: alloc::format!("/cpus/cpu@{i}"),
                     phandle: None,
                     mpidr: i,
+                    enable_method: Some(EnableMethod::Psci),
                 })
                 .collect(),
             gic: Gic {
+                version: GicVersion::V3,
                 distributor: HostRange::new(HostPhysAddr(GICD), 0x1_0000),
                 redistributors: vec![HostRange::new(HostPhysAddr(0x080a_0000), 0xf6_0000)],
             },
-            psci: PsciConduit::Smc,
+            psci: Some(PsciConduit::Smc),
             devices: vec![
                 device("/pl011@9000000", VUART, 0x1000, UART_SPI),
                 device("/virtio@a000000", 0x0a00_0000, 0x200, PASSTHROUGH_SPI),
@@ -383,7 +385,8 @@ fn a_passthrough_spi_goes_to_the_vcpu_its_owner_routes_it_to() {
         [VirtualIrq {
             intid: PASSTHROUGH_SPI,
             priority: 0,
-            hw: Some(PASSTHROUGH_SPI)
+            hw: Some(PASSTHROUGH_SPI),
+            source: None,
         }]
     );
     assert!(pending(&sys, LINUX, 0).is_empty());
@@ -842,6 +845,7 @@ fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
             intid: PASSTHROUGH_SPI,
             priority: 0,
             hw: Some(PASSTHROUGH_SPI),
+            source: None,
         },
         state: LrState::Active,
     };
@@ -864,3 +868,5 @@ fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
     assert!(deactivated < reset);
     assert!(sys.hw.lrs().iter().all(ListReg::is_free));
 }
+
+mod gicv2;

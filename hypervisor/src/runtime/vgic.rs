@@ -3,21 +3,23 @@
 //!
 //! - A partition's GICD and GICR windows are not mapped in its stage 2; accesses trap and are
 //!   emulated by the models. Their actions reach the physical GIC only for interrupts the
-//!   partition owns: its passthrough SPIs, and the timer PPIs on its own vCPUs' cores.
+//!   partition owns: its passthrough SPIs, and the timer PPIs on its own vCPUs' cores. On a
+//!   GICv2 platform the partition has a GICv2 distributor and no GICR window; its GICC window
+//!   is the hardware's virtual CPU interface, mapped in its stage 2 (`Partition::new`).
 //! - Each vCPU has a queue of interrupts waiting for a list register; any CPU may add to it
 //!   (`System::inject`, which kicks the vCPU's core), and the vCPU's own core moves it into the
 //!   list registers just before returning to the guest (`System::flush`). What does not fit
 //!   stays queued (underflow maintenance interrupt), never dropped.
 
-use bulkhead_config::guest_view::{gicr_size, GICD_SIZE, GUEST_TIMER_PPIS};
-use bulkhead_config::{BoardConfig, GuestRange, IrqKind, PartitionId, VcpuId};
+use bulkhead_config::guest_view::GUEST_TIMER_PPIS;
+use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, IrqKind, PartitionId, VcpuId};
 
 use super::hw::{Hw, SpiChange};
 use super::partition::Partition;
 use super::System;
 use crate::vgic::{
-    sgi_targets, AccessError, ConfigError, ListReg, LrState, PendingQueue, RedistributorRegion,
-    VgicAction, VirtualDistributor, VirtualIrq, MAX_SPI_INTID,
+    distributor_v2, sgi_targets, AccessError, ConfigError, ListReg, LrState, PendingQueue,
+    RedistributorRegion, VgicAction, VirtualDistributor, VirtualIrq, MAX_SPI_INTID,
 };
 
 /// Priority given to an interrupt whose priority the guest has not set.
@@ -28,10 +30,15 @@ const MAX_LRS: usize = 16;
 
 /// A partition's virtual GIC.
 pub struct Vgic {
-    /// Guest-physical GICD and GICR windows: where the platform's GIC is.
+    /// Guest-physical GICD and GICR windows: where the platform's GIC is (no GICR window, an
+    /// empty range, on a GICv2).
     pub gicd: GuestRange,
     pub gicr: GuestRange,
+    /// Whether the partition sees a GICv2 (its platform's): its GICD window is
+    /// [`distributor_v2`]'s.
+    pub v2: bool,
     pub dist: spin::Mutex<VirtualDistributor>,
+    /// Each vCPU's SGIs and PPIs: its GICv3 redistributor, or its bank of a GICv2 distributor.
     pub redist: spin::Mutex<RedistributorRegion>,
     /// The virtual UART's INTID, if the partition has one (purely virtual, never physical).
     pub vuart_intid: Option<u32>,
@@ -47,13 +54,17 @@ impl Vgic {
         let dist = VirtualDistributor::new(&config.partition_spis(id), vcpus, MAX_SPI_INTID)?;
         let redist = RedistributorRegion::new(vcpus)?;
         let gic = &config.platform.gic;
-        let gicr_base = gic
-            .redistributors
-            .first()
-            .map_or(gic.distributor.base, |r| r.base);
+        let windows = gic.guest_windows(vcpus);
+        let window = |n: usize| windows.get(n).map(|&(_, w)| w);
+        let nothing = GuestRange::new(GuestPhysAddr(0), 0);
         Ok(Self {
-            gicd: GuestRange::new(gic.distributor.base.identity(), GICD_SIZE),
-            gicr: GuestRange::new(gicr_base.identity(), gicr_size(vcpus)),
+            gicd: window(0).unwrap_or(nothing),
+            gicr: if gic.is_v2() {
+                nothing
+            } else {
+                window(1).unwrap_or(nothing)
+            },
+            v2: gic.is_v2(),
             dist: spin::Mutex::new(dist),
             redist: spin::Mutex::new(redist),
             vuart_intid: p.virtual_uart.map(|_| config.virtual_uart_intid()),
@@ -102,6 +113,20 @@ pub enum GicWindow {
 /// Outcome of an emulated GIC access: the value for a read.
 pub type GicAccess = Result<Option<u64>, AccessError>;
 
+/// Reserved registers read as zero and ignore writes, as the architecture says (logged).
+fn raz_wi_unknown(p: &Partition, result: GicAccess) -> GicAccess {
+    match result {
+        Err(AccessError::UnknownRegister { offset }) => {
+            log::debug!(
+                "{}: GIC register at offset {offset:#x} is not emulated: RAZ/WI",
+                p.name
+            );
+            Ok(Some(0))
+        }
+        other => other,
+    }
+}
+
 impl<H: Hw> System<H> {
     /// Emulates a guest access to its GICD or GICR window. Reserved registers read as zero and
     /// ignore writes, as the architecture says.
@@ -113,6 +138,9 @@ impl<H: Hw> System<H> {
         write: Option<u64>,
     ) -> GicAccess {
         let vgic = &p.vgic;
+        if let (true, GicWindow::Distributor(offset)) = (vgic.v2, &window) {
+            return self.gicv2_distributor_access(p, *offset, size, write);
+        }
         let result = match (window, write) {
             (GicWindow::Distributor(offset), None) => vgic.dist.lock().read(offset, size).map(Some),
             (GicWindow::Distributor(offset), Some(value)) => {
@@ -139,16 +167,46 @@ impl<H: Hw> System<H> {
                 })
             }
         };
-        match result {
-            Err(AccessError::UnknownRegister { offset }) => {
-                log::debug!(
-                    "{}: GIC register at offset {offset:#x} is not emulated: RAZ/WI",
-                    p.name
-                );
-                Ok(Some(0))
+        raz_wi_unknown(p, result)
+    }
+
+    /// An access to a GICv2 distributor, by the vCPU this core runs: its SGIs and PPIs are
+    /// banked there.
+    fn gicv2_distributor_access(
+        &self,
+        p: &Partition,
+        offset: u64,
+        size: u8,
+        write: Option<u64>,
+    ) -> GicAccess {
+        let vgic = &p.vgic;
+        let Some(vcpu) = p.vcpu_on(self.hw.this_cpu()) else {
+            return Err(AccessError::OutOfRange { offset });
+        };
+        let result = match write {
+            None => {
+                let (dist, redist) = (vgic.dist.lock(), vgic.redist.lock());
+                distributor_v2::read(&dist, &redist, vcpu, offset, size).map(Some)
             }
-            other => other,
-        }
+            Some(value) => {
+                let actions = {
+                    let (mut dist, mut redist) = (vgic.dist.lock(), vgic.redist.lock());
+                    distributor_v2::write(&mut dist, &mut redist, vcpu, offset, size, value)
+                };
+                actions.map(|actions| {
+                    for action in &actions {
+                        if distributor_v2::is_banked(action) {
+                            self.apply_banked_action(p, vcpu, *action);
+                        } else {
+                            self.apply_spi_action(p, *action);
+                        }
+                    }
+                    self.vuart_level_changed(p, false);
+                    None
+                })
+            }
+        };
+        raz_wi_unknown(p, result)
     }
 
     /// Applies a distributor action (about an SPI the partition owns) to the physical GIC.
@@ -199,10 +257,27 @@ impl<H: Hw> System<H> {
         }
     }
 
-    /// Applies a redistributor action (about an SGI or PPI of `vcpu`).
+    /// Applies a redistributor action (about an SGI or PPI of `vcpu`), or a GICv2 SGI.
     fn apply_banked_action(&self, p: &Partition, vcpu: VcpuId, action: VgicAction) {
         let Some(v) = p.vcpu(vcpu) else { return };
         match action {
+            VgicAction::SendSgi {
+                intid,
+                target,
+                source,
+            } => {
+                let priority = p.vgic.banked_priority(target, intid);
+                self.inject(
+                    p,
+                    target,
+                    VirtualIrq {
+                        intid,
+                        priority,
+                        hw: None,
+                        source: Some(source),
+                    },
+                );
+            }
             VgicAction::Enable { intid, enable } if GUEST_TIMER_PPIS.contains(&intid) => {
                 self.hw.set_enabled(intid, v.pcpu, enable)
             }
@@ -226,6 +301,7 @@ impl<H: Hw> System<H> {
                 intid,
                 priority,
                 hw: None,
+                source: None,
             },
         );
     }

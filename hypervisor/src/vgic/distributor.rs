@@ -97,6 +97,9 @@ pub fn irouter_to_vcpu(irouter: u64, vcpu_count: usize) -> VcpuId {
 struct SpiState {
     cfg: IrqCfg,
     irouter: u64,
+    /// `GICD_ITARGETSR` byte, for a GICv2 guest ([`super::distributor_v2`]): bit `n` is vCPU
+    /// `n`'s CPU interface.
+    targets: u8,
 }
 
 /// The guest-visible distributor of one partition. See the [module documentation](self).
@@ -177,6 +180,7 @@ impl VirtualDistributor {
                     *slot = Some(SpiState {
                         cfg: IrqCfg::reset(false),
                         irouter: 0,
+                        targets: 1,
                     });
                 }
             }
@@ -253,6 +257,30 @@ impl VirtualDistributor {
     pub fn route(&self, intid: u32) -> Option<VcpuId> {
         let state = self.spis.get(spi_index(intid)?)?.as_ref()?;
         Some(irouter_to_vcpu(state.irouter, self.vcpu_count))
+    }
+
+    /// GICv2: the `GICD_ITARGETSR` byte of owned SPI `intid` (`None` if not owned). Resets to
+    /// vCPU 0's interface, where the SPI is routed.
+    pub fn targets(&self, intid: u32) -> Option<u8> {
+        Some(self.spis.get(spi_index(intid)?)?.as_ref()?.targets)
+    }
+
+    /// GICv2: sets the `GICD_ITARGETSR` byte of owned SPI `intid` (nothing if not owned), and
+    /// routes it to the lowest-numbered vCPU it names, vCPU 0 if it names none of the
+    /// partition's (1-of-N delivery to several is not offered: one target takes it). Returns
+    /// the routing.
+    pub fn set_targets(&mut self, intid: u32, targets: u8) -> Option<VgicAction> {
+        let vcpu_count = self.vcpu_count;
+        let state = self.spis.get_mut(spi_index(intid)?)?.as_mut()?;
+        state.targets = targets;
+        let vcpu = (0..vcpu_count.min(8))
+            .find(|&n| targets & (1 << n) != 0)
+            .unwrap_or(0);
+        state.irouter = vcpu as u64;
+        Some(VgicAction::Route {
+            intid,
+            vcpu: VcpuId(vcpu),
+        })
     }
 
     fn decode(offset: u64) -> Option<(Reg, Width)> {

@@ -22,14 +22,11 @@ const PINTID_MASK: u64 = 0x1fff;
 /// The `ICH_LR<n>_EL2` value of `lr`: Group 1, no EOI maintenance, and `HW` with `pINTID` for a
 /// hardware-linked interrupt. A free register encodes as 0.
 pub fn encode(lr: &ListReg) -> u64 {
-    let state = match lr.state {
-        LrState::Invalid => return 0,
-        LrState::Pending => 1,
-        LrState::Active => 2,
-        LrState::PendingActive => 3,
-    };
+    if lr.is_free() {
+        return 0;
+    }
     let irq = &lr.irq;
-    let mut value = (state << STATE_SHIFT)
+    let mut value = (u64::from(lr.state.bits()) << STATE_SHIFT)
         | GROUP1
         | (u64::from(irq.priority) << PRIORITY_SHIFT)
         | u64::from(irq.intid);
@@ -41,17 +38,13 @@ pub fn encode(lr: &ListReg) -> u64 {
 
 /// The list register an `ICH_LR<n>_EL2` value holds.
 pub fn decode(value: u64) -> ListReg {
-    let state = match value >> STATE_SHIFT {
-        0 => LrState::Invalid,
-        1 => LrState::Pending,
-        2 => LrState::Active,
-        _ => LrState::PendingActive,
-    };
+    let state = LrState::from_bits(value >> STATE_SHIFT);
     ListReg {
         irq: VirtualIrq {
             intid: value as u32,
             priority: (value >> PRIORITY_SHIFT) as u8,
             hw: (value & HW != 0).then_some(((value >> PINTID_SHIFT) & PINTID_MASK) as u32),
+            source: None,
         },
         state,
     }
@@ -67,6 +60,7 @@ mod tests {
             intid: 79,
             priority: 0xa0,
             hw: Some(79),
+            source: None,
         });
         let value = encode(&hw);
         assert_eq!(
@@ -79,6 +73,7 @@ mod tests {
             intid: 1,
             priority: 0x10,
             hw: None,
+            source: None,
         });
         assert_eq!(encode(&sw), (1 << 62) | (1 << 60) | (0x10 << 48) | 1);
         assert_eq!(decode(encode(&sw)), sw);
@@ -88,6 +83,7 @@ mod tests {
             intid: 40,
             priority: 0,
             hw: Some(1019),
+            source: None,
         });
         assert_eq!(decode(encode(&lr)), lr);
 
@@ -116,6 +112,7 @@ mod tests {
                 intid: 32 + i,
                 priority: (i * 7) as u8,
                 hw: None,
+                source: None,
             });
         }
         q.refill(&mut lrs);

@@ -1,6 +1,6 @@
 //! The per-vCPU queue of virtual interrupts waiting for a list register, and list registers as
 //! the runtime sees them: decoded ([`ListReg`]), whatever the interrupt controller's register
-//! format (`ich_lr` encodes them for GICv3).
+//! format (`ich_lr` encodes them for GICv3, `gich_lr` for GICv2).
 //!
 //! The runtime owns the registers themselves: it reads the vCPU's LRs into a slice (through the
 //! arch interface), calls [`PendingQueue::refill`] while the vCPU is not running (in the EL2
@@ -8,10 +8,16 @@
 //! underflow maintenance interrupt on when `refill` reports that interrupts are still queued, so
 //! it learns when LRs free up.
 //!
-//! Every interrupt is injected as Group 1 (a Non-secure guest only uses Group 1; `IGROUPR` is
-//! stored but not used for delivery) and without an EOI maintenance request.
+//! Every interrupt is injected without an EOI maintenance request, in the group the guest's GIC
+//! version delivers it in (the encodings decide: Group 1 for a GICv3 guest, Group 0 for a GICv2
+//! one; `IGROUPR` is not used for delivery).
+//!
+//! An SGI is identified by its INTID and, on a GICv2, the vCPU that sent it ([`VirtualIrq::source`]):
+//! the same SGI from two senders is two interrupts there, each queued and delivered on its own.
 
 use alloc::vec::Vec;
+
+use bulkhead_config::VcpuId;
 
 use super::MAX_SPI_INTID;
 
@@ -25,6 +31,9 @@ pub struct VirtualIrq {
     /// For a passthrough interrupt, the physical INTID the hypervisor acknowledged and left
     /// active; the guest's deactivation of `intid` then deactivates it (`HW` = 1).
     pub hw: Option<u32>,
+    /// For an SGI a GICv2 guest sent, the sending vCPU (the guest reads it with the INTID);
+    /// `None` otherwise (GICv3 SGIs carry no sender).
+    pub source: Option<VcpuId>,
 }
 
 impl VirtualIrq {
@@ -32,6 +41,11 @@ impl VirtualIrq {
     /// (no LPIs), and a physical INTID in 16..1020 if `hw` (SGIs cannot be hardware-linked).
     pub fn is_valid(&self) -> bool {
         self.intid <= MAX_SPI_INTID && self.hw.is_none_or(|p| (16..=MAX_SPI_INTID).contains(&p))
+    }
+
+    /// Whether it is the same interrupt as `other`: the same INTID and sender.
+    pub fn same_as(&self, other: &VirtualIrq) -> bool {
+        self.intid == other.intid && self.source == other.source
     }
 }
 
@@ -48,6 +62,29 @@ pub enum LrState {
     PendingActive,
 }
 
+impl LrState {
+    /// The two-bit `State` field both GIC versions' list registers hold it as: 0 invalid,
+    /// 1 pending, 2 active, 3 pending and active.
+    pub const fn bits(self) -> u8 {
+        match self {
+            LrState::Invalid => 0,
+            LrState::Pending => 1,
+            LrState::Active => 2,
+            LrState::PendingActive => 3,
+        }
+    }
+
+    /// The state a two-bit `State` field holds (higher bits ignored).
+    pub const fn from_bits(bits: u64) -> Self {
+        match bits & 0b11 {
+            0 => LrState::Invalid,
+            1 => LrState::Pending,
+            2 => LrState::Active,
+            _ => LrState::PendingActive,
+        }
+    }
+}
+
 /// One list register: an interrupt and its state ([`LrState::Invalid`]: the register is free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListReg {
@@ -62,6 +99,7 @@ impl ListReg {
             intid: 0,
             priority: 0,
             hw: None,
+            source: None,
         },
         state: LrState::Invalid,
     };
@@ -79,9 +117,14 @@ impl ListReg {
         self.state == LrState::Invalid
     }
 
-    /// Whether it holds `intid` (pending, active or both).
+    /// Whether it holds `intid` (pending, active or both), from any sender.
     pub fn holds(&self, intid: u32) -> bool {
         !self.is_free() && self.irq.intid == intid
+    }
+
+    /// Whether it holds the interrupt `irq` is (pending, active or both).
+    pub fn holds_irq(&self, irq: &VirtualIrq) -> bool {
+        !self.is_free() && self.irq.same_as(irq)
     }
 }
 
@@ -104,8 +147,8 @@ struct Entry {
 }
 
 /// The virtual interrupts of one vCPU waiting for a free list register, most urgent (lowest
-/// priority value) first, FIFO among equal priorities. Each INTID is queued at most once, so the
-/// queue never holds more than 1020 entries.
+/// priority value) first, FIFO among equal priorities. Each interrupt (INTID, and sender for an
+/// SGI) is queued at most once, so the queue never holds more than 1020 + 16 x 7 entries.
 #[derive(Clone, Debug, Default)]
 pub struct PendingQueue {
     entries: Vec<Entry>,
@@ -140,7 +183,7 @@ impl PendingQueue {
         self.entries.is_empty()
     }
 
-    /// Whether `intid` is queued.
+    /// Whether `intid` is queued (from any sender).
     pub fn contains(&self, intid: u32) -> bool {
         self.entries.iter().any(|e| e.irq.intid == intid)
     }
@@ -150,7 +193,7 @@ impl PendingQueue {
         self.entries.iter().map(|e| &e.irq)
     }
 
-    /// Queues `irq`, or merges it with an already queued entry for the same INTID.
+    /// Queues `irq`, or merges it with an already queued entry for the same interrupt.
     pub fn push(&mut self, irq: VirtualIrq) -> PushOutcome {
         if !irq.is_valid() {
             return PushOutcome::Invalid;
@@ -160,20 +203,18 @@ impl PendingQueue {
         self.insert(Entry { irq, seq })
     }
 
-    /// Removes `intid` from the queue (e.g. the guest cleared its pending state).
+    /// Removes `intid` from the queue, from every sender (e.g. the guest cleared its pending
+    /// state); returns one of the removed entries.
     pub fn remove(&mut self, intid: u32) -> Option<VirtualIrq> {
-        let index = self.entries.iter().position(|e| e.irq.intid == intid)?;
-        Some(self.entries.remove(index).irq)
+        let removed = self.entries.iter().find(|e| e.irq.intid == intid)?.irq;
+        self.entries.retain(|e| e.irq.intid != intid);
+        Some(removed)
     }
 
-    /// Sorted insertion, merging with an entry of the same INTID.
+    /// Sorted insertion, merging with an entry of the same interrupt.
     fn insert(&mut self, mut entry: Entry) -> PushOutcome {
         let mut outcome = PushOutcome::Queued;
-        if let Some(index) = self
-            .entries
-            .iter()
-            .position(|e| e.irq.intid == entry.irq.intid)
-        {
+        if let Some(index) = self.entries.iter().position(|e| e.irq.same_as(&entry.irq)) {
             let old = self.entries.remove(index);
             entry.irq.priority = entry.irq.priority.min(old.irq.priority);
             entry.irq.hw = old.irq.hw.or(entry.irq.hw);
@@ -203,7 +244,7 @@ impl PendingQueue {
         let mut i = 0;
         while let Some(entry) = self.entries.get(i).copied() {
             let irq = entry.irq;
-            if let Some(lr) = lrs.iter_mut().find(|lr| lr.holds(irq.intid)) {
+            if let Some(lr) = lrs.iter_mut().find(|lr| lr.holds_irq(&irq)) {
                 match lr.state {
                     LrState::Pending | LrState::PendingActive => {
                         self.entries.remove(i);
@@ -253,6 +294,7 @@ mod tests {
             intid,
             priority,
             hw: None,
+            source: None,
         }
     }
 
@@ -261,6 +303,7 @@ mod tests {
             intid,
             priority,
             hw: Some(intid),
+            source: None,
         }
     }
 
@@ -284,7 +327,8 @@ mod tests {
             q.push(VirtualIrq {
                 intid: 3,
                 priority: 0,
-                hw: Some(3)
+                hw: Some(3),
+                source: None,
             }),
             PushOutcome::Invalid,
             "SGIs are never hardware-linked"
@@ -293,7 +337,8 @@ mod tests {
             q.push(VirtualIrq {
                 intid: 40,
                 priority: 0,
-                hw: Some(2000)
+                hw: Some(2000),
+                source: None,
             }),
             PushOutcome::Invalid
         );
@@ -402,6 +447,34 @@ mod tests {
         q.push(sw(61, 0x80));
         assert!(q.refill(&mut lrs));
         assert_eq!(lr_intids(&lrs), vec![60]);
+    }
+
+    #[test]
+    fn sgis_from_different_senders_are_different_interrupts() {
+        let from = |sender: usize| VirtualIrq {
+            intid: 1,
+            priority: 0xa0,
+            hw: None,
+            source: Some(bulkhead_config::VcpuId(sender)),
+        };
+        let mut q = PendingQueue::new();
+        assert_eq!(q.push(from(0)), PushOutcome::Queued);
+        assert_eq!(q.push(from(2)), PushOutcome::Queued);
+        assert_eq!(q.push(from(2)), PushOutcome::Merged);
+        assert_eq!(q.len(), 2);
+        let mut lrs = [ListReg::EMPTY; 4];
+        assert!(!q.refill(&mut lrs));
+        assert_eq!(lrs[0], ListReg::pending(from(0)));
+        assert_eq!(lrs[1], ListReg::pending(from(2)));
+        // Sent again by vCPU 2 while its first one is pending: merged into that LR.
+        q.push(from(2));
+        assert!(!q.refill(&mut lrs));
+        assert!(lrs[2].is_free());
+        // Clearing the SGI's pending state clears it from every sender.
+        q.push(from(3));
+        q.push(from(1));
+        assert_eq!(q.remove(1), Some(from(3)));
+        assert!(q.is_empty());
     }
 
     #[test]

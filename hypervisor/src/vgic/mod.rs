@@ -1,5 +1,7 @@
-//! The portable half of the virtual GICv3: register models and injection bookkeeping, tested on
-//! the host.
+//! The portable half of the virtual GIC: register models and injection bookkeeping, tested on
+//! the host. A partition sees the GIC version of its platform: a GICv3, or on a platform with a
+//! GICv2 (a Raspberry Pi 4's GIC-400) a GICv2; both views share one SPI model and one bank of
+//! SGIs and PPIs per vCPU.
 //!
 //! # What this module owns
 //!
@@ -10,10 +12,16 @@
 //! - [`redistributor::VirtualRedistributor`] / [`redistributor::RedistributorRegion`]: the
 //!   guest-visible state of each vCPU's GICR frames (RD_base + SGI_base, 2 x 64 KiB per vCPU):
 //!   the banked SGIs and PPIs, the `GICR_WAKER` handshake and the `GICR_TYPER` topology.
+//! - [`distributor_v2`]: the GICv2 distributor page (4 KiB) over the same SPI model and, banked
+//!   in it, the accessing vCPU's SGIs and PPIs (held by its [`VirtualRedistributor`], there being
+//!   no redistributors in a GICv2), plus what only a GICv2 has: `GICD_ITARGETSR`, `GICD_SGIR`,
+//!   `GICD_[CS]PENDSGIR`. A GICv2 guest's CPU interface is the hardware's virtual one (GICV),
+//!   which the runtime maps where the guest expects its GICC.
 //! - [`sgi`]: decoding of a trapped `ICC_SGI1R_EL1` (or `ICC_ASGI1R_EL1`/`ICC_SGI0R_EL1`, which
 //!   share the layout) into the set of target vCPUs of the same partition.
 //! - [`list_regs`]: the per-vCPU queue of virtual interrupts waiting for a list register, and
-//!   list registers decoded ([`ListReg`]); [`ich_lr`] is their GICv3 `ICH_LR<n>_EL2` encoding.
+//!   list registers decoded ([`ListReg`]); [`ich_lr`] is their GICv3 `ICH_LR<n>_EL2` encoding,
+//!   [`gich_lr`] their GICv2 `GICH_LR<n>` one.
 //!
 //! # What it must not touch
 //!
@@ -33,15 +41,18 @@
 //!
 //! # The guest's view
 //!
-//! The guest sees a GICv3 with affinity routing enabled (`ARE_NS` = 1, not writable), from the
-//! Non-secure side of a GIC with two Security states (`GICD_CTLR.DS` = 0), no LPIs/ITS, no
-//! extended SPI/PPI ranges, and the topology of the guest's view
-//! ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout of
-//! the GICD and GICR windows is the guest view's too.
+//! On a GICv2 platform, see [`distributor_v2`]: a GICv2 without Security Extensions, vCPU `n`
+//! being CPU interface `n`. Otherwise the guest sees a GICv3 with affinity routing enabled
+//! (`ARE_NS` = 1, not writable), from the Non-secure side of a GIC with two Security states
+//! (`GICD_CTLR.DS` = 0), no LPIs/ITS, no extended SPI/PPI ranges, and the topology of the guest's
+//! view ([`bulkhead_config::guest_view::vcpu_mpidr`]: vCPU `n` has affinity `0.0.0.n`). The layout
+//! of the GICD and GICR windows is the guest view's too.
 
 #![forbid(unsafe_code)]
 
 pub mod distributor;
+pub mod distributor_v2;
+pub mod gich_lr;
 pub mod ich_lr;
 pub mod list_regs;
 pub mod redistributor;
@@ -147,6 +158,13 @@ pub enum VgicAction {
     SetActive { intid: u32 },
     /// Clear the active state (`ICACTIVER`), e.g. Linux deactivating everything at probe.
     ClearActive { intid: u32 },
+    /// Make SGI `intid` pending on vCPU `target`, sent by vCPU `source` (a GICv2 guest's
+    /// `GICD_SGIR` or `GICD_SPENDSGIR`). Both vCPUs are the partition's.
+    SendSgi {
+        intid: u32,
+        target: VcpuId,
+        source: VcpuId,
+    },
 }
 
 /// Actions produced by a distributor write.

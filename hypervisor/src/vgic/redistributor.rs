@@ -135,6 +135,10 @@ pub struct VirtualRedistributor {
     last: bool,
     processor_sleep: bool,
     irqs: Banked,
+    /// For a GICv2 guest, whose distributor banks the SGIs ([`super::distributor_v2`]): per
+    /// SGI, the senders whose SGI the guest made pending with `GICD_SPENDSGIR` (a latch, as the
+    /// other pending bits are).
+    sgi_pending_from: [u8; 16],
 }
 
 impl VirtualRedistributor {
@@ -159,6 +163,7 @@ impl VirtualRedistributor {
             last: vcpu.index() + 1 == vcpu_count,
             processor_sleep: true,
             irqs: Banked(irqs),
+            sgi_pending_from: [0; 16],
         })
     }
 
@@ -206,7 +211,32 @@ impl VirtualRedistributor {
             intid,
             priority: cfg.priority,
             hw,
+            source: None,
         })
+    }
+
+    /// GICv2: the senders whose SGI `sgi` (0..15) was made pending with `GICD_SPENDSGIR`, a bit
+    /// each (0 for anything else).
+    pub fn sgi_pending_from(&self, sgi: u32) -> u8 {
+        usize::try_from(sgi)
+            .ok()
+            .and_then(|i| self.sgi_pending_from.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// GICv2: records the senders of SGI `sgi` made pending (`set`) or cleared.
+    pub fn mark_sgi_pending(&mut self, sgi: u32, senders: u8, set: bool) {
+        if let Some(latch) = usize::try_from(sgi)
+            .ok()
+            .and_then(|i| self.sgi_pending_from.get_mut(i))
+        {
+            if set {
+                *latch |= senders;
+            } else {
+                *latch &= !senders;
+            }
+        }
     }
 
     fn decode(offset: u64) -> Option<(Reg, Width)> {
@@ -579,7 +609,8 @@ mod tests {
             Some(VirtualIrq {
                 intid: 27,
                 priority: 0xa0,
-                hw: Some(27)
+                hw: Some(27),
+                source: None,
             })
         );
         assert!(r.virq(33, None).is_none());

@@ -218,6 +218,18 @@ impl GuestDt {
         Some((gicd, gicr))
     }
 
+    /// The GICv2's distributor and CPU interface bases (`arm,gic-400` or `arm,cortex-a15-gic`
+    /// node), if the partition has one (it does on a platform with a GICv2).
+    pub fn gic_v2(&self) -> Option<(usize, usize)> {
+        let node = self
+            .fdt
+            .find_compatible(&["arm,gic-400", "arm,cortex-a15-gic"])?;
+        let mut reg = node.reg()?;
+        let gicd = reg.next()?.starting_address as usize;
+        let gicc = reg.next()?.starting_address as usize;
+        Some((gicd, gicc))
+    }
+
     /// The channels the partition is an endpoint of, in DT order. Nodes without two `reg`
     /// entries of non-zero size are skipped.
     pub fn channels(&self) -> impl Iterator<Item = ChannelNode> + '_ {

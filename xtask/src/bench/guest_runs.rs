@@ -129,7 +129,7 @@ impl BenchBoard {
     }
 
     /// QEMU arguments for the packed board.
-    pub fn partitioned_args(&self, icount: bool) -> Vec<String> {
+    pub fn partitioned_args(&self, icount: bool) -> Result<Vec<String>> {
         let extra_args = if icount {
             vec!["-icount".to_owned(), ICOUNT.to_owned()]
         } else {
@@ -153,7 +153,7 @@ impl BenchBoard {
         limit: Duration,
     ) -> Result<GuestReport> {
         let (args, prefix) = if partitioned {
-            (self.partitioned_args(icount), Some(self.partition_name()))
+            (self.partitioned_args(icount)?, Some(self.partition_name()))
         } else {
             (self.native_args(icount), None)
         };

@@ -108,7 +108,7 @@ impl IpcBoard {
 
     /// Boots the board once and returns what the sender reported, checked.
     pub fn run(&self, qemu: &str) -> Result<IpcRun> {
-        let args = qemu::qemu_args(&self.built, &RunOptions::plain());
+        let args = qemu::qemu_args(&self.built, &RunOptions::plain())?;
         let transcript = session::run(qemu, &args, LIMIT, |_| Step::Continue)?;
         parse(
             transcript.lines.iter().map(String::as_str),

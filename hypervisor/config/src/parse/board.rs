@@ -9,11 +9,22 @@ use alloc::vec::Vec;
 use crate::addr::{GuestPhysAddr, HostPhysAddr, HostRange, PartitionId, PcpuId};
 use crate::dma::{self, NodeFacts};
 use crate::error::{ConfigError, ErrorKind};
+use crate::guest_view::{GICV2_CPU_SIZE, GICV2_DIST_SIZE};
 use crate::model::{
     BoardConfig, Channel, ChannelAccess, ChannelEndpoint, Cpu, Device, Dma, DmaReason,
-    DoorbellGpio, Gic, HypervisorChild, HypervisorConfig, LogLevel, MemoryRegion, Partition,
-    PassthroughDevice, Platform, PsciConduit, ReservedMemory,
+    DoorbellGpio, EnableMethod, Gic, GicVersion, HypervisorChild, HypervisorConfig, LogLevel,
+    MemoryRegion, Partition, PassthroughDevice, Platform, PsciConduit, ReservedMemory,
 };
+
+/// `compatible` strings of a GICv3.
+const GICV3_COMPATIBLE: &[&str] = &["arm,gic-v3"];
+/// `compatible` strings of a GICv2 with the virtualization extensions.
+const GICV2_COMPATIBLE: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"];
+/// The virtual CPU interface's maintenance interrupt, as the hypervisor takes it: PPI 9.
+const MAINTENANCE_PPI: u32 = 9;
+/// Size of the GICv2 virtual interface control registers (GICH) the hypervisor drives: the
+/// control registers and 64 list registers.
+const GICH_SIZE: u64 = 0x200;
 
 use super::tree::{combine, Tree};
 use super::Result;
@@ -79,34 +90,21 @@ impl<'t, 'a> Parser<'t, 'a> {
         let reserved_memory = self.parse_reserved(reservations)?;
         let cpus_node = self.parse_cpus()?;
 
-        // The GICv3.
-        let mut gic_node = None;
-        for i in 0..t.len() {
-            if t.is_compatible(i, "arm,gic-v3")? {
-                gic_node = Some(i);
-                break;
-            }
-        }
-        let gic_node = gic_node.ok_or_else(|| {
-            ConfigError::new(
-                "/",
-                ErrorKind::MissingNode("GICv3 (compatible \"arm,gic-v3\")"),
-            )
-        })?;
+        // The GIC, and PSCI if the platform has the firmware.
+        let gic_node = self.find_gic()?;
         let gic = self.parse_gic(gic_node)?;
-
-        // PSCI.
-        let psci_node = t
-            .children(0)
-            .find(|&c| t.base_name(c) == "psci")
-            .ok_or_else(|| ConfigError::new("/psci", ErrorKind::MissingNode("/psci")))?;
-        let method = t
-            .string(psci_node, "method")?
-            .ok_or_else(|| t.err(psci_node, ErrorKind::MissingProperty("method")))?;
-        let psci = match method.as_str() {
-            "smc" => PsciConduit::Smc,
-            "hvc" => PsciConduit::Hvc,
-            _ => return Err(t.err(psci_node, ErrorKind::UnknownPsciMethod(method))),
+        let psci = match t.children(0).find(|&c| t.base_name(c) == "psci") {
+            None => None,
+            Some(psci_node) => {
+                let method = t
+                    .string(psci_node, "method")?
+                    .ok_or_else(|| t.err(psci_node, ErrorKind::MissingProperty("method")))?;
+                Some(match method.as_str() {
+                    "smc" => PsciConduit::Smc,
+                    "hvc" => PsciConduit::Hvc,
+                    _ => return Err(t.err(psci_node, ErrorKind::UnknownPsciMethod(method))),
+                })
+            }
         };
 
         // Architected timer.
@@ -335,6 +333,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                     },
                 )
             })?;
+            let enable_method = self.enable_method(c)?;
             if let Some(slot) = self.cpu_of_node.get_mut(c) {
                 *slot = Some(self.cpus.len());
             }
@@ -342,12 +341,62 @@ impl<'t, 'a> Parser<'t, 'a> {
                 path: t.path(c).to_string(),
                 phandle: self.phandle_of(c),
                 mpidr,
+                enable_method,
             });
         }
         if self.cpus.is_empty() {
             return Err(t.err(cpus_node, ErrorKind::MissingNode("/cpus/cpu@*")));
         }
         Ok(cpus_node)
+    }
+
+    /// A CPU's `enable-method` (and `cpu-release-addr` for a spin table).
+    fn enable_method(&self, c: usize) -> Result<Option<EnableMethod>> {
+        let t = self.tree;
+        let Some(method) = t.string(c, "enable-method")? else {
+            return Ok(None);
+        };
+        match method.as_str() {
+            "psci" => Ok(Some(EnableMethod::Psci)),
+            "spin-table" => {
+                let addr = t
+                    .u64_prop(c, "cpu-release-addr")?
+                    .ok_or_else(|| t.err(c, ErrorKind::MissingProperty("cpu-release-addr")))?;
+                Ok(Some(EnableMethod::SpinTable {
+                    release_addr: HostPhysAddr(addr),
+                }))
+            }
+            _ => Err(t.err(c, ErrorKind::UnknownEnableMethod(method))),
+        }
+    }
+
+    /// The GIC node: the root's interrupt parent if it is a GIC, otherwise the first GIC.
+    fn find_gic(&self) -> Result<usize> {
+        let t = self.tree;
+        let is_gic = |i: usize| -> Result<bool> {
+            for compatible in GICV3_COMPATIBLE.iter().chain(GICV2_COMPATIBLE) {
+                if t.is_compatible(i, compatible)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        if let Some(parent) = t.interrupt_parent(0) {
+            if is_gic(parent)? {
+                return Ok(parent);
+            }
+        }
+        for i in 0..t.len() {
+            if is_gic(i)? {
+                return Ok(i);
+            }
+        }
+        Err(ConfigError::new(
+            "/",
+            ErrorKind::MissingNode(
+                "GIC (compatible \"arm,gic-v3\", \"arm,gic-400\" or \"arm,cortex-a15-gic\")",
+            ),
+        ))
     }
 
     fn parse_gic(&self, g: usize) -> Result<Gic> {
@@ -368,6 +417,73 @@ impl<'t, 'a> Parser<'t, 'a> {
                 ))
             }
         };
+        match t.u32_prop(g, "#interrupt-cells")? {
+            Some(3) => {}
+            Some(v) => {
+                return Err(t.err(
+                    g,
+                    ErrorKind::BadPropertyValue {
+                        property: "#interrupt-cells",
+                        value: v.into(),
+                    },
+                ))
+            }
+            None => return Err(t.err(g, ErrorKind::MissingProperty("#interrupt-cells"))),
+        }
+        let v2 = GICV2_COMPATIBLE
+            .iter()
+            .try_fold(false, |found, c| Ok(found || t.is_compatible(g, c)?))?;
+        // The virtual CPU interface's maintenance interrupt: the hypervisor takes it as PPI 9.
+        match (t.interrupts(g, g), t.prop(g, "interrupts")) {
+            (_, None) if v2 => return Err(t.err(g, ErrorKind::MissingProperty("interrupts"))),
+            (_, None) => {}
+            ((irqs, false), Some(_))
+                if irqs.first().is_some_and(|i| {
+                    i.kind == crate::model::IrqKind::Ppi && i.number == MAINTENANCE_PPI
+                }) => {}
+            (_, Some(value)) => {
+                return Err(t.err(
+                    g,
+                    ErrorKind::UnsupportedMaintenanceInterrupt {
+                        specifier: value
+                            .chunks_exact(4)
+                            .take(3)
+                            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect(),
+                    },
+                ))
+            }
+        }
+        if v2 {
+            let [distributor, cpu, control, vcpu, ..] = regs[..] else {
+                return Err(t.err(
+                    g,
+                    ErrorKind::GicV2WithoutVirtualization { ranges: regs.len() },
+                ));
+            };
+            for (what, range, needed) in [
+                ("GICD (distributor)", distributor, GICV2_DIST_SIZE),
+                ("GICC (CPU interface)", cpu, GICV2_CPU_SIZE),
+                ("GICH (virtual interface control)", control, GICH_SIZE),
+                ("GICV (virtual CPU interface)", vcpu, GICV2_CPU_SIZE),
+            ] {
+                if range.size < needed {
+                    return Err(t.err(
+                        g,
+                        ErrorKind::GicRangeTooSmall {
+                            what,
+                            range,
+                            needed,
+                        },
+                    ));
+                }
+            }
+            return Ok(Gic {
+                version: GicVersion::V2 { cpu, control, vcpu },
+                distributor,
+                redistributors: Vec::new(),
+            });
+        }
         let redists = t.u32_prop(g, "#redistributor-regions")?.unwrap_or(1) as usize;
         if redists == 0 {
             return Err(t.err(
@@ -390,20 +506,8 @@ impl<'t, 'a> Parser<'t, 'a> {
                 },
             ));
         };
-        match t.u32_prop(g, "#interrupt-cells")? {
-            Some(3) => {}
-            Some(v) => {
-                return Err(t.err(
-                    g,
-                    ErrorKind::BadPropertyValue {
-                        property: "#interrupt-cells",
-                        value: v.into(),
-                    },
-                ))
-            }
-            None => return Err(t.err(g, ErrorKind::MissingProperty("#interrupt-cells"))),
-        }
         Ok(Gic {
+            version: GicVersion::V3,
             distributor,
             redistributors: redistributors.to_vec(),
         })

@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use super::{beyond_ipa_limit, in_ram, intid, pages, range_problem, reserved_overlap, Result};
 use crate::addr::{GuestRange, PartitionId};
 use crate::error::{ConfigError, ErrorKind};
-use crate::guest_view::{gicr_size, DOORBELL_GPIO_LINES, GICD_SIZE, PAGE_SIZE, VUART_SIZE};
+use crate::guest_view::{DOORBELL_GPIO_LINES, PAGE_SIZE, VUART_SIZE};
 use crate::model::{BoardConfig, Channel, ChannelEndpoint, IrqKind, Partition};
 
 /// Largest SPI number (INTID 1019).
@@ -43,12 +43,8 @@ fn fixed_windows(c: &BoardConfig, p: &Partition) -> Vec<(GuestRange, String)> {
         let uart = GuestRange::new(base, VUART_SIZE);
         windows.push((uart, format!("the virtual UART {uart}")));
     }
-    let gic = &c.platform.gic;
-    let gicd = GuestRange::new(gic.distributor.base.identity(), GICD_SIZE);
-    windows.push((gicd, format!("the virtual GIC distributor {gicd}")));
-    if let Some(r) = gic.redistributors.first() {
-        let gicr = GuestRange::new(r.base.identity(), gicr_size(p.cpus.len()));
-        windows.push((gicr, format!("the virtual GIC redistributors {gicr}")));
+    for (what, range) in c.platform.gic.guest_windows(p.cpus.len()) {
+        windows.push((range, format!("{what} {range}")));
     }
     for dev in p.device_indices().filter_map(|d| c.platform.devices.get(d)) {
         for r in &dev.regs {

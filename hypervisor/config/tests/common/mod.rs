@@ -145,8 +145,47 @@ impl Part {
     }
 }
 
+/// The test board's GIC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestGic {
+    /// QEMU virt's GICv3.
+    V3,
+    /// A GIC-400 with these `reg` ranges and `interrupts` = `maintenance` (if any).
+    V2 {
+        reg: Vec<(u64, u64)>,
+        maintenance: Option<Vec<u32>>,
+    },
+}
+
+impl TestGic {
+    /// A complete GICv2 laid out as QEMU virt's `gic-version=2` ([`GICV2_RANGES`]), maintenance
+    /// interrupt PPI 9.
+    pub fn v2() -> Self {
+        TestGic::V2 {
+            reg: GICV2_RANGES.to_vec(),
+            maintenance: Some(vec![1, 9, 4]),
+        }
+    }
+}
+
+/// A CPU's `enable-method` string and `cpu-release-addr` cells, if any.
+pub type EnableMethodCells = (&'static str, Option<Vec<u32>>);
+
+/// The `reg` ranges of [`TestGic::V2`]: GICD, GICC, GICH, GICV.
+pub const GICV2_RANGES: [(u64, u64); 4] = [
+    (0x0800_0000, 0x1_0000),
+    (0x0801_0000, 0x1_0000),
+    (0x0803_0000, 0x1_0000),
+    (0x0804_0000, 0x1_0000),
+];
+
 #[derive(Clone)]
 pub struct Board {
+    pub gic: TestGic,
+    /// Whether the platform has a `/psci` node.
+    pub psci: bool,
+    /// Each CPU's `enable-method` and `cpu-release-addr` cells (none by default).
+    pub enable_methods: [Option<EnableMethodCells>; 4],
     pub psci_method: &'static str,
     pub devs: Vec<Dev>,
     pub hypervisor: bool,
@@ -171,6 +210,9 @@ pub struct Board {
 impl Default for Board {
     fn default() -> Self {
         Board {
+            gic: TestGic::V3,
+            psci: true,
+            enable_methods: [None, None, None, None],
             psci_method: "smc",
             devs: (0..4)
                 .map(|n| Dev {
@@ -290,10 +332,12 @@ impl Board {
         fdt.property_u32("interrupt-parent", GIC)?;
         fdt.property_string("compatible", "linux,dummy-virt")?;
 
-        leaf(&mut fdt, "psci", |f| {
-            f.property_string("compatible", "arm,psci-1.0")?;
-            f.property_string("method", self.psci_method)
-        })?;
+        if self.psci {
+            leaf(&mut fdt, "psci", |f| {
+                f.property_string("compatible", "arm,psci-1.0")?;
+                f.property_string("method", self.psci_method)
+            })?;
+        }
         leaf(&mut fdt, "memory@40000000", |f| {
             f.property_string("device_type", "memory")?;
             f.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
@@ -320,25 +364,49 @@ impl Board {
                 f.property_string("device_type", "cpu")?;
                 f.property_string("compatible", "arm,cortex-a72")?;
                 f.property_u32("reg", n)?;
+                if let Some((method, release)) = &self.enable_methods[n as usize] {
+                    f.property_string("enable-method", method)?;
+                    if let Some(cells) = release {
+                        f.property_array_u32("cpu-release-addr", cells)?;
+                    }
+                }
                 f.property_phandle(CPU0 + n)
             })?;
         }
         fdt.end_node(cpus)?;
 
         let gic = fdt.begin_node("intc@8000000")?;
-        fdt.property_string("compatible", "arm,gic-v3")?;
-        fdt.property_null("interrupt-controller")?;
-        fdt.property_u32("#interrupt-cells", 3)?;
-        fdt.property_u32("#address-cells", 2)?;
-        fdt.property_u32("#size-cells", 2)?;
-        fdt.property_null("ranges")?;
-        fdt.property_array_u64("reg", &[0x0800_0000, 0x1_0000, 0x080a_0000, 0xf6_0000])?;
-        fdt.property_phandle(GIC)?;
-        leaf(&mut fdt, "its@8080000", |f| {
-            f.property_string("compatible", "arm,gic-v3-its")?;
-            f.property_array_u64("reg", &[0x0808_0000, 0x2_0000])?;
-            f.property_phandle(ITS)
-        })?;
+        match &self.gic {
+            TestGic::V3 => {
+                fdt.property_string("compatible", "arm,gic-v3")?;
+                fdt.property_null("interrupt-controller")?;
+                fdt.property_u32("#interrupt-cells", 3)?;
+                fdt.property_u32("#address-cells", 2)?;
+                fdt.property_u32("#size-cells", 2)?;
+                fdt.property_null("ranges")?;
+                fdt.property_array_u64("reg", &[0x0800_0000, 0x1_0000, 0x080a_0000, 0xf6_0000])?;
+                fdt.property_phandle(GIC)?;
+                leaf(&mut fdt, "its@8080000", |f| {
+                    f.property_string("compatible", "arm,gic-v3-its")?;
+                    f.property_array_u64("reg", &[0x0808_0000, 0x2_0000])?;
+                    f.property_phandle(ITS)
+                })?;
+            }
+            TestGic::V2 { reg, maintenance } => {
+                fdt.property_string_list(
+                    "compatible",
+                    vec!["arm,cortex-a15-gic".into(), "arm,gic-400".into()],
+                )?;
+                fdt.property_null("interrupt-controller")?;
+                fdt.property_u32("#interrupt-cells", 3)?;
+                let reg: Vec<u64> = reg.iter().flat_map(|&(base, size)| [base, size]).collect();
+                fdt.property_array_u64("reg", &reg)?;
+                if let Some(m) = maintenance {
+                    fdt.property_array_u32("interrupts", m)?;
+                }
+                fdt.property_phandle(GIC)?;
+            }
+        }
         fdt.end_node(gic)?;
 
         leaf(&mut fdt, "timer", |f| {

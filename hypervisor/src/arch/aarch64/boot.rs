@@ -3,10 +3,11 @@
 //! Primary CPU ([`primary_main`]): MMU and caches on with a coarse map, heap, vectors; the boot
 //! options on the boot loader's command line ([`crate::boot_options`]); the bundle and the board
 //! config in it (a bad config is refused here too, with the node and
-//! reason, and the machine powered off); console and logging; the precise EL2 map; the GIC; the
-//! runtime's [`System`] (partitions built and loaded); then the other assigned CPUs are started
-//! with PSCI `CPU_ON`. CPUs no partition owns stay off. Secondary CPUs ([`secondary_main`]) only
-//! set up their own interfaces and join the run loop.
+//! reason, and the machine powered off); how to power off; console and logging; the precise EL2
+//! map; the GIC of the version the platform has; the runtime's [`System`] (partitions built and
+//! loaded); then the other assigned CPUs are started, each by PSCI `CPU_ON` or its spin table as
+//! its node says ([`smp`]). CPUs no partition owns stay off. Secondary CPUs ([`secondary_main`])
+//! only set up their own interfaces and join the run loop.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,11 +16,13 @@ use spin::Once;
 
 use bulkhead_bundle::{Bundle, Kind, HEADER_SIZE};
 use bulkhead_config::guest_view::PAGE_SIZE;
-use bulkhead_config::{BoardConfig, HostPhysAddr, HostRange, PcpuId, PsciConduit};
+use bulkhead_config::{BoardConfig, GicVersion, HostPhysAddr, HostRange, PcpuId};
 
+use super::gic::Gic;
 use super::hw::Aarch64;
 use super::trap::run_this_cpu;
-use super::{console, cpu, entry, exceptions, firmware, gic, mmu, panic};
+use super::uart::Pl011;
+use super::{bcm2711, console, cpu, entry, exceptions, mmu, power, smp, timer};
 use crate::boot_options::BootOptions;
 use crate::console::Mode;
 use crate::runtime::System;
@@ -49,21 +52,15 @@ pub fn system() -> &'static System<Aarch64> {
     }
 }
 
-/// Powers the machine off through the platform firmware.
+/// Powers the machine off, the way its platform does ([`power`]).
 pub fn power_off() -> ! {
-    let conduit = SYSTEM
-        .get()
-        .map_or(PsciConduit::Smc, |s| s.config.platform.psci);
-    halt_with(conduit)
-}
-
-fn halt_with(conduit: PsciConduit) -> ! {
     console::flush();
-    let err = firmware::system_off(conduit);
-    console::print(format_args!(
-        "[bulkhead] firmware refused SYSTEM_OFF ({err:?}); halting\n"
-    ));
-    console::flush();
+    if let Err(why) = power::attempt() {
+        console::print_error(format_args!(
+            "[bulkhead] cannot power off: {why}; halting\n"
+        ));
+        console::flush();
+    }
     loop {
         aarch64_cpu::asm::wfe();
     }
@@ -89,11 +86,17 @@ fn bundle() -> Result<Bundle<'static>, &'static str> {
     Bundle::parse(bytes).map_err(|_| "the bundle after the hypervisor image is corrupt")
 }
 
-/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known.
+/// Finds the console UART from `/chosen/stdout-path`, for errors before the config is known (and
+/// before the heap exists: nothing here allocates): a
+/// PL011 (the one UART this hypervisor drives) that is a child of the root, whose `reg` is a CPU
+/// address (a Pi's `stdout-path` names its mini UART, on a bus).
 fn fallback_uart(dtb: &[u8]) -> Option<usize> {
     let fdt = fdt::Fdt::new(dtb).ok()?;
     let node = fdt.chosen().stdout()?;
-    Some(node.reg()?.next()?.starting_address as usize)
+    let pl011 = node.compatible()?.all().any(|c| c == "arm,pl011");
+    // (No allocation: this runs before the heap exists when refusing to run below EL2.)
+    let at_root = fdt.find_node("/")?.children().any(|c| c.name == node.name);
+    (pl011 && at_root).then_some(node.reg()?.next()?.starting_address as usize)
 }
 
 /// Bulkhead's options from the command line of the device tree the boot loader passed at
@@ -156,21 +159,23 @@ pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
     };
     let options = boot_options(dtb as usize);
     let config = load_config(&bundle);
-    let conduit = config.platform.psci;
-    panic::set_conduit(conduit);
+    power::configure(power::method_of(&config));
+    prepare_console_pins(&config);
     start_console(&config, options.console);
     for word in &options.unknown {
         log::warn!("boot option `{word}` not understood: ignored");
     }
     log::info!(
-        "Bulkhead {} starting at EL2 on CPU {:#x}, {} partition(s)",
+        "Bulkhead {} starting at EL2 on CPU {:#x} at {:#x}, {} partition(s), counter at {} Hz",
         env!("CARGO_PKG_VERSION"),
         cpu::mpidr(),
-        config.partitions.len()
+        entry::image_start(),
+        config.partitions.len(),
+        timer::frequency()
     );
     let refuse = |what: core::fmt::Arguments| -> ! {
         console::print_error(format_args!("bulkhead: invalid board config: {what}\n"));
-        halt_with(conduit)
+        power_off()
     };
 
     // The hypervisor's own footprint must lie inside its configured memory.
@@ -192,29 +197,20 @@ pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
     cpu::set_id(primary);
 
     install_hypervisor_map(&config);
-    let mpidrs = config.platform.cpus.iter().map(|c| c.mpidr).collect();
-    let gicr = config.platform.gic.redistributors[0];
-    // SAFETY: the GIC registers were just mapped as device memory and only this driver uses them.
-    let gic_up = unsafe {
-        gic::init(
-            config.platform.gic.distributor.base.raw() as usize,
-            gicr.base.raw() as usize,
-            gicr.size as usize,
-            mpidrs,
-            primary,
-        )
-    };
-    if let Err(e) = gic_up {
+    let gic = Gic::of(&config);
+    // SAFETY: the GIC registers were just mapped as device memory and only its driver uses them.
+    if let Err(e) = unsafe { gic.init(&config, primary) } {
         refuse(format_args!("node /cpus: {e}"));
     }
 
-    let sys = match System::new(Aarch64 { conduit }, config, bundle) {
+    let conduit = config.platform.psci;
+    let sys = match System::new(Aarch64 { gic, conduit }, config, bundle) {
         Ok(sys) => SYSTEM.call_once(|| sys),
         Err(e) => refuse(format_args!("{e}")),
     };
     sys.start();
     if let Some(irq) = sys.console_irq() {
-        gic::enable_spi(irq, primary);
+        gic.enable_spi(irq, primary);
         if let Some(c) = console::console() {
             c.set_interrupt_driven();
         }
@@ -224,24 +220,38 @@ pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
 }
 
 /// The validated board config from the bundle; a bad one is refused, with the node and reason
-/// on the UART `/chosen` names, and the machine powered off.
+/// on the console UART it names (or, if it does not parse, the PL011 `/chosen` names), and the
+/// machine powered off.
 fn load_config(bundle: &Bundle) -> BoardConfig {
     let dtb = bundle
         .find(Kind::BoardDtb, 0)
         .map(|e| e.data)
         .unwrap_or(&[]);
-    if let Some(uart) = fallback_uart(dtb) {
+    let parsed = bulkhead_config::parse::parse(dtb);
+    let console = parsed.as_ref().ok().and_then(|c| {
+        let uart = c.platform.devices.get(c.hypervisor.console?)?;
+        uart.compatible
+            .iter()
+            .any(|s| s == "arm,pl011")
+            .then(|| uart.regs.first().map(|r| r.base.raw() as usize))?
+    });
+    if let Some(uart) = console.or_else(|| fallback_uart(dtb)) {
         console::set_emergency_uart(uart);
     }
-    match bulkhead_config::load(dtb) {
+    let checked = parsed.and_then(|config| {
+        bulkhead_config::validate::validate(&config)?;
+        Ok(config)
+    });
+    match checked {
         Ok(config) => config,
         Err(e) => {
             console::panic_print(format_args!("bulkhead: invalid board config: {e}\n"));
-            // The conduit is unknown if the config did not parse; QEMU virt with EL2 uses SMC.
-            let conduit = bulkhead_config::parse::parse(dtb)
-                .map(|c| c.platform.psci)
-                .unwrap_or(PsciConduit::Smc);
-            halt_with(conduit);
+            // How to power off is unknown if the config did not parse: PSCI through SMC, as on
+            // QEMU virt with EL2, is the default.
+            if let Ok(config) = bulkhead_config::parse::parse(dtb) {
+                power::configure(power::method_of(&config));
+            }
+            power_off();
         }
     }
 }
@@ -283,7 +293,7 @@ fn this_cpu(config: &BoardConfig) -> Result<PcpuId, CpuProblem> {
 pub extern "C" fn secondary_main(id: usize) -> ! {
     cpu::set_id(PcpuId(id));
     exceptions::install();
-    gic::init_cpu(PcpuId(id));
+    system().hw.gic.init_cpu(PcpuId(id));
     run_this_cpu()
 }
 
@@ -308,6 +318,32 @@ fn refuse_below_el2(el: u64) -> ! {
     }
 }
 
+/// On a Raspberry Pi 4, the console PL011's pins (GPIO 14 and 15, which the firmware gives the
+/// mini UART) and its line: 115200 8N1 from the 48 MHz clock `enable_uart=1` gives it (the
+/// firmware leaves the PL011's baud rate unset when Bluetooth has it). Elsewhere nothing.
+fn prepare_console_pins(config: &BoardConfig) {
+    /// The PL011 clock the Pi 4's firmware sets with `enable_uart=1` (`init_uart_clock`).
+    const RPI4_UART_CLOCK_HZ: u64 = 48_000_000;
+    const BAUD: u64 = 115_200;
+    let Some(gpio) = bcm2711::gpio(config) else {
+        return;
+    };
+    let console = config
+        .hypervisor
+        .console
+        .and_then(|i| config.platform.devices.get(i))
+        .filter(|d| d.compatible.iter().any(|c| c == "arm,pl011"))
+        .and_then(|d| d.regs.first());
+    if let Some(uart) = console {
+        // SAFETY: the early map maps everything outside the image's gigabyte as device memory;
+        // nothing else drives the GPIO controller or the console UART yet.
+        unsafe {
+            bcm2711::console_pins(gpio.base.raw() as usize);
+            Pl011::new(uart.base.raw() as usize).set_line(RPI4_UART_CLOCK_HZ, BAUD);
+        }
+    }
+}
+
 /// The console (if the board gives the hypervisor one), for a console in `mode`, and the `log`
 /// backend.
 fn start_console(config: &BoardConfig, mode: Mode) {
@@ -327,8 +363,9 @@ fn start_console(config: &BoardConfig, mode: Mode) {
     log::set_max_level(level_filter(config.hypervisor.log_level));
 }
 
-/// Starts every other CPU a partition owns with PSCI `CPU_ON`; the rest stay off.
+/// Starts every other CPU a partition owns, the way its node says ([`smp`]); the rest stay off.
 fn start_secondaries(sys: &System<Aarch64>, primary: PcpuId) {
+    smp::publish_mpidrs(&sys.config);
     for (n, c) in sys.config.platform.cpus.iter().enumerate() {
         let id = PcpuId(n);
         if id == primary {
@@ -338,15 +375,9 @@ fn start_secondaries(sys: &System<Aarch64>, primary: PcpuId) {
             log::info!("CPU {n} is not assigned to any partition: parked");
             continue;
         }
-        let result = firmware::cpu_on(
-            sys.config.platform.psci,
-            c.mpidr,
-            entry::secondary_entry_address(),
-            n as u64,
-        );
-        if let Err(e) = result {
+        if let Err(e) = smp::start(&sys.config, n) {
             log::error!(
-                "CPU {n} (MPIDR {:#x}) failed to start: {e:?}; its partition cannot run",
+                "CPU {n} (MPIDR {:#x}) failed to start: {e}; its partition cannot run",
                 c.mpidr
             );
         }
@@ -410,20 +441,30 @@ fn install_hypervisor_map(config: &BoardConfig) {
                 page_range(guard, guard + cpu::GUARD_SIZE)
             })
             .collect(),
-        // Partitions' memory and channels' shared memory, which EL2 zeroes at boot.
+        // Partitions' memory and channels' shared memory, which EL2 zeroes.
         partitions: config
             .partitions
             .iter()
             .flat_map(|p| p.memory.iter().map(|m| m.host()))
             .chain(config.channels.iter().map(|c| c.memory))
             .collect(),
-        // The console, the GIC, and trapped passthrough devices, which EL2 accesses for their
-        // partition.
+        // The console, the GIC, the power controller, the spin tables, and trapped passthrough
+        // devices, which EL2 accesses for their partition.
         devices: console
             .into_iter()
             .flat_map(|c| c.regs.iter().copied())
             .chain(core::iter::once(config.platform.gic.distributor))
             .chain(config.platform.gic.redistributors.iter().copied())
+            .chain(
+                match config.platform.gic.version {
+                    GicVersion::V3 => None,
+                    GicVersion::V2 { cpu, control, .. } => Some([cpu, control]),
+                }
+                .into_iter()
+                .flatten(),
+            )
+            .chain(bcm2711::watchdog(config))
+            .chain(smp::spin_table_pages(config))
             .chain(
                 config
                     .partitions

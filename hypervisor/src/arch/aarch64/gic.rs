@@ -1,308 +1,206 @@
-//! The physical GICv3, driven through the `arm-gic` crate: brought up once by the primary CPU,
-//! each CPU's redistributor and CPU interface woken by that CPU, and used by EL2 for the console
-//! UART's interrupt, for interrupts forwarded to guests and for the "kick" SGI that makes another
-//! CPU look at its vCPU again.
+//! The physical GIC, whichever version the platform's device tree describes: a GICv3
+//! ([`gicv3`] for the distributor, redistributors and CPU interface, [`gicv3_hyp`] for the
+//! virtual interface's system registers) or a GICv2 with the virtualization extensions
+//! ([`gicv2`] for the distributor and CPU interface, [`gicv2_hyp`] for the GICH frame). One
+//! hypervisor binary drives both: [`Gic`] is chosen at boot from the board config and every
+//! operation goes to that version's driver. List registers leave here decoded
+//! ([`ListReg`]), so nothing above knows which GIC it is.
 //!
-//! CPUs are named by their position in the platform's `/cpus` ([`PcpuId`]). Their redistributors
-//! are found by MPIDR (each frame's `GICR_TYPER` says whose it is), not by position, and SGIs
-//! target them by their full affinity, with the range selector for `Aff0` above 15. The pending
-//! and active state of SPIs is changed through the distributor, which works from any CPU.
+//! [`gicv3`]: super::gicv3
+//! [`gicv3_hyp`]: super::gicv3_hyp
+//! [`gicv2`]: super::gicv2
+//! [`gicv2_hyp`]: super::gicv2_hyp
 
 use alloc::vec::Vec;
-use arm_gic::gicv3::registers::{Gicd, GicrSgi};
-use arm_gic::gicv3::{GicCpuInterface, GicV3};
-use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
-use core::ptr::NonNull;
-use spin::{Mutex, Once};
-use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, WriteOnly};
-use tock_registers::{register_bitfields, register_structs};
 
-use bulkhead_config::PcpuId;
+use bulkhead_config::{BoardConfig, GicVersion, PcpuId};
 
-use super::sysregs::ICC_SGI1R_EL1;
+use super::{gicv2, gicv2_hyp, gicv3, gicv3_hyp};
+use crate::runtime::hw::SpiChange;
+use crate::vgic::{gich_lr, ich_lr, ListReg};
 
 /// INTID of the SGI one CPU sends another to make it re-examine its vCPU's state.
 pub const KICK_SGI: u32 = 0;
-/// INTID of the virtual CPU interface's maintenance interrupt (PPI 9).
+/// INTID of the virtual CPU interface's maintenance interrupt (PPI 9, which the board config
+/// checks the platform's GIC uses).
 pub const MAINTENANCE_IRQ: u32 = 25;
 
-register_bitfields! {u64,
-    GICR_TYPER [
-        AFFINITY OFFSET(32) NUMBITS(32) [],
-        LAST OFFSET(4) NUMBITS(1) [],
-        VLPIS OFFSET(1) NUMBITS(1) [],
-    ],
+/// Which GIC the machine has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gic {
+    V3,
+    V2,
 }
 
-register_structs! {
-    /// The start of a redistributor's RD_base frame, as far as finding it needs.
-    RdBase {
-        (0x00 => _ctlr_iidr),
-        (0x08 => typer: ReadOnly<u64, GICR_TYPER::Register>),
-        (0x10 => @END),
-    },
-    /// The distributor's SPI pending and active registers, which `arm-gic` does not drive.
-    GicdPendingActive {
-        (0x000 => _before),
-        (0x200 => ispendr: [WriteOnly<u32>; 32]),
-        (0x280 => icpendr: [WriteOnly<u32>; 32]),
-        (0x300 => _isactiver),
-        (0x380 => icactiver: [WriteOnly<u32>; 32]),
-        (0x400 => @END),
+impl Gic {
+    /// The GIC `config`'s platform describes.
+    pub fn of(config: &BoardConfig) -> Self {
+        if config.platform.gic.is_v2() {
+            Gic::V2
+        } else {
+            Gic::V3
+        }
     }
-}
 
-/// Size of one redistributor frame (RD_base or SGI_base, and the VLPI frames of GICv4).
-const FRAME: usize = 0x1_0000;
-
-struct Gic {
-    driver: GicV3<'static>,
-    /// The distributor's pending and active registers (the same registers `driver` uses, only
-    /// ever touched under the same lock).
-    pending_active: &'static GicdPendingActive,
-}
-
-// SAFETY: the driver and `pending_active` refer to the one GIC of the machine; every access goes
-// through the mutex below, so moving them between CPUs is sound.
-unsafe impl Send for Gic {}
-
-static GIC: Once<Mutex<Gic>> = Once::new();
-/// For each CPU by position: its MPIDR, and the index of its redistributor.
-static CPUS: Once<Vec<(u64, usize)>> = Once::new();
-
-/// Why the GIC could not be brought up.
-#[derive(Debug)]
-pub enum GicError {
-    /// No redistributor at the address the platform names.
-    NoRedistributors,
-    /// No redistributor has this CPU's MPIDR.
-    NoRedistributorFor(u64),
-}
-
-impl core::fmt::Display for GicError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            GicError::NoRedistributors => f.write_str("no GICv3 redistributor found"),
-            GicError::NoRedistributorFor(mpidr) => {
-                write!(
-                    f,
-                    "no GIC redistributor belongs to the CPU with MPIDR {mpidr:#x}"
-                )
+    /// Brings the GIC up (distributor, and this CPU's redistributor or banked registers and CPU
+    /// interface), every SPI disabled. Called once, by the primary CPU `cpu`, with the GIC's
+    /// registers mapped as device memory.
+    ///
+    /// # Safety
+    /// The registers `config`'s platform names must be mapped and used by no other code.
+    pub unsafe fn init(self, config: &BoardConfig, cpu: PcpuId) -> Result<(), gicv3::GicError> {
+        let gic = &config.platform.gic;
+        let mpidrs: Vec<u64> = config.platform.cpus.iter().map(|c| c.mpidr).collect();
+        let gicd = gic.distributor.base.raw() as usize;
+        match gic.version {
+            GicVersion::V3 => {
+                let gicr = gic
+                    .redistributors
+                    .first()
+                    .ok_or(gicv3::GicError::NoRedistributors)?;
+                // SAFETY: guaranteed by the caller.
+                unsafe {
+                    gicv3::init(
+                        gicd,
+                        gicr.base.raw() as usize,
+                        gicr.size as usize,
+                        mpidrs,
+                        cpu,
+                    )
+                }
+            }
+            GicVersion::V2 {
+                cpu: gicc, control, ..
+            } => {
+                // SAFETY: guaranteed by the caller.
+                unsafe {
+                    gicv2_hyp::init(control.base.raw() as usize);
+                    gicv2::init(gicd, gicc.base.raw() as usize, &mpidrs, cpu);
+                }
+                log::info!(
+                    "GICv2 with {} CPU interfaces{}",
+                    gicv2::cpu_interfaces(),
+                    if gicv2::has_security_extensions() {
+                        " (its Non-secure side)"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(())
             }
         }
     }
-}
 
-/// The MPIDR of each redistributor in the region at `gicr` of `size` bytes, in order, up to the
-/// one marked last.
-///
-/// # Safety
-/// `gicr..gicr + size` must be the mapped redistributor region.
-unsafe fn redistributors(gicr: usize, size: usize) -> Vec<u64> {
-    let mut mpidrs = Vec::new();
-    let mut at = gicr;
-    while at + 2 * FRAME <= gicr + size {
-        // SAFETY: `at` is the start of a redistributor's frames inside the region the caller
-        // guarantees is mapped; GICR_TYPER is a plain read.
-        let typer = unsafe { &*(at as *const RdBase) }.typer.extract();
-        let affinity = typer.read(GICR_TYPER::AFFINITY);
-        // Aff3.Aff2.Aff1.Aff0 in the register; MPIDR has Aff3 at [39:32], Aff2..Aff0 at [23:0].
-        mpidrs.push(((affinity & 0xff00_0000) << 8) | (affinity & 0xff_ffff));
-        if typer.is_set(GICR_TYPER::LAST) {
-            break;
+    /// Wakes this CPU's part of the GIC. Called by each secondary CPU.
+    pub fn init_cpu(self, cpu: PcpuId) {
+        match self {
+            Gic::V3 => gicv3::init_cpu(cpu),
+            Gic::V2 => gicv2::init_cpu(cpu),
         }
-        at += if typer.is_set(GICR_TYPER::VLPIS) {
-            4
-        } else {
-            2
-        } * FRAME;
     }
-    mpidrs
-}
 
-/// Brings the distributor and all redistributors up, with every SPI disabled (each is enabled
-/// when its owner enables it). Called once, by the primary CPU `cpu`, with the GIC's registers
-/// mapped as device memory. `mpidrs` are the CPUs' MPIDRs by position.
-///
-/// # Safety
-/// `gicd` must be the GIC distributor and `gicr..gicr + gicr_size` the redistributor region,
-/// mapped, and used through no other pointer.
-pub unsafe fn init(
-    gicd: usize,
-    gicr: usize,
-    gicr_size: usize,
-    mpidrs: Vec<u64>,
-    cpu: PcpuId,
-) -> Result<(), GicError> {
-    GicCpuInterface::enable_system_register_el2(true);
-    // SAFETY: the caller guarantees the region is mapped.
-    let frames = unsafe { redistributors(gicr, gicr_size) };
-    let cpus = mpidrs
-        .iter()
-        .map(|&mpidr| {
-            frames
-                .iter()
-                .position(|&f| f == mpidr)
-                .map(|frame| (mpidr, frame))
-                .ok_or(GicError::NoRedistributorFor(mpidr))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let (Some(gicd_ptr), Some(gicr_ptr)) = (
-        NonNull::new(gicd as *mut Gicd),
-        NonNull::new(gicr as *mut GicrSgi),
-    ) else {
-        return Err(GicError::NoRedistributors);
-    };
-    // SAFETY: the caller guarantees these are the mapped, unaliased GIC registers; `frames`
-    // redistributors exist there.
-    let driver = unsafe { GicV3::new(UniqueMmioPointer::new(gicd_ptr), gicr_ptr, frames.len()) };
-    let mut driver = driver.map_err(|_| GicError::NoRedistributors)?;
-    let frame = cpus[cpu.index()].1;
-    CPUS.call_once(|| cpus);
-    driver.setup(frame);
-    driver.distributor().enable_all_interrupts(false);
-    GicCpuInterface::set_priority_mask(0xff);
-    super::gich::split_eoi();
-    let _ = driver.enable_interrupt(int_id(KICK_SGI), Some(frame), true);
-    // SAFETY: the pending/active registers are part of the distributor the caller gave us,
-    // accessed only under the lock that also guards the driver.
-    let pending_active = unsafe { &*(gicd as *const GicdPendingActive) };
-    GIC.call_once(|| {
-        Mutex::new(Gic {
-            driver,
-            pending_active,
-        })
-    });
-    Ok(())
-}
-
-/// Wakes this CPU's redistributor and CPU interface. Called by each secondary CPU.
-pub fn init_cpu(cpu: PcpuId) {
-    GicCpuInterface::enable_system_register_el2(true);
-    if let (Some(gic), Some(frame)) = (GIC.get(), frame(cpu)) {
-        let mut gic = gic.lock();
-        gic.driver.init_cpu(frame);
-        let _ = gic
-            .driver
-            .enable_interrupt(int_id(KICK_SGI), Some(frame), true);
+    pub fn acknowledge(self) -> Option<u32> {
+        match self {
+            Gic::V3 => gicv3::acknowledge(),
+            Gic::V2 => gicv2::acknowledge(),
+        }
     }
-    GicCpuInterface::enable_group1(true);
-    GicCpuInterface::set_priority_mask(0xff);
-    super::gich::split_eoi();
-}
 
-fn int_id(intid: u32) -> IntId {
-    if intid < 16 {
-        IntId::sgi(intid)
-    } else if intid < 32 {
-        IntId::ppi(intid - 16)
-    } else {
-        IntId::spi(intid - 32)
+    pub fn priority_drop(self, intid: u32) {
+        match self {
+            Gic::V3 => gicv3::priority_drop(intid),
+            Gic::V2 => gicv2::priority_drop(intid),
+        }
     }
-}
 
-/// CPU `cpu`'s MPIDR.
-fn mpidr(cpu: PcpuId) -> Option<u64> {
-    CPUS.get()?.get(cpu.index()).map(|&(mpidr, _)| mpidr)
-}
-
-/// The index of CPU `cpu`'s redistributor.
-fn frame(cpu: PcpuId) -> Option<usize> {
-    CPUS.get()?.get(cpu.index()).map(|&(_, frame)| frame)
-}
-
-/// Enables or disables interrupt `intid`; SGIs and PPIs on the redistributor of CPU `cpu`.
-pub fn set_enabled(intid: u32, cpu: PcpuId, enable: bool) {
-    let (Some(gic), Some(frame)) = (GIC.get(), frame(cpu)) else {
-        return;
-    };
-    let _ = gic
-        .lock()
-        .driver
-        .enable_interrupt(int_id(intid), Some(frame), enable);
-}
-
-/// Sets an interrupt's trigger; SGIs and PPIs on the redistributor of CPU `cpu`.
-pub fn set_trigger(intid: u32, cpu: PcpuId, edge: bool) {
-    let (Some(gic), Some(frame)) = (GIC.get(), frame(cpu)) else {
-        return;
-    };
-    let trigger = if edge { Trigger::Edge } else { Trigger::Level };
-    let _ = gic
-        .lock()
-        .driver
-        .set_trigger(int_id(intid), Some(frame), trigger);
-}
-
-/// Routes SPI `intid` to CPU `cpu`.
-pub fn route_spi(intid: u32, cpu: PcpuId) {
-    let (Some(gic), Some(mpidr)) = (GIC.get(), mpidr(cpu)) else {
-        return;
-    };
-    let _ = gic
-        .lock()
-        .driver
-        .distributor()
-        .set_routing(int_id(intid), Some(mpidr));
-}
-
-/// Enables a level-triggered SPI and routes it to CPU `cpu`.
-pub fn enable_spi(intid: u32, cpu: PcpuId) {
-    set_trigger(intid, cpu, false);
-    route_spi(intid, cpu);
-    set_enabled(intid, cpu, true);
-}
-
-/// Which distributor register to write a bit of.
-#[derive(Clone, Copy)]
-pub enum SpiState {
-    SetPending,
-    ClearPending,
-    ClearActive,
-}
-
-/// Sets or clears SPI `intid`'s pending state, or clears its active state, at the distributor.
-pub fn change_spi(intid: u32, change: SpiState) {
-    let Some(gic) = GIC.get() else { return };
-    if !(32..1020).contains(&intid) {
-        return;
+    pub fn deactivate(self, intid: u32) {
+        match self {
+            Gic::V3 => gicv3_hyp::deactivate(intid),
+            Gic::V2 => gicv2::deactivate(intid),
+        }
     }
-    let (word, bit) = ((intid / 32) as usize, 1 << (intid % 32));
-    let gic = gic.lock();
-    let regs = match change {
-        SpiState::SetPending => &gic.pending_active.ispendr,
-        SpiState::ClearPending => &gic.pending_active.icpendr,
-        SpiState::ClearActive => &gic.pending_active.icactiver,
-    };
-    if let Some(reg) = regs.get(word) {
-        reg.set(bit);
+
+    pub fn set_enabled(self, intid: u32, cpu: PcpuId, enable: bool) {
+        match self {
+            Gic::V3 => gicv3::set_enabled(intid, cpu, enable),
+            Gic::V2 => gicv2::set_enabled(intid, cpu, enable),
+        }
     }
-}
 
-/// Takes the highest-priority pending interrupt, if any.
-pub fn acknowledge() -> Option<u32> {
-    GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1).map(u32::from)
-}
+    pub fn set_trigger(self, intid: u32, cpu: PcpuId, edge: bool) {
+        match self {
+            Gic::V3 => gicv3::set_trigger(intid, cpu, edge),
+            Gic::V2 => gicv2::set_trigger(intid, cpu, edge),
+        }
+    }
 
-/// Drops the running priority of an acknowledged interrupt without deactivating it (EOImode 1).
-pub fn priority_drop(intid: u32) {
-    GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group1);
-}
+    pub fn route_spi(self, intid: u32, cpu: PcpuId) {
+        match self {
+            Gic::V3 => gicv3::route_spi(intid, cpu),
+            Gic::V2 => gicv2::route_spi(intid, cpu),
+        }
+    }
 
-/// Sends the kick SGI to CPU `cpu`, by its full affinity. What this CPU wrote before (a
-/// virtual interrupt queued for the target, a guest's message in a channel) is visible to the
-/// target before it takes the SGI: an SGI write is not ordered after earlier stores otherwise.
-pub fn kick(cpu: PcpuId) {
-    let Some(mpidr) = mpidr(cpu) else { return };
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
-    let aff0 = mpidr & 0xff;
-    ICC_SGI1R_EL1.write(
-        ICC_SGI1R_EL1::AFF3.val((mpidr >> 32) & 0xff)
-            + ICC_SGI1R_EL1::AFF2.val((mpidr >> 16) & 0xff)
-            + ICC_SGI1R_EL1::AFF1.val((mpidr >> 8) & 0xff)
-            + ICC_SGI1R_EL1::RS.val(aff0 / 16)
-            + ICC_SGI1R_EL1::INTID.val(u64::from(KICK_SGI))
-            + ICC_SGI1R_EL1::TARGET_LIST.val(1 << (aff0 % 16)),
-    );
+    /// Enables a level-triggered SPI (the console UART's) and routes it to CPU `cpu`.
+    pub fn enable_spi(self, intid: u32, cpu: PcpuId) {
+        match self {
+            Gic::V3 => gicv3::enable_spi(intid, cpu),
+            Gic::V2 => gicv2::enable_spi(intid, cpu),
+        }
+    }
+
+    pub fn change_spi(self, intid: u32, change: SpiChange) {
+        match self {
+            Gic::V3 => gicv3::change_spi(intid, change),
+            Gic::V2 => gicv2::change_spi(intid, change),
+        }
+    }
+
+    /// Sends the kick SGI to CPU `cpu`. What this CPU wrote before (a virtual interrupt queued
+    /// for the target, a guest's message in a channel) is visible to the target before it takes
+    /// the SGI: an SGI write is not ordered after earlier stores otherwise.
+    pub fn kick(self, cpu: PcpuId) {
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        match self {
+            Gic::V3 => gicv3::kick(cpu),
+            Gic::V2 => gicv2::kick(cpu),
+        }
+    }
+
+    /// Number of list registers of this CPU's virtual interface.
+    pub fn lr_count(self) -> usize {
+        match self {
+            Gic::V3 => gicv3_hyp::lr_count(),
+            Gic::V2 => gicv2_hyp::lr_count(),
+        }
+    }
+
+    pub fn read_lr(self, n: usize) -> ListReg {
+        match self {
+            Gic::V3 => ich_lr::decode(gicv3_hyp::read_lr(n)),
+            Gic::V2 => gich_lr::decode(gicv2_hyp::read_lr(n)),
+        }
+    }
+
+    pub fn write_lr(self, n: usize, lr: ListReg) {
+        match self {
+            Gic::V3 => gicv3_hyp::write_lr(n, ich_lr::encode(&lr)),
+            Gic::V2 => gicv2_hyp::write_lr(n, gich_lr::encode(&lr)),
+        }
+    }
+
+    pub fn set_underflow_irq(self, on: bool) {
+        match self {
+            Gic::V3 => gicv3_hyp::set_underflow_irq(on),
+            Gic::V2 => gicv2_hyp::set_underflow_irq(on),
+        }
+    }
+
+    /// Resets this CPU's virtual interface for a vCPU that starts afresh.
+    pub fn reset_vcpu_interface(self) {
+        match self {
+            Gic::V3 => gicv3_hyp::reset(),
+            Gic::V2 => gicv2_hyp::reset(),
+        }
+    }
 }

@@ -1,15 +1,18 @@
-//! The runtime's arch interface ([`Hw`]) on AArch64 with a GICv3 and a PL011 console: each
-//! operation delegates to the driver module that owns the hardware.
+//! The runtime's arch interface ([`Hw`]) on AArch64 with a GICv3 or a GICv2 and a PL011
+//! console: each operation delegates to the driver module that owns the hardware ([`Gic`]
+//! dispatches to the GIC version the platform has).
 
 use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId, PsciConduit};
 
-use super::{cache, console, cpu, firmware, gic, gich, timer};
+use super::gic::{self, Gic};
+use super::{cache, console, cpu, firmware, timer};
 use crate::runtime::hw::{Hw, SpiChange};
-use crate::vgic::{ich_lr, ListReg};
+use crate::vgic::ListReg;
 
-/// This machine, whose firmware is reached through `conduit`.
+/// This machine: its GIC, and its firmware's PSCI conduit if it has one.
 pub struct Aarch64 {
-    pub conduit: PsciConduit,
+    pub gic: Gic,
+    pub conduit: Option<PsciConduit>,
 }
 
 impl Hw for Aarch64 {
@@ -22,67 +25,64 @@ impl Hw for Aarch64 {
     }
 
     fn acknowledge(&self) -> Option<u32> {
-        gic::acknowledge()
+        self.gic.acknowledge()
     }
 
     fn priority_drop(&self, intid: u32) {
-        gic::priority_drop(intid);
+        self.gic.priority_drop(intid);
     }
 
     fn deactivate(&self, intid: u32) {
-        gich::deactivate(intid);
+        self.gic.deactivate(intid);
     }
 
     fn set_enabled(&self, intid: u32, cpu: PcpuId, enable: bool) {
-        gic::set_enabled(intid, cpu, enable);
+        self.gic.set_enabled(intid, cpu, enable);
     }
 
     fn set_edge_triggered(&self, intid: u32, cpu: PcpuId, edge: bool) {
-        gic::set_trigger(intid, cpu, edge);
+        self.gic.set_trigger(intid, cpu, edge);
     }
 
     fn route_spi(&self, intid: u32, cpu: PcpuId) {
-        gic::route_spi(intid, cpu);
+        self.gic.route_spi(intid, cpu);
     }
 
     fn change_spi(&self, intid: u32, change: SpiChange) {
-        gic::change_spi(
-            intid,
-            match change {
-                SpiChange::SetPending => gic::SpiState::SetPending,
-                SpiChange::ClearPending => gic::SpiState::ClearPending,
-                SpiChange::ClearActive => gic::SpiState::ClearActive,
-            },
-        );
+        self.gic.change_spi(intid, change);
     }
 
     fn kick(&self, cpu: PcpuId) {
-        gic::kick(cpu);
+        self.gic.kick(cpu);
     }
 
     fn lr_count(&self) -> usize {
-        gich::lr_count()
+        self.gic.lr_count()
     }
 
     fn read_lr(&self, n: usize) -> ListReg {
-        ich_lr::decode(gich::read_lr(n))
+        self.gic.read_lr(n)
     }
 
     fn write_lr(&self, n: usize, lr: ListReg) {
-        gich::write_lr(n, ich_lr::encode(&lr));
+        self.gic.write_lr(n, lr);
     }
 
     fn set_underflow_irq(&self, on: bool) {
-        gich::set_underflow_irq(on);
+        self.gic.set_underflow_irq(on);
     }
 
     fn reset_vcpu_interface(&self) {
-        gich::reset();
-        gich::stop_guest_timers();
+        self.gic.reset_vcpu_interface();
+        timer::stop_guest_timers();
     }
 
     fn firmware_call(&self, function: u32, arg: u64) -> u64 {
-        firmware::call32(self.conduit, function, arg)
+        match self.conduit {
+            Some(conduit) => firmware::call32(conduit, function, arg),
+            // No firmware: nothing it would answer is supported.
+            None => smccc::psci::error::NOT_SUPPORTED as i64 as u64,
+        }
     }
 
     fn counter(&self) -> u64 {

@@ -2,7 +2,9 @@
 //! one-shot timer (the console uses it to show a partition's prompt a moment after it starts).
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0};
+use aarch64_cpu::registers::{
+    Readable, Writeable, CNTFRQ_EL0, CNTHP_CTL_EL2, CNTPCT_EL0, CNTP_CTL_EL0, CNTV_CTL_EL0,
+};
 
 use super::sysregs::CNTHP_TVAL_EL2;
 
@@ -31,4 +33,11 @@ pub fn arm_ms(ms: u64) {
 /// Stops this core's EL2 timer (and lowers its interrupt).
 pub fn cancel() {
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR);
+}
+
+/// Disables this CPU's guest timers (EL1 virtual and physical), so a restarted vCPU cannot
+/// inherit a pending timer interrupt.
+pub fn stop_guest_timers() {
+    CNTV_CTL_EL0.set(0);
+    CNTP_CTL_EL0.set(0);
 }

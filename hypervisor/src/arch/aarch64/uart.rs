@@ -1,6 +1,10 @@
 //! The physical PL011 the hypervisor owns as its console: transmit without waiting (the console
 //! checks for room and takes the transmit interrupt while output waits), interrupt-driven
 //! receive. Registers are a `tock-registers` block. It is the console service's serial port.
+//!
+//! Firmware usually leaves the UART's baud rate set (QEMU's model has none); where it does not
+//! (a Raspberry Pi 4, whose firmware sets up the UART on Bluetooth's pins), [`Pl011::set_line`]
+//! sets it from the UART's clock.
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::register_bitfields;
@@ -11,6 +15,7 @@ use crate::console::SerialPort;
 
 register_bitfields! {u32,
     FR [
+        BUSY OFFSET(3) NUMBITS(1) [],
         RXFE OFFSET(4) NUMBITS(1) [],
         TXFF OFFSET(5) NUMBITS(1) [],
         TXFE OFFSET(7) NUMBITS(1) [],
@@ -33,6 +38,14 @@ register_bitfields! {u32,
         FEN OFFSET(4) NUMBITS(1) [],
         WLEN OFFSET(5) NUMBITS(2) [EightBits = 3],
     ],
+    IBRD [
+        /// Integer part of the baud rate divisor.
+        DIVINT OFFSET(0) NUMBITS(16) [],
+    ],
+    FBRD [
+        /// Fractional part of the baud rate divisor, in 64ths.
+        DIVFRAC OFFSET(0) NUMBITS(6) [],
+    ],
     ICR [
         RXIC OFFSET(4) NUMBITS(1) [],
         RTIC OFFSET(6) NUMBITS(1) [],
@@ -46,6 +59,8 @@ register_structs! {
         (0x004 => _r0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
         (0x01c => _r1),
+        (0x024 => ibrd: ReadWrite<u32, IBRD::Register>),
+        (0x028 => fbrd: ReadWrite<u32, FBRD::Register>),
         (0x02c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
         (0x034 => ifls: ReadWrite<u32, IFLS::Register>),
@@ -94,6 +109,22 @@ impl Pl011 {
         self.regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
     }
 
+    /// Sets the line to `baud` baud, 8 data bits, no parity, one stop bit, FIFOs on, for a UART
+    /// clocked at `clock_hz`. Leaves the UART disabled: [`enable`](Self::enable) follows.
+    pub fn set_line(&self, clock_hz: u64, baud: u64) {
+        let (int, frac) = baud_divisor(clock_hz, baud);
+        self.regs.cr.set(0);
+        // What was being sent finishes before the line changes.
+        while self.regs.fr.is_set(FR::BUSY) {
+            core::hint::spin_loop();
+        }
+        self.regs.ibrd.write(IBRD::DIVINT.val(int));
+        self.regs.fbrd.write(FBRD::DIVFRAC.val(frac));
+        self.regs
+            .lcr_h
+            .write(LCR_H::WLEN::EightBits + LCR_H::FEN::SET);
+    }
+
     /// Writes one byte, waiting while the transmit FIFO is full.
     pub fn write_byte(&self, byte: u8) {
         while self.regs.fr.is_set(FR::TXFF) {
@@ -111,6 +142,16 @@ impl Pl011 {
         }
     }
 }
+
+/// The PL011's baud rate divisor for `baud` at `clock_hz`: `clock / (16 * baud)` as its integer
+/// part and its fraction in 64ths, rounded to the nearest 64th.
+pub const fn baud_divisor(clock_hz: u64, baud: u64) -> (u32, u32) {
+    let in_64ths = (clock_hz * 4 + baud / 2) / baud;
+    ((in_64ths >> 6) as u32, (in_64ths & 63) as u32)
+}
+
+/// 115200 baud from the Raspberry Pi 4's 48 MHz UART clock: 26 + 3/64 (0.16% off).
+const _: () = assert!(matches!(baud_divisor(48_000_000, 115_200), (26, 3)));
 
 impl SerialPort for Pl011 {
     fn room(&self) -> usize {

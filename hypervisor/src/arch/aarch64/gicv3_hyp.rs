@@ -10,7 +10,6 @@ use aarch64_cpu::registers::{
     ICH_LR3_EL2, ICH_LR4_EL2, ICH_LR5_EL2, ICH_LR6_EL2, ICH_LR7_EL2, ICH_LR8_EL2, ICH_LR9_EL2,
     ICH_VMCR_EL2, ICH_VTR_EL2,
 };
-use aarch64_cpu::registers::{CNTP_CTL_EL0, CNTV_CTL_EL0};
 use core::sync::atomic::{AtomicBool, Ordering};
 use tock_registers::interfaces::ReadWriteable;
 
@@ -115,11 +114,4 @@ pub fn split_eoi() {
 /// Deactivates physical interrupt `intid` (`ICC_DIR_EL1`).
 pub fn deactivate(intid: u32) {
     ICC_DIR_EL1.set(u64::from(intid));
-}
-
-/// Disables this CPU's guest timers (EL1 virtual and physical), so a restarted vCPU cannot
-/// inherit a pending timer interrupt.
-pub fn stop_guest_timers() {
-    CNTV_CTL_EL0.set(0);
-    CNTP_CTL_EL0.set(0);
 }
