@@ -58,14 +58,7 @@ impl<H: Hw> System<H> {
             }
             Exit::DataAbort(access) => self.data_abort(p, cpu, regs, access),
             Exit::SysReg(trap) => self.system_register(p, vcpu, regs, trap),
-            Exit::Irq => {
-                self.handle_irqs(cpu);
-                if p.runs(vcpu) {
-                    Next::Resume
-                } else {
-                    Next::Idle
-                }
-            }
+            Exit::Irq => return self.handle_irq_exit(cpu),
             Exit::Unhandled(unhandled) => Next::Stop(Stop::Fault(Fault::Unhandled {
                 report: unhandled.report(regs.elr),
                 cpu,
@@ -79,6 +72,25 @@ impl<H: Hw> System<H> {
             Next::Idle => Continue::Idle,
             Next::Stop(why) => self.stop_partition(p, why),
             Next::Restart => self.restart_partition(p),
+        }
+    }
+
+    /// A physical interrupt taken while physical CPU `cpu` ran its vCPU: the interrupts are dealt
+    /// with, then the vCPU resumes if it still runs. Needs none of the guest's registers (the
+    /// arch code saves only what its call changes).
+    ///
+    /// One interrupt per exit: another one pending brings the CPU straight back. When it was
+    /// only handed to a guest, nothing changed what this CPU runs and the vCPU resumes without
+    /// a look at its state (the path a forwarded interrupt takes).
+    pub fn handle_irq_exit(&self, cpu: PcpuId) -> Continue {
+        let current = self.current(cpu);
+        let changed = self.handle_one_irq(cpu, current);
+        match current {
+            Some((p, vcpu)) if !changed || p.runs(vcpu) => {
+                self.flush(p, vcpu);
+                Continue::Guest
+            }
+            _ => Continue::Idle,
         }
     }
 

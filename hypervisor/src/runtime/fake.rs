@@ -120,6 +120,9 @@ impl Hw for FakeHw {
     fn lr_count(&self) -> usize {
         LRS
     }
+    fn free_lr(&self) -> Option<usize> {
+        self.lrs().iter().position(ListReg::is_free)
+    }
     fn read_lr(&self, n: usize) -> ListReg {
         self.lrs().get(n).copied().unwrap_or(ListReg::EMPTY)
     }

@@ -62,6 +62,8 @@ pub trait Hw: Sync {
 
     /// Number of list registers.
     fn lr_count(&self) -> usize;
+    /// A list register that holds no interrupt, if any.
+    fn free_lr(&self) -> Option<usize>;
     /// List register `n` (empty for one the CPU does not have).
     fn read_lr(&self, n: usize) -> ListReg;
     /// Writes list register `n` (ignored for one the CPU does not have).

@@ -72,6 +72,10 @@ pub struct Vcpu {
     pub in_guest: AtomicBool,
     /// Virtual interrupts waiting for one of this vCPU's list registers.
     pub pending: Mutex<PendingQueue>,
+    /// Something may be in `pending`: set whenever an interrupt is queued, cleared by the flush
+    /// that empties the queue. Lets the way back to the guest skip the queue's lock when nothing
+    /// waits (a stale `true` only costs that lock).
+    pub queued: AtomicBool,
 }
 
 impl Vcpu {
@@ -203,6 +207,7 @@ impl Partition {
                 power: Mutex::new(VcpuPowerState::OFF),
                 in_guest: AtomicBool::new(false),
                 pending: Mutex::new(PendingQueue::new()),
+                queued: AtomicBool::new(false),
             })
             .collect();
         if bundle.find(Kind::Image, id.index() as u32).is_none() {

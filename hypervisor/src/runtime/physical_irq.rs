@@ -14,10 +14,10 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use bulkhead_config::guest_view::GUEST_TIMER_PPIS;
-use bulkhead_config::{PartitionId, PcpuId};
+use bulkhead_config::{PartitionId, PcpuId, VcpuId};
 
 use super::hw::Hw;
-use super::partition::State;
+use super::partition::{Partition, State};
 use super::virtual_uart::PARTIAL_LINE_DELAY_MS;
 use super::System;
 use crate::vgic::VirtualIrq;
@@ -44,8 +44,20 @@ pub enum Owner {
 impl<H: Hw> System<H> {
     /// Takes every pending physical interrupt of physical CPU `cpu` and deals with it.
     pub fn handle_irqs(&self, cpu: PcpuId) {
+        let current = self.current(cpu);
         while let Some(intid) = self.hw.acknowledge() {
-            self.physical_irq(cpu, intid);
+            self.physical_irq(cpu, current, intid);
+        }
+    }
+
+    /// Takes one pending physical interrupt of physical CPU `cpu`, if any, and deals with it.
+    /// Returns whether it may have changed what the CPU runs: anything but an interrupt handed
+    /// to a guest (a stop or restart from another CPU comes with a kick).
+    /// `current` is what the CPU runs ([`current`](Self::current)).
+    pub fn handle_one_irq(&self, cpu: PcpuId, current: Option<(&Partition, VcpuId)>) -> bool {
+        match self.hw.acknowledge() {
+            Some(intid) => self.physical_irq(cpu, current, intid),
+            None => true,
         }
     }
 
@@ -68,16 +80,26 @@ impl<H: Hw> System<H> {
         }
     }
 
-    /// Deals with acknowledged interrupt `intid` on CPU `cpu`.
-    fn physical_irq(&self, cpu: PcpuId, intid: u32) {
-        let owner = self.owner(intid);
-        if owner != Owner::GuestTimer {
-            // (The guest timers' ticks would drown everything else.)
-            log::trace!("CPU {cpu}: physical interrupt {intid} ({owner:?})");
+    /// Deals with acknowledged interrupt `intid` on CPU `cpu`. Returns whether it may have
+    /// changed what the CPU runs (see [`handle_one_irq`](Self::handle_one_irq)).
+    fn physical_irq(&self, cpu: PcpuId, current: Option<(&Partition, VcpuId)>, intid: u32) -> bool {
+        match self.owner(intid) {
+            Owner::GuestTimer => self.forward_timer(cpu, current, intid),
+            Owner::Passthrough(owner) => self.forward_spi(owner, intid),
+            owner => {
+                self.hypervisor_irq(cpu, owner, intid);
+                return true;
+            }
         }
+        false
+    }
+
+    /// An interrupt of the hypervisor's own (or an unexpected one): handled and completed here.
+    /// Kept out of line, so the forwarding path stays short.
+    #[inline(never)]
+    fn hypervisor_irq(&self, cpu: PcpuId, owner: Owner, intid: u32) {
+        log::trace!("CPU {cpu}: physical interrupt {intid} ({owner:?})");
         match owner {
-            Owner::GuestTimer => return self.forward_timer(cpu, intid),
-            Owner::Passthrough(owner) => return self.forward_spi(owner, intid),
             Owner::Console => {
                 let show_later = self.hw.console_interrupt(&mut |partition, byte| {
                     self.console_input(partition, byte);
@@ -94,7 +116,7 @@ impl<H: Hw> System<H> {
             }
             // List-register underflow: the refill happens on the way back to the guest.
             Owner::Maintenance => self.hw.set_underflow_irq(false),
-            Owner::Kick => {}
+            Owner::Kick | Owner::GuestTimer | Owner::Passthrough(_) => {}
             Owner::Unexpected => {
                 self.hw.set_enabled(intid, cpu, false);
                 let now = self.hw.counter();
@@ -109,21 +131,19 @@ impl<H: Hw> System<H> {
         self.complete(intid);
     }
 
-    /// A guest timer PPI on `cpu`: to the vCPU running there if it enabled it; otherwise masked.
-    fn forward_timer(&self, cpu: PcpuId, intid: u32) {
-        if let Some((p, vcpu)) = self
-            .current(cpu)
-            .filter(|(p, _)| p.state() == State::Running)
-        {
+    /// A guest timer PPI on `cpu`: to the vCPU running there (`current`) if it enabled it;
+    /// otherwise masked.
+    fn forward_timer(&self, cpu: PcpuId, current: Option<(&Partition, VcpuId)>, intid: u32) {
+        if let Some((p, vcpu)) = current.filter(|(p, _)| p.state() == State::Running) {
             let irq = p
                 .vgic
                 .redist
                 .lock()
                 .get(vcpu)
                 .and_then(|r| r.virq(intid, Some(intid)));
-            if let Some(irq) = irq {
+            if let (Some(irq), Some(v)) = (irq, p.vcpu(vcpu)) {
                 self.hw.priority_drop(intid);
-                self.inject(p, vcpu, irq);
+                self.inject_here(v, irq);
                 return;
             }
         }

@@ -16,7 +16,7 @@ use bulkhead_config::*;
 
 use super::dispatch::Continue;
 use super::fake::{Call, FakeHw};
-use super::hw::SpiChange;
+use super::hw::{Hw, SpiChange};
 use super::partition::State;
 use super::System;
 use crate::exit::tests::abort_esr;
@@ -204,6 +204,24 @@ pub(super) fn pending(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<
     v.pending.lock().iter().copied().collect()
 }
 
+/// What `vcpu` of `p` has been given and not yet taken: its queue, then what is pending in the
+/// list registers of its core (where a forwarded interrupt goes straight when it can).
+pub(super) fn given(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<VirtualIrq> {
+    let v = &sys.partitions[p.index()].vcpus[vcpu];
+    let me = sys.hw.this_cpu();
+    sys.hw.on_cpu(v.pcpu.index());
+    let in_lrs = sys.hw.lrs();
+    sys.hw.on_cpu(me.index());
+    let mut irqs = pending(sys, p, vcpu);
+    irqs.extend(
+        in_lrs
+            .iter()
+            .filter(|lr| lr.state == LrState::Pending)
+            .map(|lr| lr.irq),
+    );
+    irqs
+}
+
 pub(super) fn power(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> VcpuPower {
     sys.partitions[p.index()].vcpus[vcpu].power()
 }
@@ -381,7 +399,7 @@ fn a_passthrough_spi_goes_to_the_vcpu_its_owner_routes_it_to() {
         "the guest's EOI deactivates it"
     );
     assert_eq!(
-        pending(&sys, LINUX, 1),
+        given(&sys, LINUX, 1),
         [VirtualIrq {
             intid: PASSTHROUGH_SPI,
             priority: 0,
@@ -389,8 +407,45 @@ fn a_passthrough_spi_goes_to_the_vcpu_its_owner_routes_it_to() {
             source: None,
         }]
     );
+    assert!(given(&sys, LINUX, 0).is_empty());
+    assert!(given(&sys, TICKER, 0).is_empty());
+}
+
+#[test]
+fn a_forwarded_interrupt_goes_straight_into_a_free_list_register_unless_others_wait() {
+    let sys = system();
+    enter(&sys, 0);
+    let spi = |intid| VirtualIrq {
+        intid,
+        priority: 0x80,
+        hw: Some(intid),
+        source: None,
+    };
+    let linux = &sys.partitions[LINUX.index()];
+    // Nothing queued: no queue, no look at the other list registers.
+    sys.hw.take_calls();
+    sys.inject(linux, VcpuId(0), spi(PASSTHROUGH_SPI));
     assert!(pending(&sys, LINUX, 0).is_empty());
-    assert!(pending(&sys, TICKER, 0).is_empty());
+    assert_eq!(sys.hw.lrs()[0], ListReg::pending(spi(PASSTHROUGH_SPI)));
+    assert!(!sys
+        .hw
+        .take_calls()
+        .iter()
+        .any(|c| matches!(c, Call::Kick(..))));
+    // Something queued ahead: it waits its turn, in priority order, for flush.
+    let virtual_irq = VirtualIrq {
+        intid: 40,
+        priority: 0x10,
+        hw: None,
+        source: None,
+    };
+    sys.inject(linux, VcpuId(0), virtual_irq);
+    sys.inject(linux, VcpuId(0), spi(49));
+    assert_eq!(pending(&sys, LINUX, 0), [virtual_irq, spi(49)]);
+    // A hardware interrupt for another core's vCPU is queued there, and that core kicked.
+    sys.inject(linux, VcpuId(1), spi(50));
+    assert_eq!(pending(&sys, LINUX, 1), [spi(50)]);
+    assert!(sys.hw.take_calls().contains(&Call::Kick(PcpuId(1))));
 }
 
 #[test]
@@ -463,8 +518,8 @@ fn a_guest_timer_is_forwarded_only_once_the_guest_enabled_it() {
         .contains(&Call::SetEnabled(27, PcpuId(2), true)));
     sys.hw.irqs.lock().push_back(27);
     sys.handle_irqs(PcpuId(2));
-    assert_eq!(pending(&sys, TICKER, 0).len(), 1);
-    assert_eq!(pending(&sys, TICKER, 0)[0].hw, Some(27));
+    assert_eq!(given(&sys, TICKER, 0).len(), 1);
+    assert_eq!(given(&sys, TICKER, 0)[0].hw, Some(27));
 }
 
 #[test]

@@ -11,11 +11,13 @@
 //!   list registers just before returning to the guest (`System::flush`). What does not fit
 //!   stays queued (underflow maintenance interrupt), never dropped.
 
+use core::sync::atomic::Ordering;
+
 use bulkhead_config::guest_view::GUEST_TIMER_PPIS;
 use bulkhead_config::{BoardConfig, GuestPhysAddr, GuestRange, IrqKind, PartitionId, VcpuId};
 
 use super::hw::{Hw, SpiChange};
-use super::partition::Partition;
+use super::partition::{Partition, Vcpu};
 use super::System;
 use crate::vgic::{
     distributor_v2, sgi_targets, AccessError, ConfigError, ListReg, LrState, PendingQueue,
@@ -306,21 +308,61 @@ impl<H: Hw> System<H> {
         );
     }
 
-    /// Queues `irq` for `vcpu` of `p` and makes sure that vCPU's core will see it.
+    /// Gives `irq` to `vcpu` of `p` and makes sure that vCPU's core will see it. A hardware
+    /// interrupt for the vCPU this core runs, with nothing queued ahead of it, goes straight into
+    /// a free list register: the fast path of a forwarded interrupt, which then needs neither
+    /// the queue nor a look at the other list registers (the same interrupt cannot sit in one:
+    /// its physical side stays active until the guest's deactivation frees the register).
+    /// Anything else is queued, for the vCPU's core to move into list registers on its way back
+    /// to the guest ([`flush`](Self::flush)).
     pub(super) fn inject(&self, p: &Partition, vcpu: VcpuId, irq: VirtualIrq) {
         let Some(v) = p.vcpu(vcpu) else { return };
-        v.pending.lock().push(irq);
-        if v.pcpu != self.hw.this_cpu() {
-            self.hw.kick(v.pcpu);
+        if v.pcpu == self.hw.this_cpu() {
+            return self.inject_here(v, irq);
         }
+        self.queue(v, irq);
+        self.hw.kick(v.pcpu);
+    }
+
+    /// [`inject`](Self::inject) for `v`, the vCPU this core runs.
+    pub(super) fn inject_here(&self, v: &Vcpu, irq: VirtualIrq) {
+        // (Another core may queue something for this vCPU meanwhile: it then kicks this core,
+        // and the queue goes into list registers in priority order beside this one.)
+        if irq.hw.is_some() && !v.queued.load(Ordering::Acquire) {
+            if let Some(n) = self.hw.free_lr() {
+                self.hw.write_lr(n, ListReg::pending(irq));
+                return;
+            }
+        }
+        self.queue(v, irq);
+    }
+
+    /// Queues `irq` for `v`, for its core's next [`flush`](Self::flush).
+    fn queue(&self, v: &Vcpu, irq: VirtualIrq) {
+        let mut queue = v.pending.lock();
+        queue.push(irq);
+        v.queued.store(true, Ordering::Release);
     }
 
     /// Moves `vcpu`'s queued interrupts into this CPU's list registers. Called just before
     /// returning to the guest.
+    #[inline]
     pub(super) fn flush(&self, p: &Partition, vcpu: VcpuId) {
-        let Some(v) = p.vcpu(vcpu) else { return };
+        // Nothing queued (the common case): nothing to do. An interrupt another core queues
+        // meanwhile comes with a kick, which brings this core back here. (The underflow
+        // interrupt may stay on if the queue was emptied otherwise; it then fires once and is
+        // turned off.)
+        if let Some(v) = p.vcpu(vcpu).filter(|v| v.queued.load(Ordering::Acquire)) {
+            self.flush_queue(v);
+        }
+    }
+
+    /// [`flush`](Self::flush) when something may be queued.
+    #[inline(never)]
+    fn flush_queue(&self, v: &Vcpu) {
         let mut queue = v.pending.lock();
         if queue.is_empty() {
+            v.queued.store(false, Ordering::Release);
             self.hw.set_underflow_irq(false);
             return;
         }
@@ -331,6 +373,7 @@ impl<H: Hw> System<H> {
         }
         let before = lrs;
         let more = queue.refill(&mut lrs[..n]);
+        v.queued.store(more, Ordering::Release);
         drop(queue);
         for i in 0..n {
             if lrs[i] != before[i] {

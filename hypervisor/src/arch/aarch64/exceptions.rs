@@ -2,7 +2,8 @@
 //!
 //! Every exception saves x0–x30, ELR_EL2 and SPSR_EL2 in a [`TrapFrame`] on the CPU's EL2 stack
 //! and calls a handler of `trap` with it; returning from the handler restores the frame and
-//! `eret`s. The frame's layout is defined once, in `crate::frame`; the assembly takes its size
+//! `eret`s. An interrupt from a guest saves only the registers a call may change (its handler
+//! reads none of the guest's): the callee-saved ones stay in the CPU across the handler. The frame's layout is defined once, in `crate::frame`; the assembly takes its size
 //! and offsets as `const` operands so the two cannot drift. Guest entry ([`enter`]) loads a
 //! frame the same way after resetting the CPU's stack.
 
@@ -46,6 +47,30 @@ global_asm!(
     b       restore_frame
 .endm
 
+// An interrupt from a guest: the handler (which takes no frame) needs none of the guest's
+// registers, so only those a call may change are saved (x0-x18, x29, x30, ELR, SPSR); x19-x28
+// survive the call (AAPCS64). The frame's other slots are left as they are.
+.macro IRQ_VECTOR handler
+    .balign 0x80
+    sub     sp, sp, #{frame_size}
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    mrs     x0, elr_el2
+    mrs     x1, spsr_el2
+    stp     x18, x29, [sp, #{x18}]
+    str     x30, [sp, #{x30}]
+    stp     x0, x1, [sp, #{elr}]
+    bl      \handler
+    b       restore_caller_saved
+.endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global el2_vectors
@@ -62,7 +87,7 @@ el2_vectors:
     VECTOR {el2_fault}
     // Lower EL, AArch64: the guests.
     VECTOR {lower_sync}
-    VECTOR {lower_irq}
+    IRQ_VECTOR {lower_irq}
     VECTOR {lower_fault}
     VECTOR {lower_fault}
     // Lower EL, AArch32: guests are AArch64-only (HCR_EL2.RW), so these cannot happen.
@@ -96,6 +121,24 @@ restore_frame:
     add     sp, sp, #{frame_size}
     eret
 
+restore_caller_saved:
+    ldp     x0, x1, [sp, #{elr}]
+    msr     elr_el2, x0
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x29, [sp, #{x18}]
+    ldr     x30, [sp, #{x30}]
+    add     sp, sp, #{frame_size}
+    eret
+
     // vcpu_enter(frame: *const TrapFrame, stack_top: usize) -> !: resets this CPU's stack and
     // enters the guest with the registers in `frame`.
     .global vcpu_enter
@@ -124,6 +167,7 @@ vcpu_enter:
 "#,
     frame_size = const FRAME_SIZE,
     x30 = const offset_of!(TrapFrame, x) + 30 * 8,
+    x18 = const offset_of!(TrapFrame, x) + 18 * 8,
     elr = const offset_of!(TrapFrame, elr),
     el2_fault = sym super::trap::el2_fault,
     el2_irq = sym super::trap::el2_irq,

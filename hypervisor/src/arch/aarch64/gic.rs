@@ -99,6 +99,7 @@ impl Gic {
         }
     }
 
+    #[inline]
     pub fn acknowledge(self) -> Option<u32> {
         match self {
             Gic::V3 => gicv3::acknowledge(),
@@ -106,6 +107,7 @@ impl Gic {
         }
     }
 
+    #[inline]
     pub fn priority_drop(self, intid: u32) {
         match self {
             Gic::V3 => gicv3::priority_drop(intid),
@@ -175,6 +177,15 @@ impl Gic {
         }
     }
 
+    /// A list register of this CPU that holds no interrupt, if any.
+    #[inline]
+    pub fn free_lr(self) -> Option<usize> {
+        match self {
+            Gic::V3 => gicv3_hyp::free_lr(),
+            Gic::V2 => gicv2_hyp::free_lr(),
+        }
+    }
+
     pub fn read_lr(self, n: usize) -> ListReg {
         match self {
             Gic::V3 => ich_lr::decode(gicv3_hyp::read_lr(n)),
@@ -182,6 +193,7 @@ impl Gic {
         }
     }
 
+    #[inline]
     pub fn write_lr(self, n: usize, lr: ListReg) {
         match self {
             Gic::V3 => gicv3_hyp::write_lr(n, ich_lr::encode(&lr)),

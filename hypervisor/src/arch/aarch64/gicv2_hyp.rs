@@ -34,6 +34,9 @@ register_structs! {
         (0x004 => vtr: ReadOnly<u32, GICH_VTR::Register>),
         (0x008 => vmcr: ReadWrite<u32>),
         (0x00c => _reserved0),
+        /// Bit n set when list register n holds no interrupt (list registers 0-31, then 32-63).
+        (0x030 => elrsr: [ReadOnly<u32>; 2]),
+        (0x038 => _reserved2),
         (0x0f0 => apr: ReadWrite<u32>),
         (0x0f4 => _reserved1),
         (0x100 => lr: [ReadWrite<u32>; MAX_LRS]),
@@ -67,6 +70,14 @@ pub unsafe fn init(base: usize) {
 
 fn gich() -> Option<&'static Gich> {
     GICH.get().map(|r| r.0)
+}
+
+/// A list register that holds no interrupt, if any (`GICH_ELRSR0/1`, whose bits for list
+/// registers the interface does not have read as zero).
+pub fn free_lr() -> Option<usize> {
+    let g = gich()?;
+    let free = u64::from(g.elrsr[1].get()) << 32 | u64::from(g.elrsr[0].get());
+    (free != 0).then(|| free.trailing_zeros() as usize)
 }
 
 /// Number of list registers this CPU's interface implements.

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use tock_registers::interfaces::ReadWriteable;
 
 use super::cpu::MAX_CPUS;
-use super::sysregs::{ICC_CTLR_EL1, ICC_DIR_EL1};
+use super::sysregs::{ICC_CTLR_EL1, ICC_DIR_EL1, ICH_ELRSR_EL2};
 
 /// Most list registers the architecture has.
 pub const MAX_LRS: usize = 16;
@@ -22,6 +22,13 @@ pub const MAX_LRS: usize = 16;
 /// Number of list registers this CPU implements.
 pub fn lr_count() -> usize {
     ((ICH_VTR_EL2.get() & 0x1f) as usize + 1).min(MAX_LRS)
+}
+
+/// A list register that holds no interrupt, if any (`ICH_ELRSR_EL2`, whose bits for list
+/// registers the CPU does not have read as zero).
+pub fn free_lr() -> Option<usize> {
+    let free = ICH_ELRSR_EL2.get() & 0xffff;
+    (free != 0).then(|| free.trailing_zeros() as usize)
 }
 
 /// Reads list register `n` (0 for a register the CPU does not have).

@@ -60,6 +60,10 @@ impl Hw for Aarch64 {
         self.gic.lr_count()
     }
 
+    fn free_lr(&self) -> Option<usize> {
+        self.gic.free_lr()
+    }
+
     fn read_lr(&self, n: usize) -> ListReg {
         self.gic.read_lr(n)
     }

@@ -155,6 +155,10 @@ pub struct DczidEl0;
 pub const DCZID_EL0: DczidEl0 = DczidEl0;
 readable!(DczidEl0, DCZID_EL0::Register, "dczid_el0");
 read_register!(
+    /// `ICH_ELRSR_EL2` (`S3_4_C12_C11_5`): bit n set when list register n holds no interrupt.
+    ICH_ELRSR_EL2, IchElrsrEl2, "s3_4_c12_c11_5"
+);
+read_register!(
     /// `ID_AA64ISAR2_EL1` (`S3_0_C0_C6_2`; reads as zero where not implemented).
     ID_AA64ISAR2_EL1, IdAa64Isar2El1, "s3_0_c0_c6_2"
 );

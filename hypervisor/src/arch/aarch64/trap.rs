@@ -32,6 +32,7 @@ pub fn run_this_cpu() -> ! {
 }
 
 /// Does what the runtime said.
+#[inline(always)]
 fn carry_out(next: Continue) {
     match next {
         Continue::Guest => {}
@@ -46,9 +47,10 @@ pub extern "C" fn lower_sync(frame: &mut TrapFrame) {
     carry_out(system().handle_exit(cpu::id(), frame, exit));
 }
 
-/// Physical interrupt while a guest ran.
-pub extern "C" fn lower_irq(frame: &mut TrapFrame) {
-    carry_out(system().handle_exit(cpu::id(), frame, Exit::Irq));
+/// Physical interrupt while a guest ran (the vector saved only what a call may change: this
+/// takes no frame).
+pub extern "C" fn lower_irq() {
+    carry_out(system().handle_irq_exit(cpu::id()));
 }
 
 /// SError, FIQ or an AArch32 exception from a guest: its partition cannot be served.
