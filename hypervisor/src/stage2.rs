@@ -227,6 +227,12 @@ const S2_RAM: Stage2Attributes = Stage2Attributes::VALID
 /// A channel's shared memory for a read-write endpoint: RAM that is never executed.
 const S2_SHARED_RW: Stage2Attributes = S2_RAM.union(Stage2Attributes::XN);
 
+/// A read-only view of hypervisor memory (a device's shadow registers): RAM, never executed,
+/// never written (a write is a stage-2 permission fault, which the hypervisor emulates).
+const S2_SHADOW: Stage2Attributes = S2_SHARED_RW
+    .difference(Stage2Attributes::S2AP_ACCESS_RW)
+    .union(Stage2Attributes::S2AP_ACCESS_RO);
+
 /// A channel's shared memory for a read-only endpoint: no write permission.
 const S2_SHARED_RO: Stage2Attributes = S2_SHARED_RW
     .difference(Stage2Attributes::S2AP_ACCESS_RW)
@@ -241,6 +247,28 @@ const S2_DEVICE: Stage2Attributes = Stage2Attributes::VALID
 #[cfg(test)]
 /// Stage 2 MemAttr\[3:0\] lives in descriptor bits \[5:2\]; MemAttr\[3:2\] = 0 means Device.
 const S2_MEMATTR_OUTER: usize = 0b11 << 4;
+
+/// One level-3 entry of a partition's stage-2 tables that the hypervisor switches while the
+/// partition runs: where it is (the table page is hypervisor memory, identity-mapped at EL2),
+/// the page it maps and its value when valid. The entry is valid after
+/// [`Stage2Tables::map_switchable`]; writing it is the arch code's job (with the TLB
+/// maintenance that turning it off needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage2Entry {
+    /// Address of the 64-bit descriptor.
+    pub address: usize,
+    /// The guest-physical page it maps.
+    pub ipa: GuestPhysAddr,
+    /// The descriptor's value when valid; clearing bit 0 makes it invalid.
+    pub valid: u64,
+}
+
+impl Stage2Entry {
+    /// The descriptor's value when invalid (a translation fault).
+    pub const fn invalid(&self) -> u64 {
+        self.valid & !1
+    }
+}
 
 /// The stage 2 translation tables of one partition.
 #[derive(Debug)]
@@ -325,6 +353,42 @@ impl Stage2Tables {
             flags,
             self.constraints,
         )
+    }
+
+    /// Maps the 4 KiB page `pa` (hypervisor memory) read-only at `ipa`, and returns its table
+    /// entry, whose valid bit the hypervisor turns off and on while the partition runs
+    /// ([`Stage2Entry`]): a device's registers shown in a shadow page while reading them has no
+    /// effect, trapped again when it has.
+    pub fn map_switchable(
+        &mut self,
+        ipa: GuestPhysAddr,
+        pa: HostPhysAddr,
+    ) -> Result<Stage2Entry, MapError> {
+        map_checked(
+            &mut self.mapping,
+            ipa.raw(),
+            pa.raw(),
+            PAGE,
+            IPA_SPACE,
+            S2_SHADOW,
+            Constraints::NO_BLOCK_MAPPINGS,
+        )?;
+        let region = MemoryRegion::new(ipa.raw() as usize, ipa.raw() as usize + 1);
+        let mut entry = None;
+        self.mapping
+            .walk_range(&region, &mut |_, descriptor, level| {
+                if level == LEAF_LEVEL && descriptor.is_valid() {
+                    entry = Some(Stage2Entry {
+                        address: core::ptr::from_ref(descriptor) as usize,
+                        ipa,
+                        valid: descriptor.output_address().0 as u64
+                            | descriptor.flags().bits() as u64,
+                    });
+                }
+                Ok(())
+            })
+            .map_err(MapError::Paging)?;
+        entry.ok_or(MapError::Overlap { at: ipa.raw() })
     }
 
     /// Physical address of the root table, for `VTTBR_EL2.BADDR`.
@@ -778,6 +842,38 @@ mod tests {
             t.translate(g(IPA_SPACE - 1)),
             Some((h(0x8000_0fff), MemKind::Normal))
         );
+    }
+
+    #[test]
+    fn a_switchable_page_is_read_only_and_its_entry_is_where_the_tables_hold_it() {
+        let mut t = Stage2Tables::new();
+        t.map_ram(
+            GuestPhysAddr(0x4000_0000),
+            HostPhysAddr(0x8000_0000),
+            0x20_0000,
+        )
+        .unwrap();
+        let entry = t
+            .map_switchable(GuestPhysAddr(0x0900_0000), HostPhysAddr(0x7000_1000))
+            .unwrap();
+        let leaf = t.lookup(GuestPhysAddr(0x0900_0004)).unwrap();
+        assert_eq!(leaf.pa, HostPhysAddr(0x7000_1004));
+        assert_eq!(leaf.level, 3, "a page of its own");
+        assert!(leaf.readable && !leaf.writable && !leaf.executable);
+        assert_eq!(entry.ipa, GuestPhysAddr(0x0900_0000));
+        // SAFETY: `entry.address` is the descriptor inside `t`'s tables, alive here.
+        let descriptor = unsafe { core::ptr::read_volatile(entry.address as *const u64) };
+        assert_eq!(descriptor, entry.valid);
+        assert_eq!(entry.valid & 1, 1);
+        assert_eq!(entry.invalid() & 1, 0);
+        // It overlaps nothing else: mapping over it is refused.
+        assert!(t
+            .map_ram(
+                GuestPhysAddr(0x0900_0000),
+                HostPhysAddr(0x8100_0000),
+                0x1000
+            )
+            .is_err());
     }
 
     #[test]

@@ -271,6 +271,38 @@ impl VirtualPl011 {
         true
     }
 
+    /// Whether reading any register has no effect and every value changes only through a
+    /// write: nothing received, nothing held back. While the UART is quiet, the hypervisor can
+    /// show its registers ([`registers`](Self::registers)) in a read-only page and trap only
+    /// writes.
+    pub fn is_quiet(&self) -> bool {
+        self.rx.is_empty() && self.held.is_empty()
+    }
+
+    /// Each 32-bit register's offset and the value a read returns now (for a quiet UART, with
+    /// no effect). Offsets not listed (reserved, write-only) read as zero.
+    pub fn registers(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let ids = (0..ID_REGS.len()).map(|i| (ID_BASE + 4 * i as u64, u32::from(ID_REGS[i])));
+        [
+            // An empty FIFO reads as 0 (see `pop_rx`).
+            (DR, self.rx.front().map_or(0, |b| u32::from(*b))),
+            (RSR_ECR, 0),
+            (FR, self.flags()),
+            (ILPR, self.ilpr),
+            (IBRD, self.ibrd),
+            (FBRD, self.fbrd),
+            (LCR_H, self.lcr_h),
+            (CR, self.cr),
+            (IFLS, self.ifls),
+            (IMSC, self.imsc),
+            (RIS, self.ris),
+            (MIS, self.ris & self.imsc),
+            (DMACR, self.dmacr),
+        ]
+        .into_iter()
+        .chain(ids)
+    }
+
     /// Whether input is being held back (the receiver is closed and something arrived).
     pub fn has_held_input(&self) -> bool {
         !self.held.is_empty()
@@ -464,6 +496,26 @@ mod tests {
         assert_eq!(uart.rx_len(), RX_FIFO_CAPACITY);
         assert_eq!(read(&mut uart, DR), 0);
         assert_eq!(read(&mut uart, DR), 1);
+    }
+
+    #[test]
+    fn a_quiet_uart_reads_as_its_register_list_says() {
+        let mut uart = open_uart();
+        write(&mut uart, IMSC, u64::from(int::TX | int::RX));
+        write(&mut uart, DR, u64::from(b'x'));
+        assert!(uart.is_quiet());
+        let listed: alloc::collections::BTreeMap<u64, u32> = uart.registers().collect();
+        for offset in (0..PL011_WINDOW).step_by(4) {
+            let want = listed.get(&offset).copied().unwrap_or(0);
+            assert_eq!(
+                read(&mut uart, offset),
+                u64::from(want),
+                "offset {offset:#x}"
+            );
+        }
+        // Input makes it not quiet: reading DR would take the byte.
+        uart.push_input(b'a');
+        assert!(!uart.is_quiet());
     }
 
     #[test]

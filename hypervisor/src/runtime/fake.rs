@@ -7,9 +7,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
-use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId};
+use bulkhead_config::{GuestPhysAddr, HostPhysAddr, HostRange, PartitionId, PcpuId};
 
 use super::hw::{Hw, SpiChange};
+use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
 
 /// A call the runtime made.
@@ -33,6 +34,11 @@ pub enum Call {
     MmioRead(HostPhysAddr, u8),
     ChangeSpi(u32, SpiChange),
     MmioWrite(HostPhysAddr, u8, u64),
+    SetStage2Entry {
+        vttbr: u64,
+        ipa: GuestPhysAddr,
+        valid: bool,
+    },
 }
 
 /// Number of list registers each fake CPU has.
@@ -163,6 +169,13 @@ impl Hw for FakeHw {
     }
     fn cancel_timer(&self) {
         self.record(Call::CancelTimer);
+    }
+    fn set_stage2_entry(&self, vttbr: u64, entry: &Stage2Entry, value: u64) {
+        self.record(Call::SetStage2Entry {
+            vttbr,
+            ipa: entry.ipa,
+            valid: value & 1 == 1,
+        });
     }
     fn load(&self, pa: HostPhysAddr, data: &[u8]) {
         self.record(Call::Load(pa, data.len()));

@@ -12,6 +12,7 @@
 
 use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId};
 
+use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
 
 /// A change of a physical SPI's state ([`Hw::change_spi`]).
@@ -89,6 +90,14 @@ pub trait Hw: Sync {
     fn arm_timer_ms(&self, ms: u64);
     /// Stops this CPU's hypervisor timer and lowers its interrupt.
     fn cancel_timer(&self);
+
+    // ---- Stage 2 ----
+
+    /// Writes `value` to `entry` of the stage-2 tables whose `VTTBR_EL2` value is `vttbr`, while
+    /// the partition may run. Making the entry invalid also removes the old translation from
+    /// every core's TLB before returning; making it valid needs nothing more (an invalid entry
+    /// is never cached).
+    fn set_stage2_entry(&self, vttbr: u64, entry: &Stage2Entry, value: u64);
 
     // ---- Devices ----
 

@@ -159,7 +159,11 @@ impl<H: Hw> System<H> {
                 core::hint::spin_loop();
             }
         }
-        *p.vuart.lock() = crate::vuart::VirtualPl011::new();
+        {
+            let mut vuart = p.vuart.lock();
+            *vuart = crate::vuart::VirtualPl011::new();
+            self.show_uart(p, &vuart);
+        }
         self.reset_vgic(p);
         p.channels.reset();
         // vCPU 0's CPU reloads the partition and starts it.

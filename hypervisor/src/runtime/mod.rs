@@ -19,6 +19,7 @@
 //! | [`physical_irq`] | physical interrupts: forwarding to guests, the hypervisor's own |
 //! | [`vgic`] | a partition's virtual GIC wired to list registers and the physical GIC |
 //! | [`virtual_uart`] | a partition's virtual UART wired to the console and its vGIC |
+//! | [`uart_shadow`] | the read-only page of the virtual UART's registers a quiet UART is read from |
 //! | [`vcpu_run`] | what each physical CPU runs, and how a vCPU starts |
 
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod lifecycle;
 pub mod partition;
 pub mod physical_irq;
 pub mod system;
+pub mod uart_shadow;
 pub mod vcpu_run;
 pub mod vgic;
 pub mod virtual_uart;

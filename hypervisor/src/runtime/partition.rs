@@ -17,6 +17,7 @@ use bulkhead_config::{
 };
 
 use super::channel::Channels;
+use super::uart_shadow::UartShadow;
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
 use crate::stage2::{MapError, Stage2Tables};
@@ -96,6 +97,8 @@ pub struct Partition {
     pub config: bulkhead_config::Partition,
     pub vcpus: Vec<Vcpu>,
     pub vuart: Mutex<VirtualPl011>,
+    /// Its virtual UART's shadow page, if it has a virtual UART.
+    pub uart_shadow: Option<UartShadow>,
     pub vgic: Vgic,
     /// Where its device tree is (x0 at entry), if it has one.
     pub dtb: Option<GuestPhysAddr>,
@@ -170,6 +173,12 @@ impl Partition {
                 .map_ram(region.ipa, region.pa, region.size)
                 .map_err(SetupError::Map)?;
         }
+        let vuart = VirtualPl011::new();
+        let uart_shadow = p
+            .virtual_uart
+            .map(|ipa| UartShadow::new(&mut stage2, ipa, &vuart))
+            .transpose()
+            .map_err(SetupError::Map)?;
         // Channels' shared memory, with this endpoint's access.
         for e in config.endpoints_of(id) {
             stage2
@@ -247,7 +256,8 @@ impl Partition {
             stage2,
             config: p.clone(),
             vcpus,
-            vuart: Mutex::new(VirtualPl011::new()),
+            vuart: Mutex::new(vuart),
+            uart_shadow,
             vgic: Vgic::new(config, id).map_err(SetupError::Vgic)?,
             trapped: p
                 .devices

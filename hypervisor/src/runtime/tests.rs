@@ -773,6 +773,66 @@ fn console_input_reaches_the_partitions_virtual_uart() {
 }
 
 #[test]
+fn a_quiet_virtual_uart_is_read_from_its_shadow_page_and_input_switches_it_off() {
+    let sys = system();
+    let mut regs = enter(&sys, 2);
+    let ticker = &sys.partitions[TICKER.index()];
+    let shadow = ticker
+        .uart_shadow
+        .as_ref()
+        .expect("the ticker has a virtual UART");
+    let fr = 0x18 / 4;
+    assert!(
+        shadow.shown(),
+        "a new UART is quiet: its registers are read from the page"
+    );
+    assert_eq!(
+        shadow.word(fr),
+        (1 << 7) | (1 << 4),
+        "FR: TX empty, RX empty"
+    );
+    // A write still traps (a stage-2 permission fault), is emulated, and updates the page:
+    // str w1, [UARTIMSC].
+    regs.x[1] = 0x10;
+    let write = abort_esr(2, 1, true, false, false, 0x0f);
+    assert_eq!(
+        sys.handle_exit(PcpuId(2), &mut regs, data_abort(write, VUART + 0x38)),
+        Continue::Guest
+    );
+    assert_eq!(shadow.word(0x38 / 4), 0x10, "IMSC as written");
+    sys.hw.take_calls();
+    // Input arrives: the page is switched off first (with the TLBs), so the guest's reads trap
+    // and see the byte.
+    sys.hw.typed.lock().extend([(TICKER, b'x')]);
+    sys.hw.irqs.lock().push_back(UART_SPI);
+    sys.hw.on_cpu(0);
+    sys.handle_irqs(PcpuId(0));
+    let vttbr = ticker.stage2.vttbr_value(ticker.vmid);
+    let off = Call::SetStage2Entry {
+        vttbr,
+        ipa: GuestPhysAddr(VUART),
+        valid: false,
+    };
+    assert!(sys.hw.take_calls().contains(&off));
+    assert!(!shadow.shown());
+    // The guest reads DR (trapped again), gets the byte, and the UART is quiet again: the page
+    // is shown once more.
+    sys.hw.on_cpu(2);
+    let read = abort_esr_l3(2, 1, false, false, false);
+    assert_eq!(
+        sys.handle_exit(PcpuId(2), &mut regs, data_abort(read, VUART)),
+        Continue::Guest
+    );
+    assert_eq!(regs.x[1], u64::from(b'x'));
+    assert!(sys.hw.take_calls().contains(&Call::SetStage2Entry {
+        vttbr,
+        ipa: GuestPhysAddr(VUART),
+        valid: true,
+    }));
+    assert!(shadow.shown());
+}
+
+#[test]
 fn a_cpu_without_a_vcpu_never_enters_a_guest() {
     let sys = system();
     sys.hw.on_cpu(3);

@@ -37,6 +37,7 @@ impl<H: Hw> System<H> {
                 .map(|()| None),
             None => vuart.read(offset, size).map(Some),
         };
+        self.show_uart(p, &vuart);
         let line_high = vuart.interrupt_pending();
         drop(vuart);
         if line_high {
@@ -64,12 +65,38 @@ impl<H: Hw> System<H> {
         }
     }
 
+    /// Keeps `p`'s shadow page in step with its virtual UART (`vuart`, locked by the caller),
+    /// and shows it to the guest when reading the UART has no effect (see `uart_shadow`).
+    pub(super) fn show_uart(&self, p: &Partition, vuart: &VirtualPl011) {
+        let Some(shadow) = &p.uart_shadow else { return };
+        shadow.update(vuart);
+        if vuart.is_quiet() && !shadow.shown() {
+            let entry = shadow.entry();
+            self.hw
+                .set_stage2_entry(p.stage2.vttbr_value(p.vmid), entry, entry.valid);
+            shadow.set_shown(true);
+        }
+    }
+
     /// Bytes typed on the console for partition `partition`.
     pub(super) fn console_input(&self, partition: PartitionId, byte: u8) {
         let Some(p) = self.partitions.get(partition.index()) else {
             return;
         };
-        if p.vuart.lock().push_input(byte) {
+        let mut vuart = p.vuart.lock();
+        // The guest must see the byte by trapping its reads: no more shadow page.
+        if let Some(shadow) = p.uart_shadow.as_ref().filter(|s| s.shown()) {
+            let entry = shadow.entry();
+            self.hw
+                .set_stage2_entry(p.stage2.vttbr_value(p.vmid), entry, entry.invalid());
+            shadow.set_shown(false);
+        }
+        let pushed = vuart.push_input(byte);
+        if let Some(shadow) = &p.uart_shadow {
+            shadow.update(&vuart);
+        }
+        drop(vuart);
+        if pushed {
             self.vuart_level_changed(p, true);
         } else {
             log::warn!(

@@ -5,8 +5,9 @@
 use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId, PsciConduit};
 
 use super::gic::{self, Gic};
-use super::{cache, console, cpu, firmware, timer};
+use super::{cache, console, cpu, firmware, mmu, timer};
 use crate::runtime::hw::{Hw, SpiChange};
+use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
 
 /// This machine: its GIC, and its firmware's PSCI conduit if it has one.
@@ -132,6 +133,10 @@ impl Hw for Aarch64 {
                 _ => core::ptr::write_volatile(addr as *mut u64, value),
             }
         }
+    }
+
+    fn set_stage2_entry(&self, vttbr: u64, entry: &Stage2Entry, value: u64) {
+        mmu::set_stage2_entry(vttbr, entry, value);
     }
 
     fn load(&self, pa: HostPhysAddr, data: &[u8]) {

@@ -9,12 +9,12 @@
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
-    Readable, Writeable, ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2,
+    Readable, Writeable, ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2, VTTBR_EL2,
 };
 use core::arch::asm;
 
 use crate::stage2::el2_map::{MAIR_INDEX_DEVICE, MAIR_INDEX_NORMAL};
-use crate::stage2::{tcr_el2_value, MAIR_EL2 as MAIR_VALUE};
+use crate::stage2::{tcr_el2_value, Stage2Entry, MAIR_EL2 as MAIR_VALUE};
 
 /// Register values a secondary CPU loads before turning its MMU on. Layout is read by the asm in
 /// `boot`: mair, tcr, ttbr, sctlr.
@@ -150,4 +150,40 @@ unsafe fn install(
     unsafe { asm!("tlbi alle2", "dsb nsh", "isb") };
     SCTLR_EL2.set(sctlr);
     barrier::isb(barrier::SY);
+}
+
+/// Writes `value` to `entry` of the stage-2 tables whose `VTTBR_EL2` value is `vttbr` (see
+/// `Hw::set_stage2_entry`): an entry being made invalid is also flushed from every core's TLBs,
+/// under the partition's VMID (loaded for the flush if this core runs another).
+pub fn set_stage2_entry(vttbr: u64, entry: &Stage2Entry, value: u64) {
+    // SAFETY: `entry` is a level-3 descriptor of a partition's stage-2 tables (hypervisor heap
+    // memory, identity-mapped at EL2, alive as long as the partition); a single aligned 64-bit
+    // store replaces it, which is how the architecture expects live tables to be changed.
+    unsafe { core::ptr::write_volatile(entry.address as *mut u64, value) };
+    barrier::dsb(barrier::ISHST);
+    if value & 1 == 1 {
+        return;
+    }
+    let saved = VTTBR_EL2.get();
+    if saved != vttbr {
+        VTTBR_EL2.set(vttbr);
+        barrier::isb(barrier::SY);
+    }
+    let page = entry.ipa.raw() >> 12;
+    // SAFETY: TLB maintenance for the current VMID only removes cached translations.
+    unsafe {
+        asm!(
+            "tlbi ipas2e1is, {page}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            page = in(reg) page,
+            options(nostack),
+        )
+    };
+    if saved != vttbr {
+        VTTBR_EL2.set(saved);
+        barrier::isb(barrier::SY);
+    }
 }
