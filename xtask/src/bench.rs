@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: every benchmark, native and in a Bulkhead partition, in one invocation.
 //!
-//! 1. **Footprint** of the hypervisor image built for `qemu-virt-hello` (text, rodata, data, bss).
+//! 1. **Footprint** of the hypervisor image built for `qemu-virt-hello` (text, rodata, data, bss),
+//!    and its RAM in use (image, bss and heap high-water mark) with 1, 2 and 4 partitions
+//!    (`qemu-virt-footprint-*.dts`).
 //! 2. **The benchmark guest** (`partitions/bench`) on `board-configs/bench/qemu-virt-bench.dts`,
 //!    natively and partitioned in alternating rounds, wall-clock: virtual timer interrupt latency
 //!    (IRQ handler and polled), IPI, null hypercall and trapped-MMIO round trips, compute (a
@@ -156,7 +158,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
     );
 
     let mut figures = FigureSet::default();
-    record_footprint(&mut figures)?;
+    record_footprint(&mut figures, qemu)?;
 
     let wall = BenchBoard::prepare(WALL_BOARD)?;
     let icount = BenchBoard::prepare(ICOUNT_BOARD)?;
@@ -476,7 +478,7 @@ fn record_instructions(figures: &mut FigureSet, native: &GuestReport, partitione
 }
 
 /// Builds the footprint board and records the hypervisor ELF's section sizes.
-fn record_footprint(figures: &mut FigureSet) -> Result<()> {
+fn record_footprint(figures: &mut FigureSet, qemu: &str) -> Result<()> {
     build(FOOTPRINT_BOARD, false)?;
     let elf = release_dir(HYPERVISOR_TARGET).join(HYPERVISOR);
     let bytes =
@@ -492,7 +494,46 @@ fn record_footprint(figures: &mut FigureSet) -> Result<()> {
     ] {
         figures.record(name, "bytes", Side::Bulkhead, value as f64, 1);
     }
+    // RAM in use: the image, its bss (stacks, the initial heap array) and the heap's high-water
+    // mark, which grows with the partitions.
+    for partitions in [1, 2, 4] {
+        let board = format!("bench/qemu-virt-footprint-{partitions}");
+        let built = build(&board, false)?;
+        let args = crate::qemu::qemu_args(&built, &crate::qemu::RunOptions::plain())?;
+        let mut heap = None;
+        session::run(qemu, &args, GUEST_LIMIT, |line| {
+            heap = heap.or(footprint::heap_high_water(line));
+            stop_when(heap.is_some())
+        })
+        .with_context(|| format!("footprint run of {board}"))?;
+        let heap =
+            heap.with_context(|| format!("{board}: no heap high-water mark at power-off"))?;
+        println!("bench: footprint: {partitions} partition(s): heap high-water {heap} bytes");
+        figures.record(
+            &format!("footprint-heap-{partitions}-partitions"),
+            "bytes",
+            Side::Bulkhead,
+            heap as f64,
+            1,
+        );
+        figures.record(
+            &format!("footprint-ram-{partitions}-partitions"),
+            "bytes",
+            Side::Bulkhead,
+            (f.loaded() + f.bss + heap) as f64,
+            1,
+        );
+    }
     Ok(())
+}
+
+/// Stops a session once what it waits for has come.
+fn stop_when(done: bool) -> session::Step {
+    if done {
+        session::Step::Stop
+    } else {
+        session::Step::Continue
+    }
 }
 
 /// Prints the table and writes `target/bench/results.{json,svg,txt}`.

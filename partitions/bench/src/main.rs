@@ -9,7 +9,7 @@
 //! | `timer-poll` | virtual timer interrupt seen pending in `ISR_EL1` (IRQs masked, polling) − its compare value | ns |
 //! | `timer-irq` | the same, taken in a real IRQ handler (counter read at the vector) | ns |
 //! | `hypercall` | round trip of PSCI `PSCI_VERSION` over HVC (the partition's PSCI conduit) | ns |
-//! | `mmio` | round trip of a read of the console UART's flag register (trapped and emulated in a partition, QEMU's PL011 natively) | ns |
+//! | `mmio` | round trip of a read of the GIC distributor's `GICD_TYPER` (trapped and emulated in a partition, QEMU's GIC natively) | ns |
 //! | `console-write` | one byte written to the console UART's data register (the virtual UART's transmit path in a partition, QEMU's PL011 natively); the bytes make 64-byte lines `console-write sample line ...` | ns |
 //! | `compute-cpu`, `compute-memory` | fixed work: a random read-modify-write walk over a buffer that QEMU's TLB holds, and over one it does not (see [`compute`]) | ns |
 //! | `ipi` | SGI from vCPU 0 (counter before the `ICC_SGI1R_EL1` write) to vCPU 1's handler (counter at its vector), vCPU 1 idling in `wfi` | ns |

@@ -1,7 +1,7 @@
 //! Round trips to whatever is below the guest: a null hypercall (PSCI `PSCI_VERSION` over HVC,
-//! the partition's PSCI conduit; natively QEMU answers it itself), a trapped MMIO read (the
-//! console UART's flag register: in a partition a stage-2 fault emulated by the hypervisor's
-//! virtual UART, natively a read of QEMU's PL011) and a console write (a byte to the UART's data
+//! the partition's PSCI conduit; natively QEMU answers it itself), a trapped MMIO read (the GIC
+//! distributor's type register: in a partition a stage-2 fault emulated by the hypervisor's
+//! virtual GIC, natively a read of QEMU's GIC) and a console write (a byte to the UART's data
 //! register: in a partition the whole transmit path, into the console's queue). Each sample is
 //! one call, timed with the virtual counter around it.
 
@@ -10,8 +10,8 @@ use smccc::psci::PSCI_VERSION;
 
 use crate::samples::{Samples, WARMUP};
 
-/// Offset of the PL011 flag register (`UARTFR`).
-const UARTFR: usize = 0x18;
+/// Offset of the distributor's type register (`GICD_TYPER`).
+const GICD_TYPER: usize = 0x4;
 /// Offset of the PL011 data register (`UARTDR`).
 const UARTDR: usize = 0x0;
 /// What `console-write` writes, a byte per sample: not a `bench:` line, so xtask ignores it.
@@ -40,18 +40,20 @@ pub fn hypercall(samples: &mut Samples, n: usize) {
     });
 }
 
-/// `mmio`: a 32-bit read of the console UART's `UARTFR`.
+/// `mmio`: a 32-bit read of the GIC distributor's `GICD_TYPER` (in a partition the virtual
+/// distributor is trapped and emulated; the console UART's registers are not a trapped
+/// round trip any more: a partition reads them from a shadow page while nothing is received).
 pub fn mmio(dt: &GuestDt, samples: &mut Samples, n: usize) {
-    let Some(base) = dt.console_base() else {
-        println!("bench: error mmio: no console UART in the device tree");
+    let Some((gicd, _)) = dt.gic_v3() else {
+        println!("bench: error mmio: no GICv3 distributor in the device tree");
         return;
     };
-    let register = (base + UARTFR) as *const u32;
+    let register = (gicd + GICD_TYPER) as *const u32;
     samples.measure("mmio", n, WARMUP, || {
         let start = counter_ticks();
-        // SAFETY: the DT names this PL011 as the console; reading its flag register has no
-        // side effects, and with the MMU off its guest-physical address is used directly.
-        let _flags = unsafe { register.read_volatile() };
+        // SAFETY: the DT names this GIC distributor; reading GICD_TYPER has no side effects,
+        // and with the MMU off its guest-physical address is used directly.
+        let _typer = unsafe { register.read_volatile() };
         let end = counter_ticks();
         Ok(end - start)
     });

@@ -1,6 +1,7 @@
 //! The hypervisor's memory footprint: the sizes of its image's text, read-only data, data and
 //! bss, summed over the ELF's allocated sections by kind (as `object` classifies them from the
-//! section flags: executable, read-only, writable with contents, writable without).
+//! section flags: executable, read-only, writable with contents, writable without), and the
+//! heap high-water mark the hypervisor reports when it powers off ([`heap_high_water`]).
 
 use anyhow::{Context, Result};
 use object::{Object, ObjectSection, SectionKind};
@@ -46,9 +47,27 @@ impl Footprint {
     }
 }
 
+/// The heap high-water mark in a line of the hypervisor's power-off message (`heap high-water
+/// N bytes (...)`), if the line is that message.
+pub fn heap_high_water(line: &str) -> Option<u64> {
+    let rest = line.split("heap high-water ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_power_off_message_gives_the_heap_high_water_mark() {
+        assert_eq!(
+            heap_high_water(
+                "[bulkhead] INFO  heap high-water 307728 bytes (307528 in use at power-off)\r"
+            ),
+            Some(307_728)
+        );
+        assert_eq!(heap_high_water("[hello-0] count 1/1 at 0 ms"), None);
+    }
 
     #[test]
     fn sections_are_summed_by_kind() {

@@ -11,7 +11,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use buddy_system_allocator::LockedHeap;
 use spin::Once;
 
 use bulkhead_bundle::{Bundle, Kind, HEADER_SIZE};
@@ -22,24 +21,12 @@ use super::gic::Gic;
 use super::hw::Aarch64;
 use super::trap::run_this_cpu;
 use super::uart::Pl011;
-use super::{bcm2711, console, cpu, entry, exceptions, mmu, power, smp, timer};
+use super::{bcm2711, console, cpu, entry, exceptions, heap, mmu, power, smp, timer};
 use crate::boot_options::BootOptions;
 use crate::console::Mode;
 use crate::runtime::System;
 use crate::stage2::el2_map::El2Layout;
 use crate::stage2::{HypervisorMap, MAIR_EL2};
-
-/// The heap the boot starts with, enough to parse the board config. Once the config is known,
-/// the rest of the hypervisor's memory after the bundle is added to the heap.
-const HEAP_SIZE: usize = 1024 * 1024;
-
-#[repr(C, align(4096))]
-struct HeapSpace([u8; HEAP_SIZE]);
-
-static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
-
-#[global_allocator]
-static HEAP: LockedHeap<32> = LockedHeap::empty();
 
 static SYSTEM: Once<System<Aarch64>> = Once::new();
 
@@ -54,6 +41,8 @@ pub fn system() -> &'static System<Aarch64> {
 
 /// Powers the machine off, the way its platform does ([`power`]).
 pub fn power_off() -> ! {
+    let (now, high_water) = heap::usage();
+    log::info!("heap high-water {high_water} bytes ({now} in use at power-off)");
     console::flush();
     if let Err(why) = power::attempt() {
         console::print_error(format_args!(
@@ -144,11 +133,7 @@ pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
     }
     // SAFETY: first thing on the primary CPU, MMU off, single-threaded.
     unsafe { mmu::enable_early(entry::image_start()) };
-    // SAFETY: the heap array is used by nothing else; this runs once.
-    unsafe {
-        HEAP.lock()
-            .init(core::ptr::addr_of_mut!(HEAP_SPACE) as usize, HEAP_SIZE)
-    };
+    heap::init();
     exceptions::install();
 
     let Ok(bundle) = bundle() else {
@@ -390,10 +375,7 @@ fn grow_heap(free_start: HostPhysAddr, memory_end: HostPhysAddr) {
     if start < memory_end.raw() {
         // SAFETY: validated above: this range lies in the hypervisor's own memory, after the
         // image and bundle, and no partition memory overlaps it; nothing else uses it.
-        unsafe {
-            HEAP.lock()
-                .add_to_heap(start as usize, memory_end.raw() as usize)
-        };
+        unsafe { heap::grow(start as usize, memory_end.raw() as usize) };
         log::debug!("heap grows by {start:#x}..{memory_end}");
     }
 }

@@ -13,6 +13,7 @@
 //! | [`trap`] | the vector handlers and the idle loop |
 //! | [`vcpu`] | programming EL2 for a vCPU and entering it |
 //! | [`hw`] | the runtime's arch interface |
+//! | [`heap`] | the hypervisor's heap and its high-water mark |
 //! | [`mmu`], [`cpu`], [`timer`], [`firmware`] | EL2 MMU, CPU identity, time, PSCI calls |
 //! | [`power`] | powering off: PSCI, or the board's power controller |
 //! | [`bcm2711`] | the Raspberry Pi 4's PM watchdog and console pins |
@@ -37,6 +38,7 @@ pub mod gicv2;
 pub mod gicv2_hyp;
 pub mod gicv3;
 pub mod gicv3_hyp;
+pub mod heap;
 pub mod hw;
 pub mod mmu;
 pub mod panic;
