@@ -78,6 +78,8 @@ pub fn sample_config() -> BoardConfig {
                 initrd: None,
                 bootargs: None,
                 doorbell_gpio: None,
+                monitor: false,
+                monitor_window: None,
             },
             Partition {
                 name: "linux".into(),
@@ -104,6 +106,8 @@ pub fn sample_config() -> BoardConfig {
                 initrd: Some("rootfs.cpio".into()),
                 bootargs: Some("console=hvc0 earlycon".into()),
                 doorbell_gpio: None,
+                monitor: false,
+                monitor_window: None,
             },
         ],
         channels: vec![],

@@ -18,6 +18,7 @@ use crate::guest_view::{gicr_size, GICD_SIZE, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
 use crate::model::{BoardConfig, Device, Partition, PassthroughDevice};
 
 mod channels;
+mod monitor;
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -192,6 +193,7 @@ impl Check<'_> {
         self.devices()?;
         self.guest_layout()?;
         self.virtual_uart()?;
+        monitor::window(self.c, self.p)?;
         channels::doorbell_gpio(self.c, self.p)?;
         self.addresses()
     }

@@ -76,6 +76,8 @@ pub(super) fn partition(
         initrd: None,
         bootargs: None,
         doorbell_gpio: None,
+        monitor: false,
+        monitor_window: None,
     }
 }
 
