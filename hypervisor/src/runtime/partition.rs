@@ -16,6 +16,7 @@ use bulkhead_config::{
 };
 
 use super::channel::Channels;
+use super::monitor::{Injections, PartitionCounters};
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
 use crate::stage2::{MapError, Stage2Tables};
@@ -71,6 +72,9 @@ pub struct Vcpu {
     pub in_guest: AtomicBool,
     /// Virtual interrupts waiting for one of this vCPU's list registers.
     pub pending: Mutex<PendingQueue>,
+    /// Virtual interrupts queued for it (`runtime::monitor`; its exits are counted with its
+    /// physical CPU).
+    pub injected: Injections,
 }
 
 impl Vcpu {
@@ -107,6 +111,8 @@ pub struct Partition {
     pub needs_load: AtomicBool,
     /// The channels it is an endpoint of, and its doorbell GPIO.
     pub channels: Channels,
+    /// Its restarts and faults (`runtime::monitor`).
+    pub counters: PartitionCounters,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -196,6 +202,7 @@ impl Partition {
                 power: Mutex::new(VcpuPowerState::OFF),
                 in_guest: AtomicBool::new(false),
                 pending: Mutex::new(PendingQueue::new()),
+                injected: Injections::default(),
             })
             .collect();
         if bundle.find(Kind::Image, id.index() as u32).is_none() {
@@ -251,6 +258,7 @@ impl Partition {
             blobs,
             scrub,
             needs_load: AtomicBool::new(true),
+            counters: PartitionCounters::default(),
             state: AtomicU8::new(State::Stopped as u8),
             cntvoff: AtomicU64::new(0),
         })

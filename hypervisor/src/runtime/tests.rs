@@ -29,7 +29,7 @@ pub(super) const MIB: u64 = 1 << 20;
 pub(super) const LINUX: PartitionId = PartitionId(0);
 pub(super) const TICKER: PartitionId = PartitionId(1);
 const PASSTHROUGH_SPI: u32 = 48;
-const UART_SPI: u32 = 33;
+pub(super) const UART_SPI: u32 = 33;
 pub(super) const VUART: u64 = 0x0900_0000;
 pub(super) const GICD: u64 = 0x0800_0000;
 
@@ -122,7 +122,7 @@ pub(super) fn config() -> BoardConfig {
     config
 }
 
-fn bundle() -> Bundle<'static> {
+pub(super) fn bundle() -> Bundle<'static> {
     let image = [0xaa; 64];
     let dtb = [0xd7; 32];
     let bytes = bulkhead_bundle::write(&[
@@ -701,7 +701,10 @@ fn an_unhandled_exception_stops_the_partition_with_a_report() {
 fn console_input_reaches_the_partitions_virtual_uart() {
     let sys = system();
     enter(&sys, 2);
-    sys.hw.typed.lock().extend([(TICKER, b'x')]);
+    sys.hw
+        .typed
+        .lock()
+        .extend([crate::console::Typed::Byte(TICKER, b'x')]);
     sys.hw.irqs.lock().push_back(UART_SPI);
     sys.handle_irqs(PcpuId(2));
     // The ticker polls (its distributor is off): the held byte is visible and reads back.

@@ -233,7 +233,11 @@ impl<H: Hw> System<H> {
     /// Queues `irq` for `vcpu` of `p` and makes sure that vCPU's core will see it.
     pub(super) fn inject(&self, p: &Partition, vcpu: VcpuId, irq: VirtualIrq) {
         let Some(v) = p.vcpu(vcpu) else { return };
-        v.pending.lock().push(irq);
+        {
+            let mut queue = v.pending.lock();
+            queue.push(irq);
+            v.injected.count();
+        }
         if v.pcpu != self.hw.this_cpu() {
             self.hw.kick(v.pcpu);
         }

@@ -4,6 +4,7 @@
 use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId, PsciConduit};
 
 use super::{cache, console, cpu, firmware, gic, gich, timer};
+use crate::console::Typed;
 use crate::runtime::hw::{Hw, SpiChange};
 use crate::vgic::{ich_lr, ListReg};
 
@@ -89,6 +90,10 @@ impl Hw for Aarch64 {
         timer::physical_count()
     }
 
+    fn timestamp(&self) -> u64 {
+        timer::timestamp()
+    }
+
     fn counter_frequency(&self) -> u64 {
         timer::frequency()
     }
@@ -162,7 +167,11 @@ impl Hw for Aarch64 {
         }
     }
 
-    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool {
         console::console().is_some_and(|c| c.interrupt(deliver))
+    }
+
+    fn console_print(&self, text: &str) {
+        console::print(format_args!("{text}"));
     }
 }
