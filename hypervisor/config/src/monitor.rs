@@ -69,6 +69,10 @@ pub const ROW_STRIDE: u64 = 0x100;
 /// Partitions the window shows (the first ones, in board-config order).
 pub const WINDOW_PARTITIONS: usize = (WINDOW_SIZE / ROW_STRIDE) as usize;
 
+/// `compatible` of the monitor window's node in a partition's device tree
+/// (`monitor@<address>`, `reg` = the window).
+pub const COMPATIBLE: &str = "bulkhead,monitor";
+
 /// Which partition and field a 64-bit aligned `offset` in the monitor window reads, if it reads
 /// one (offsets past a row's fields read as zero).
 pub const fn window_field(offset: u64) -> Option<(usize, usize)> {
