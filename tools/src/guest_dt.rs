@@ -4,7 +4,7 @@
 //! The guest device tree describes only what the partition sees: its memory regions (at their
 //! guest-physical addresses), one CPU per vCPU, PSCI through `hvc` (the hypervisor implements
 //! it), the virtual PL011 if it has one, its channels and doorbell GPIO (see
-//! `docs/channels.md`), and `/chosen`. Each node kind has its own function so more can be added
+//! `docs/channels.md`), its monitor window (see `docs/hypercalls.md`), and `/chosen`. Each node kind has its own function so more can be added
 //! alongside.
 //!
 //! Placement ([`layout`]): the DTB goes 2 MiB below the end of the partition's first memory
@@ -18,6 +18,7 @@ use bulkhead_config::guest_view::{
     DOORBELL_GPIO_SIZE, DOORBELL_PAGE_SIZE, VUART_SIZE,
 };
 use bulkhead_config::hypercall::Signal;
+use bulkhead_config::monitor;
 use bulkhead_config::{
     BoardConfig, DoorbellGpio, GuestPhysAddr, GuestRange, Irq, IrqKind, LocalEndpoint, Partition,
     PartitionId, VcpuId,
@@ -249,6 +250,9 @@ fn build(ctx: &Ctx) -> Result<Vec<u8>> {
     }
     for e in &endpoints {
         channel_node(&mut fdt, e)?;
+    }
+    if let Some(base) = ctx.partition.monitor_window {
+        monitor_node(&mut fdt, base)?;
     }
     fdt.end_node(root)?;
     Ok(fdt.finish()?)
@@ -530,6 +534,21 @@ fn doorbell_gpio_node(
     }
     fdt.property_string_list("gpio-line-names", names)?;
     fdt.property_phandle(phandle::DOORBELL_GPIO)?;
+    fdt.end_node(node)?;
+    Ok(())
+}
+
+/// Name of a partition's monitor window node (a child of the root).
+pub fn monitor_node_name(base: GuestPhysAddr) -> String {
+    format!("monitor@{base:x}")
+}
+
+/// The monitor window: a read-only page of every partition's counters, read with plain loads
+/// (`bulkhead_config::monitor`).
+fn monitor_node(fdt: &mut FdtWriter, base: GuestPhysAddr) -> Result<()> {
+    let node = fdt.begin_node(&monitor_node_name(base))?;
+    fdt.property_string("compatible", monitor::COMPATIBLE)?;
+    fdt.property_array_u64("reg", &[base.raw(), monitor::WINDOW_SIZE])?;
     fdt.end_node(node)?;
     Ok(())
 }
@@ -1108,6 +1127,31 @@ mod tests {
             Some(24_000_000)
         );
         assert_eq!(clk.property("#clock-cells").unwrap().as_usize(), Some(0));
+    }
+
+    #[test]
+    fn a_monitor_window_gets_a_node_and_the_capability_alone_none() {
+        let mut config = sample_config();
+        config.partitions[0].monitor = true;
+        config.partitions[0].monitor_window = Some(GuestPhysAddr(0x0b00_0000));
+        config.partitions[1].monitor = true;
+        let dtb = |i: usize| {
+            let l = layout(&config.partitions[i], 0x1000, None).unwrap();
+            guest_dtb(&config, None, i, &l).unwrap()
+        };
+        let with = dtb(0);
+        let fdt = fdt::Fdt::new(&with).unwrap();
+        let node = fdt.find_node("/monitor@b000000").unwrap();
+        assert_eq!(node.compatible().unwrap().first(), "bulkhead,monitor");
+        let reg: Vec<_> = node
+            .reg()
+            .unwrap()
+            .map(|r| (r.starting_address as u64, r.size))
+            .collect();
+        assert_eq!(reg, vec![(0x0b00_0000, Some(0x1000))]);
+        let without = dtb(1);
+        let fdt = fdt::Fdt::new(&without).unwrap();
+        assert!(fdt.all_nodes().all(|n| !n.name.starts_with("monitor")));
     }
 
     #[test]

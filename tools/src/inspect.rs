@@ -196,6 +196,22 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
         );
     }
     channels(s, config, index);
+    match (p.monitor, p.monitor_window) {
+        (true, Some(base)) => {
+            let _ = writeln!(
+                s,
+                "  monitor   reads every partition's counters: MONITOR_READ, and the window at \
+                 ipa {base:#x}"
+            );
+        }
+        (true, None) => {
+            let _ = writeln!(
+                s,
+                "  monitor   reads every partition's counters: MONITOR_READ"
+            );
+        }
+        (false, _) => {}
+    }
     let _ = writeln!(s, "  image     {} (load {:#x})", p.image, p.load_address);
     let _ = writeln!(s, "  entry     {:#x}", p.entry);
     if let Some(initrd) = &p.initrd {
@@ -285,6 +301,25 @@ mod tests {
         assert!(hello < linux);
         assert!(!text[hello..linux].contains("initrd"));
         assert!(!text[hello..linux].contains("WARNING"));
+    }
+
+    #[test]
+    fn the_monitor_capability_is_shown() {
+        let mut config = sample_config();
+        config.partitions[0].monitor = true;
+        config.partitions[1].monitor = true;
+        config.partitions[1].monitor_window = Some(bulkhead_config::GuestPhysAddr(0x0b00_0000));
+        let text = render(&config);
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("monitor ")).collect();
+        assert_eq!(
+            rows,
+            [
+                "  monitor   reads every partition's counters: MONITOR_READ",
+                "  monitor   reads every partition's counters: MONITOR_READ, and the window at \
+                 ipa 0xb000000"
+            ]
+        );
+        assert!(!render(&sample_config()).contains("monitor"));
     }
 
     #[test]

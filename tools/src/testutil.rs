@@ -80,6 +80,8 @@ pub fn sample_config() -> BoardConfig {
                 initrd: None,
                 bootargs: None,
                 doorbell_gpio: None,
+                monitor: false,
+                monitor_window: None,
             },
             Partition {
                 name: "linux".into(),
@@ -106,6 +108,8 @@ pub fn sample_config() -> BoardConfig {
                 initrd: Some("rootfs.cpio".into()),
                 bootargs: Some("console=hvc0 earlycon".into()),
                 doorbell_gpio: None,
+                monitor: false,
+                monitor_window: None,
             },
         ],
         channels: vec![],

@@ -274,6 +274,8 @@ pub enum ErrorKind {
     EndpointInterruptWithGpio { partition: String },
     /// A partition with a doorbell GPIO is an endpoint of more channels than it has lines.
     TooManyGpioChannels { partition: String, lines: usize },
+    /// A partition has a `monitor-window` but not the `monitor` capability.
+    MonitorWindowWithoutMonitor,
 }
 
 impl fmt::Display for ConfigError {
@@ -591,6 +593,10 @@ impl fmt::Display for ErrorKind {
                 f,
                 "partition {partition} is an endpoint of more channels than its `doorbell-gpio` \
                  has lines ({lines})"
+            ),
+            MonitorWindowWithoutMonitor => f.write_str(
+                "`monitor-window` shows every partition's counters, which needs the `monitor` \
+                 capability: add `monitor;` to the partition, or remove `monitor-window`",
             ),
         }
     }

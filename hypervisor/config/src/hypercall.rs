@@ -16,10 +16,12 @@
 //! | `0xC600_0002` | [`CHANNEL_INFO`] | x1 = channel id | [`ChannelInfo`]: x1 = shared memory, x2 = size, x3 = doorbell page \| flags, x4 = doorbell signal |
 //! | `0xC600_0003` | [`CHANNEL_RING`] | x1 = channel id | x1 = 1 if the peer runs (rung), 0 if it is stopped (dropped) |
 //! | `0xC600_0004` | [`CHANNEL_ID`] | x1 = n | x1 = id of the caller's `n`-th channel (config order) |
+//! | `0xC600_0005` | [`MONITOR_READ`] | x1 = partition index, x2 = first field | x1..x4 = fields x2..x2+3 of the partition's counters ([`crate::monitor`]); callers with the `monitor` capability only |
 //!
 //! Errors ([`Error`]): `-1` not supported (unknown function), `-2` invalid parameters (no such
-//! channel, `n` too large), `-3` not an endpoint (the channel exists, the caller is not one of
-//! its endpoints).
+//! channel, `n` too large, no such partition or field), `-3` not an endpoint (the channel exists,
+//! the caller is not one of its endpoints), `-4` denied (the board config does not grant the
+//! caller what the call needs).
 
 /// Function ID of the standard "call UID" query of the vendor-specific hypervisor service.
 pub const VENDOR_HYP_UID: u32 = 0x8600_FF01;
@@ -33,9 +35,18 @@ pub const CHANNEL_INFO: u32 = 0xC600_0002;
 pub const CHANNEL_RING: u32 = 0xC600_0003;
 /// The id of the caller's `n`-th channel.
 pub const CHANNEL_ID: u32 = 0xC600_0004;
+/// Four consecutive counters of a partition (`crate::monitor`), for a caller with the `monitor`
+/// capability.
+pub const MONITOR_READ: u32 = 0xC600_0005;
 
 /// Every Bulkhead-specific function ID, in table order.
-pub const FUNCTIONS: [u32; 4] = [PARTITION_INFO, CHANNEL_INFO, CHANNEL_RING, CHANNEL_ID];
+pub const FUNCTIONS: [u32; 5] = [
+    PARTITION_INFO,
+    CHANNEL_INFO,
+    CHANNEL_RING,
+    CHANNEL_ID,
+    MONITOR_READ,
+];
 
 /// Owning entity number of the vendor-specific hypervisor service (bits \[29:24\] of a function
 /// ID).
@@ -53,8 +64,8 @@ pub const fn is_vendor_hyp(function: u32) -> bool {
 /// `UUID_INIT` registers do).
 pub const BULKHEAD_UID: [u32; 4] = [0x6c2a_9197, 0xbb4a_babd, 0x4786_fe81, 0x56c6_3119];
 
-/// The ABI's revision ([`VENDOR_HYP_REVISION`]): 1.0.
-pub const REVISION: (u32, u32) = (1, 0);
+/// The ABI's revision ([`VENDOR_HYP_REVISION`]): 1.1 (1.0 had no [`MONITOR_READ`]).
+pub const REVISION: (u32, u32) = (1, 1);
 
 /// An error a Bulkhead hypercall returns in x0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +76,9 @@ pub enum Error {
     InvalidParameters,
     /// The channel exists but the caller is not one of its endpoints (`-3`).
     NotEndpoint,
+    /// The board config does not grant the caller what the call needs (`-4`): `MONITOR_READ`
+    /// without the `monitor` capability.
+    Denied,
 }
 
 impl Error {
@@ -74,6 +88,7 @@ impl Error {
             Error::NotSupported => -1,
             Error::InvalidParameters => -2,
             Error::NotEndpoint => -3,
+            Error::Denied => -4,
         }
     }
 
@@ -83,6 +98,7 @@ impl Error {
             -1 => Some(Error::NotSupported),
             -2 => Some(Error::InvalidParameters),
             -3 => Some(Error::NotEndpoint),
+            -4 => Some(Error::Denied),
             _ => None,
         }
     }
@@ -93,6 +109,7 @@ impl Error {
             Error::NotSupported => "NOT_SUPPORTED",
             Error::InvalidParameters => "INVALID_PARAMETERS",
             Error::NotEndpoint => "NOT_ENDPOINT",
+            Error::Denied => "DENIED",
         }
     }
 }
@@ -221,6 +238,7 @@ mod tests {
             Error::NotSupported,
             Error::InvalidParameters,
             Error::NotEndpoint,
+            Error::Denied,
         ] {
             assert_eq!(Error::from_code(e.code() as u64), Some(e));
         }

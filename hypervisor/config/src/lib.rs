@@ -11,6 +11,8 @@
 //!   layout, vCPU affinity, timer interrupts, channel doorbells), shared with the guest runtime;
 //! - [`hypercall`]: the hypercall ABI (function IDs, errors, result encodings), shared with the
 //!   guest runtime;
+//! - [`monitor`]: the per-partition counters as guests read them (`MONITOR_READ`, the monitor
+//!   window) and the table they are printed as;
 //! - with the `board` feature (needs `alloc`): [`model`], [`parse`], [`validate`], [`error`],
 //!   and [`dma`] (which devices can master the bus).
 
@@ -25,6 +27,7 @@ extern crate std;
 pub mod addr;
 pub mod guest_view;
 pub mod hypercall;
+pub mod monitor;
 
 #[cfg(feature = "board")]
 pub mod dma;

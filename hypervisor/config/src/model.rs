@@ -398,6 +398,13 @@ pub struct Partition {
     /// guests that take doorbells as GPIO edges (Linux userspace through the GPIO character
     /// device).
     pub doorbell_gpio: Option<DoorbellGpio>,
+    /// `monitor`: the partition may read every partition's counters (the `MONITOR_READ`
+    /// hypercall, and its monitor window if it has one).
+    pub monitor: bool,
+    /// `monitor-window`: guest-physical base of a read-only page through which it reads the same
+    /// counters with plain loads (for guests that cannot make hypercalls, such as Linux
+    /// userspace); needs `monitor`.
+    pub monitor_window: Option<GuestPhysAddr>,
 }
 
 impl Partition {

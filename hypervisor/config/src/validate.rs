@@ -19,6 +19,7 @@ use crate::guest_view::{GICV2_MAX_VCPUS, IPA_LIMIT, PAGE_SIZE, VUART_SIZE};
 use crate::model::{BoardConfig, Device, EnableMethod, GicVersion, Partition, PassthroughDevice};
 
 mod channels;
+mod monitor;
 
 type Result<T = ()> = core::result::Result<T, ConfigError>;
 
@@ -231,6 +232,7 @@ impl Check<'_> {
         self.devices()?;
         self.guest_layout()?;
         self.virtual_uart()?;
+        monitor::window(self.c, self.p)?;
         channels::doorbell_gpio(self.c, self.p)?;
         self.addresses()
     }

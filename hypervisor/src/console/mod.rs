@@ -57,6 +57,15 @@ const READ_CHUNK: usize = 256;
 /// A hypervisor message line longer than this is printed in pieces.
 const MAX_MESSAGE_LINE: usize = 512;
 
+/// What typed input asks of the runtime ([`Console::interrupt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Typed {
+    /// A byte for `partition`'s virtual UART.
+    Byte(PartitionId, u8),
+    /// Ctrl-T s: print the monitoring table.
+    Monitor,
+}
+
 /// What the console needs of its serial port.
 pub trait SerialPort {
     /// How many bytes the transmitter takes now without waiting (a lower bound).
@@ -196,11 +205,11 @@ impl<S: SerialPort> Console<S> {
         self.kick(Drain::Interrupt)
     }
 
-    /// The UART's interrupt: takes what was typed, handing each byte meant for a partition to
-    /// `deliver` (without holding the console lock) and announcing focus switches, then sends
-    /// more of what waits. Returns whether to show a partial line later, as
-    /// [`partition_output`](Self::partition_output).
-    pub fn interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
+    /// The UART's interrupt: takes what was typed, handing each byte meant for a partition and
+    /// each request of the console's keys to `deliver` (without holding the console lock) and
+    /// announcing focus switches, then sends more of what waits. Returns whether to show a
+    /// partial line later, as [`partition_output`](Self::partition_output).
+    pub fn interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool {
         loop {
             let mut d = self.drainer.lock();
             let Some(byte) = self.port.read_byte() else {
@@ -209,7 +218,11 @@ impl<S: SerialPort> Console<S> {
             match d.mux.input(byte) {
                 Input::Deliver { partition, byte } => {
                     drop(d);
-                    deliver(partition, byte);
+                    deliver(Typed::Byte(partition, byte));
+                }
+                Input::Monitor => {
+                    drop(d);
+                    deliver(Typed::Monitor);
                 }
                 Input::Switched { .. } => {
                     let banner = d.mux.focus_banner();
@@ -507,10 +520,17 @@ mod tests {
             "[bulkhead] hello\r\n[ticker] tick\r\n[linux] #\r\n"
         );
         port.written.borrow_mut().clear();
-        port.typed.borrow_mut().extend(b"a\x142b");
+        port.typed.borrow_mut().extend(b"a\x142b\x14s");
         let mut got = Vec::new();
-        console.interrupt(&mut |p, b| got.push((p, b)));
-        assert_eq!(got, [(PartitionId(0), b'a'), (PartitionId(1), b'b')]);
+        console.interrupt(&mut |t| got.push(t));
+        assert_eq!(
+            got,
+            [
+                Typed::Byte(PartitionId(0), b'a'),
+                Typed::Byte(PartitionId(1), b'b'),
+                Typed::Monitor
+            ]
+        );
         assert!(port.text().contains("console input now goes to ticker"));
     }
 
@@ -526,7 +546,7 @@ mod tests {
         write_str(&console, 1, "tick 2\n");
         port.room.set(usize::MAX);
         while port.tx_interrupt.get() {
-            console.interrupt(&mut |_, _| {});
+            console.interrupt(&mut |_| {});
         }
         assert_eq!(
             port.text(),
@@ -562,7 +582,7 @@ mod tests {
         let mut interrupts = 0;
         while port.tx_interrupt.get() {
             port.room.set(INTERRUPT_BUDGET);
-            console.interrupt(&mut |_, _| {});
+            console.interrupt(&mut |_| {});
             interrupts += 1;
             assert!(interrupts < 100_000);
         }

@@ -34,6 +34,7 @@
 //! |------------------|-----------------------------------------------------|
 //! | Ctrl-T `1`..`9`  | focus partition 1..9 (if it exists)                 |
 //! | Ctrl-T `n`       | focus the next partition (wrapping around)          |
+//! | Ctrl-T `s`       | print the monitoring table (`runtime::monitor`)     |
 //! | Ctrl-T Ctrl-T    | send a literal Ctrl-T (0x14) to the focused partition |
 //! | Ctrl-T other     | nothing; both bytes are swallowed                   |
 //!
@@ -73,6 +74,8 @@ pub enum Input {
     Deliver { partition: PartitionId, byte: u8 },
     /// The focus moved to `partition`; the caller should print [`ConsoleMux::focus_banner`].
     Switched { partition: PartitionId },
+    /// Ctrl-T s: the caller should print the monitoring table.
+    Monitor,
     /// The byte was part of a switch sequence (or there is nobody to deliver it to).
     Consumed,
 }
@@ -380,6 +383,7 @@ impl ConsoleMux {
                     Input::Consumed
                 }
             }
+            b's' => Input::Monitor,
             b'n' => {
                 self.focus = (self.focus + 1) % self.sources.len();
                 Input::Switched {
@@ -883,6 +887,17 @@ mod tests {
         // '0' is not a partition number.
         mux.input(ESCAPE);
         assert_eq!(mux.input(b'0'), Input::Consumed);
+        // The monitoring table, without a focus change; a lone 's' is typed text.
+        mux.input(ESCAPE);
+        assert_eq!(mux.input(b's'), Input::Monitor);
+        assert_eq!(mux.focus(), PartitionId(0));
+        assert_eq!(
+            mux.input(b's'),
+            Input::Deliver {
+                partition: PartitionId(0),
+                byte: b's'
+            }
+        );
     }
 
     #[test]

@@ -501,7 +501,7 @@ fn hypercalls_tell_a_partition_who_it_is_and_what_its_channels_are() {
     assert_eq!(uid[..4], hypercall::BULKHEAD_UID.map(u64::from));
     assert_eq!(
         call(&sys, 3, hypercall::VENDOR_HYP_REVISION, 0)[..2],
-        [1, 0]
+        [1, 1]
     );
 }
 

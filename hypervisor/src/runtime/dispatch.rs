@@ -5,11 +5,13 @@
 //! Nothing a guest does may stop the hypervisor: every exit is either served and the vCPU
 //! resumes, or stops that partition alone with a report.
 
+use bulkhead_config::monitor::ExitKind;
 use bulkhead_config::{GuestPhysAddr, HostPhysAddr, HostRange, PcpuId, VcpuId};
 
 use super::hw::Hw;
 use super::hypercall::Call;
 use super::lifecycle::{DeviceError, Fault, Stop};
+use super::monitor::ExitCounters;
 use super::partition::{Partition, VcpuEntry, VcpuPowerState};
 use super::vgic::GicWindow;
 use super::System;
@@ -45,31 +47,45 @@ pub(super) enum Next {
 impl<H: Hw> System<H> {
     /// Handles one exit of the vCPU that physical CPU `cpu` runs; `regs` are its registers.
     pub fn handle_exit(&self, cpu: PcpuId, regs: &mut TrapFrame, exit: Exit) -> Continue {
-        let Some((p, vcpu)) = self.current(cpu) else {
+        let Some((p, vcpu, counters)) = self.current_counted(cpu) else {
             // A CPU without a vCPU cannot take exceptions from a guest.
             return Continue::Idle;
         };
+        let entered = self.hw.timestamp();
         let next = match exit {
-            Exit::Hvc => self.hypercall(p, vcpu, regs),
+            Exit::Hvc => {
+                counters.count(ExitKind::Hypercall);
+                self.hypercall(p, vcpu, regs)
+            }
             Exit::Smc { insn_len } => {
+                counters.count(ExitKind::Hypercall);
                 // A trapped SMC returns to the SMC itself: step over it.
                 regs.elr = regs.elr.wrapping_add(insn_len);
                 self.hypercall(p, vcpu, regs)
             }
-            Exit::DataAbort(access) => self.data_abort(p, cpu, regs, access),
-            Exit::SysReg(trap) => self.system_register(p, vcpu, regs, trap),
-            Exit::Irq => return self.handle_irq_exit(cpu),
-            Exit::Unhandled(unhandled) => Next::Stop(Stop::Fault(Fault::Unhandled {
-                report: unhandled.report(regs.elr),
-                cpu,
-            })),
-        };
-        match next {
-            Next::Resume => {
-                self.flush(p, vcpu);
-                Continue::Guest
+            Exit::DataAbort(access) => self.data_abort(p, cpu, regs, access, counters),
+            Exit::SysReg(trap) => {
+                counters.count(ExitKind::SysReg);
+                self.system_register(p, vcpu, regs, trap)
             }
-            Next::Idle => Continue::Idle,
+            Exit::Irq => return self.irq_exit(cpu, p, vcpu, counters, entered),
+            Exit::Unhandled(unhandled) => {
+                counters.count(ExitKind::Other);
+                Next::Stop(Stop::Fault(Fault::Unhandled {
+                    report: unhandled.report(regs.elr),
+                    cpu,
+                }))
+            }
+        };
+        if next == Next::Resume {
+            self.flush(p, vcpu);
+            counters.handled(entered, self.hw.timestamp());
+            return Continue::Guest;
+        }
+        counters.handled_then_off(entered, self.hw.timestamp());
+        match next {
+            // (`Resume` went back to the guest above.)
+            Next::Resume | Next::Idle => Continue::Idle,
             Next::Stop(why) => self.stop_partition(p, why),
             Next::Restart => self.restart_partition(p),
         }
@@ -83,45 +99,76 @@ impl<H: Hw> System<H> {
     /// only handed to a guest, nothing changed what this CPU runs and the vCPU resumes without
     /// a look at its state (the path a forwarded interrupt takes).
     pub fn handle_irq_exit(&self, cpu: PcpuId) -> Continue {
-        let current = self.current(cpu);
-        let changed = self.handle_one_irq(cpu, current);
-        match current {
-            Some((p, vcpu)) if !changed || p.runs(vcpu) => {
-                self.flush(p, vcpu);
-                Continue::Guest
-            }
-            _ => Continue::Idle,
+        let Some((p, vcpu, counters)) = self.current_counted(cpu) else {
+            self.handle_one_irq(cpu, None);
+            return Continue::Idle;
+        };
+        let entered = self.hw.timestamp();
+        self.irq_exit(cpu, p, vcpu, counters, entered)
+    }
+
+    /// [`handle_irq_exit`](Self::handle_irq_exit) once the vCPU and the exit's time are known.
+    #[inline(always)]
+    fn irq_exit(
+        &self,
+        cpu: PcpuId,
+        p: &Partition,
+        vcpu: VcpuId,
+        counters: &ExitCounters,
+        entered: u64,
+    ) -> Continue {
+        counters.count(ExitKind::Irq);
+        let changed = self.handle_one_irq(cpu, Some((p, vcpu)));
+        if !changed || p.runs(vcpu) {
+            self.flush(p, vcpu);
+            counters.handled(entered, self.hw.timestamp());
+            Continue::Guest
+        } else {
+            counters.handled_then_off(entered, self.hw.timestamp());
+            Continue::Idle
         }
     }
 
-    /// A stage-2 data abort: an emulated device access, or a fault that stops the partition.
+    /// A stage-2 data abort: an emulated device access (counted in `counters` by device), or a
+    /// fault that stops the partition.
     fn data_abort(
         &self,
         p: &Partition,
         cpu: PcpuId,
         regs: &mut TrapFrame,
         access: GuestAccess,
+        counters: &ExitCounters,
     ) -> Next {
         let pc = regs.elr;
         let Some((ipa, syndrome)) = access.emulable() else {
+            counters.count(ExitKind::Other);
             return Next::Stop(Stop::Fault(Fault::Access { access, pc, cpu }));
         };
         let write = access.write.then(|| regs.reg(syndrome.reg));
         let result = if let Some(offset) = self.vuart_offset(p, ipa) {
+            counters.count(ExitKind::Uart);
             self.vuart_access(p, offset, syndrome.size, write)
                 .map_err(DeviceError::Uart)
         } else if let Some(window) = gic_window(p, ipa) {
+            counters.count(ExitKind::Gic);
             self.gic_access(p, window, syndrome.size, write)
                 .map_err(DeviceError::Gic)
         } else if let Some((endpoint, offset)) = p.channels.doorbell_at(ipa) {
+            counters.count(ExitKind::Channel);
             self.doorbell_access(p, endpoint, offset, syndrome.size, write)
                 .map_err(DeviceError::Doorbell)
         } else if let Some(offset) = p.channels.gpio_offset(ipa) {
+            counters.count(ExitKind::Channel);
             self.gpio_access(p, offset, syndrome.size, write)
                 .map_err(DeviceError::DoorbellGpio)
         } else if let Some(window) = p.trapped.iter().find(|w| w.identity().contains(ipa)) {
+            counters.count(ExitKind::Device);
             self.trapped_access(window, ipa, syndrome.size, write)
+        } else if let Some(offset) = monitor_offset(p, ipa) {
+            counters.count(ExitKind::Monitor);
+            self.monitor_access(offset, syndrome.size, write)
         } else {
+            counters.count(ExitKind::Other);
             return Next::Stop(Stop::Fault(Fault::Access { access, pc, cpu }));
         };
         match result {
@@ -134,6 +181,20 @@ impl<H: Hw> System<H> {
             }
             Err(device) => Next::Stop(Stop::Fault(Fault::Device { device, access, pc })),
         }
+    }
+
+    /// A guest access to its monitor window: naturally aligned reads only.
+    #[inline(never)]
+    fn monitor_access(
+        &self,
+        offset: u64,
+        size: u8,
+        write: Option<u64>,
+    ) -> Result<Option<u64>, DeviceError> {
+        if write.is_some() || !offset.is_multiple_of(u64::from(size)) {
+            return Err(DeviceError::Monitor);
+        }
+        Ok(Some(self.monitor_window_read(offset, size)))
     }
 
     /// Performs an access to a trapped passthrough device (at the same address, which it has
@@ -197,7 +258,7 @@ impl<H: Hw> System<H> {
     /// An HVC or SMC: Bulkhead's own calls (`runtime::hypercall`), PSCI and the SMCCC
     /// discovery calls, for the calling partition only.
     fn hypercall(&self, p: &Partition, vcpu: VcpuId, regs: &mut TrapFrame) -> Next {
-        if let Some(call) = Call::decode(regs.x[0], regs.x[1]) {
+        if let Some(call) = Call::decode(regs.x[0], regs.x[1], regs.x[2]) {
             self.bulkhead_call(p, vcpu, regs, call);
             return Next::Resume;
         }
@@ -260,6 +321,12 @@ impl<H: Hw> System<H> {
             }
         }
     }
+}
+
+/// The offset of `ipa` in `p`'s monitor window, if it has one and `ipa` lies there.
+fn monitor_offset(p: &Partition, ipa: GuestPhysAddr) -> Option<u64> {
+    let base = p.config.monitor_window?;
+    bulkhead_config::GuestRange::new(base, bulkhead_config::monitor::WINDOW_SIZE).offset_of(ipa)
 }
 
 /// Which of `p`'s emulated GIC windows `ipa` falls in, if any.

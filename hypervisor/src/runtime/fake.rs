@@ -3,6 +3,7 @@
 //! physical CPU is "this" one.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
@@ -10,6 +11,7 @@ use spin::Mutex;
 use bulkhead_config::{GuestPhysAddr, HostPhysAddr, HostRange, PartitionId, PcpuId};
 
 use super::hw::{Hw, SpiChange};
+use crate::console::Typed;
 use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
 
@@ -52,10 +54,14 @@ pub struct FakeHw {
     pub irqs: Mutex<VecDeque<u32>>,
     lrs: Mutex<BTreeMap<PcpuId, [ListReg; LRS]>>,
     pub counter: AtomicU64,
+    /// How far the counter advances each time it is read (0: it stands still).
+    pub counter_step: AtomicU64,
     /// Bytes partitions wrote to the console.
     pub output: Mutex<Vec<(PartitionId, u8)>>,
-    /// Bytes "typed" on the console, with the partition the mux would give them to.
-    pub typed: Mutex<VecDeque<(PartitionId, u8)>>,
+    /// What was "typed" on the console, as the mux would hand it on.
+    pub typed: Mutex<VecDeque<Typed>>,
+    /// What the hypervisor printed on the console itself (`console_print`).
+    pub printed: Mutex<String>,
 }
 
 impl FakeHw {
@@ -159,7 +165,8 @@ impl Hw for FakeHw {
         self.record(Call::MmioWrite(pa, size, value));
     }
     fn counter(&self) -> u64 {
-        self.counter.load(Ordering::Relaxed)
+        let step = self.counter_step.load(Ordering::Relaxed);
+        self.counter.fetch_add(step, Ordering::Relaxed)
     }
     fn counter_frequency(&self) -> u64 {
         1000
@@ -194,13 +201,16 @@ impl Hw for FakeHw {
     fn console_flush(&self, partition: PartitionId) {
         self.record(Call::ConsoleFlush(partition));
     }
-    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool {
         loop {
             let next = self.typed.lock().pop_front();
-            let Some((partition, byte)) = next else {
+            let Some(typed) = next else {
                 return false;
             };
-            deliver(partition, byte);
+            deliver(typed);
         }
+    }
+    fn console_print(&self, text: &str) {
+        self.printed.lock().push_str(text);
     }
 }

@@ -12,6 +12,7 @@
 
 use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId};
 
+use crate::console::Typed;
 use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
 
@@ -84,6 +85,11 @@ pub trait Hw: Sync {
 
     /// The physical counter (`CNTPCT`).
     fn counter(&self) -> u64;
+    /// The physical counter, for statistics: it may be read a few instructions early (no
+    /// barrier before it).
+    fn timestamp(&self) -> u64 {
+        self.counter()
+    }
     /// The counter's frequency in Hz (`CNTFRQ`).
     fn counter_frequency(&self) -> u64;
     /// Fires [`HYP_TIMER_IRQ`](Hw::HYP_TIMER_IRQ) on this CPU once, `ms` milliseconds from now.
@@ -129,8 +135,11 @@ pub trait Hw: Sync {
     fn console_show_partial(&self) -> bool;
     /// Ends `partition`'s console output as it is (when it stops).
     fn console_flush(&self, partition: PartitionId);
-    /// The console UART's interrupt: hands each byte typed for a partition to `deliver`, and
-    /// sends more of the queued output. Returns what
+    /// The console UART's interrupt: hands each byte typed for a partition, and each request
+    /// of the console's keys, to `deliver`, and sends more of the queued output. Returns what
     /// [`console_output`](Hw::console_output) does.
-    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool;
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool;
+    /// Prints hypervisor lines (each prefixed already, `\n`-terminated) on the console, whatever
+    /// the log level.
+    fn console_print(&self, text: &str);
 }

@@ -1,13 +1,14 @@
 //! Bulkhead's own hypercalls (SMCCC, vendor-specific hypervisor service range): the calling
-//! partition's identity and its channels. The ABI (function IDs, errors, encodings) is
+//! partition's identity, its channels and, for a partition with the `monitor` capability, every
+//! partition's counters (`runtime::monitor`). The ABI (function IDs, errors, encodings) is
 //! `bulkhead_config::hypercall`, documented in `docs/hypercalls.md`; this module decodes a call
 //! ([`Call::decode`]) and serves it for the calling partition only: a channel it is not an
 //! endpoint of is refused with `NOT_ENDPOINT`, one that does not exist with
-//! `INVALID_PARAMETERS`.
+//! `INVALID_PARAMETERS`; `MONITOR_READ` without the capability with `DENIED`.
 
 use bulkhead_config::hypercall::{
-    self, ChannelInfo, Error, BULKHEAD_UID, CHANNEL_ID, CHANNEL_INFO, CHANNEL_RING, PARTITION_INFO,
-    REVISION, VENDOR_HYP_REVISION, VENDOR_HYP_UID,
+    self, ChannelInfo, Error, BULKHEAD_UID, CHANNEL_ID, CHANNEL_INFO, CHANNEL_RING, MONITOR_READ,
+    PARTITION_INFO, REVISION, VENDOR_HYP_REVISION, VENDOR_HYP_UID,
 };
 use bulkhead_config::{ChannelId, VcpuId};
 
@@ -26,14 +27,19 @@ pub enum Call {
     ChannelInfo(u64),
     ChannelRing(u64),
     ChannelId(u64),
+    /// Fields `first..first + 4` of partition `partition`'s counters.
+    MonitorRead {
+        partition: u64,
+        first: u64,
+    },
     /// Any other function ID of the range.
     Unknown(u32),
 }
 
 impl Call {
-    /// The call in `x0` (function ID in `w0`) with its argument in `x1`, if it belongs to the
-    /// vendor-specific hypervisor service; `None` for every other call (PSCI, SMCCC, ...).
-    pub fn decode(x0: u64, x1: u64) -> Option<Self> {
+    /// The call in `x0` (function ID in `w0`) with its arguments in `x1` and `x2`, if it belongs
+    /// to the vendor-specific hypervisor service; `None` for every other call (PSCI, SMCCC, ...).
+    pub fn decode(x0: u64, x1: u64, x2: u64) -> Option<Self> {
         let function = x0 as u32;
         if !hypercall::is_vendor_hyp(function) {
             return None;
@@ -45,6 +51,10 @@ impl Call {
             CHANNEL_INFO => Call::ChannelInfo(x1),
             CHANNEL_RING => Call::ChannelRing(x1),
             CHANNEL_ID => Call::ChannelId(x1),
+            MONITOR_READ => Call::MonitorRead {
+                partition: x1,
+                first: x2,
+            },
             other => Call::Unknown(other),
         })
     }
@@ -113,6 +123,25 @@ impl<H: Hw> System<H> {
                     Ring::PeerStopped => 0,
                 };
                 Ok([0, delivered, 0, 0, 0])
+            }
+            Call::MonitorRead { partition, first } => {
+                if !p.config.monitor {
+                    return Err(Error::Denied);
+                }
+                let row = usize::try_from(partition)
+                    .ok()
+                    .and_then(|i| self.partitions.get(i))
+                    .map(|q| self.monitor_row(q))
+                    .ok_or(Error::InvalidParameters)?;
+                let first = usize::try_from(first)
+                    .ok()
+                    .filter(|&f| f < row.fields.len())
+                    .ok_or(Error::InvalidParameters)?;
+                let mut results = [0; 5];
+                for (x, value) in results[1..].iter_mut().zip(&row.fields[first..]) {
+                    *x = *value;
+                }
+                Ok(results)
             }
             Call::Unknown(_) => Err(Error::NotSupported),
         }

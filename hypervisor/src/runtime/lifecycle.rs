@@ -67,6 +67,8 @@ pub enum DeviceError {
     Doorbell(DoorbellError),
     /// An access to the doorbell GPIO that it refuses.
     DoorbellGpio(GpioError),
+    /// A write, or a misaligned read, in the monitor window.
+    Monitor,
 }
 
 impl fmt::Display for DeviceError {
@@ -79,6 +81,9 @@ impl fmt::Display for DeviceError {
             ),
             DeviceError::Doorbell(e) => write!(f, "bad access to a channel's doorbell page ({e})"),
             DeviceError::DoorbellGpio(e) => write!(f, "bad access to its doorbell GPIO ({e})"),
+            DeviceError::Monitor => {
+                f.write_str("write or misaligned read in its monitor window (read-only)")
+            }
         }
     }
 }
@@ -132,6 +137,8 @@ impl<H: Hw> System<H> {
     pub(super) fn stop_partition(&self, p: &Partition, why: Stop) -> Continue {
         self.hw.console_flush(p.id);
         if p.try_stop() {
+            p.counters
+                .stopped(self.hw.counter(), matches!(why, Stop::Fault(_)));
             self.disable_passthrough(p);
             match why {
                 Stop::PoweredOff => log::info!("partition {} powered off", p.name),
@@ -150,6 +157,8 @@ impl<H: Hw> System<H> {
         if !p.try_stop() {
             return Continue::Idle;
         }
+        p.counters.stopped(self.hw.counter(), false);
+        p.counters.restarted();
         log::info!("partition {} requested a reset: restarting it", p.name);
         let me = self.hw.this_cpu();
         self.turn_vcpus_off(p);
@@ -197,6 +206,7 @@ impl<H: Hw> System<H> {
             && !self.powering_off.swap(true, Ordering::AcqRel)
         {
             log::info!("all partitions have stopped: powering off");
+            self.print_monitor("monitor at power-off:");
             Continue::PowerOff
         } else {
             Continue::Idle

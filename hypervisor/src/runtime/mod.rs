@@ -16,6 +16,7 @@
 //! | [`hypercall`] | Bulkhead's own hypercalls: the caller's identity and channels |
 //! | [`channel`] | channels: doorbell pages, rings, the doorbell GPIO |
 //! | [`lifecycle`] | loading, stopping, restarting partitions; power-off |
+//! | [`monitor`] | per-partition counters (exits, injections, restarts, faults, CPU time) and their readers |
 //! | [`physical_irq`] | physical interrupts: forwarding to guests, the hypervisor's own |
 //! | [`vgic`] | a partition's virtual GIC wired to list registers and the physical GIC |
 //! | [`virtual_uart`] | a partition's virtual UART wired to the console and its vGIC |
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod hw;
 pub mod hypercall;
 pub mod lifecycle;
+pub mod monitor;
 pub mod partition;
 pub mod physical_irq;
 pub mod system;
@@ -41,6 +43,8 @@ pub mod virtual_uart;
 mod channel_tests;
 #[cfg(test)]
 mod fake;
+#[cfg(test)]
+mod monitor_tests;
 #[cfg(test)]
 mod tests;
 

@@ -17,6 +17,7 @@ use bulkhead_config::{
 };
 
 use super::channel::Channels;
+use super::monitor::{Injections, PartitionCounters};
 use super::uart_shadow::UartShadow;
 use super::vgic::Vgic;
 use crate::psci::{PartitionView, VcpuPower};
@@ -77,6 +78,9 @@ pub struct Vcpu {
     /// that empties the queue. Lets the way back to the guest skip the queue's lock when nothing
     /// waits (a stale `true` only costs that lock).
     pub queued: AtomicBool,
+    /// Virtual interrupts queued for it (`runtime::monitor`; its exits are counted with its
+    /// physical CPU).
+    pub injected: Injections,
 }
 
 impl Vcpu {
@@ -115,6 +119,8 @@ pub struct Partition {
     pub needs_load: AtomicBool,
     /// The channels it is an endpoint of, and its doorbell GPIO.
     pub channels: Channels,
+    /// Its restarts and faults (`runtime::monitor`).
+    pub counters: PartitionCounters,
     state: AtomicU8,
     /// `CNTVOFF_EL2` of all its vCPUs: the physical count when it was (re)loaded, so its virtual
     /// counter starts near zero and is the same on every vCPU.
@@ -217,6 +223,7 @@ impl Partition {
                 in_guest: AtomicBool::new(false),
                 pending: Mutex::new(PendingQueue::new()),
                 queued: AtomicBool::new(false),
+                injected: Injections::default(),
             })
             .collect();
         if bundle.find(Kind::Image, id.index() as u32).is_none() {
@@ -273,6 +280,7 @@ impl Partition {
             blobs,
             scrub,
             needs_load: AtomicBool::new(true),
+            counters: PartitionCounters::default(),
             state: AtomicU8::new(State::Stopped as u8),
             cntvoff: AtomicU64::new(0),
         })

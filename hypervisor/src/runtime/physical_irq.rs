@@ -20,6 +20,7 @@ use super::hw::Hw;
 use super::partition::{Partition, State};
 use super::virtual_uart::PARTIAL_LINE_DELAY_MS;
 use super::System;
+use crate::console::Typed;
 use crate::vgic::VirtualIrq;
 
 /// Who a physical interrupt belongs to.
@@ -101,8 +102,9 @@ impl<H: Hw> System<H> {
         log::trace!("CPU {cpu}: physical interrupt {intid} ({owner:?})");
         match owner {
             Owner::Console => {
-                let show_later = self.hw.console_interrupt(&mut |partition, byte| {
-                    self.console_input(partition, byte);
+                let show_later = self.hw.console_interrupt(&mut |typed| match typed {
+                    Typed::Byte(partition, byte) => self.console_input(partition, byte),
+                    Typed::Monitor => self.print_monitor("monitor (Ctrl-T s):"),
                 });
                 if show_later {
                     self.hw.arm_timer_ms(PARTIAL_LINE_DELAY_MS);

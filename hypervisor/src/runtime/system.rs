@@ -11,6 +11,7 @@ use bulkhead_bundle::Bundle;
 use bulkhead_config::{BoardConfig, PartitionId, PcpuId, VcpuId};
 
 use super::hw::Hw;
+use super::monitor::ExitCounters;
 use super::partition::{Partition, SetupError, VcpuPowerState};
 use super::physical_irq::RateLimit;
 use crate::psci::{query_workarounds, Workarounds};
@@ -23,8 +24,8 @@ pub struct System<H: Hw> {
     pub hw: H,
     pub config: BoardConfig,
     pub partitions: Vec<Partition>,
-    /// For each physical CPU: the vCPU it runs, if any.
-    assignment: Vec<Option<(PartitionId, VcpuId)>>,
+    /// For each physical CPU: the vCPU it runs, if any, and that vCPU's exit counters.
+    assignment: Vec<CpuSlot>,
     /// The console UART's receive interrupt.
     pub(super) console_irq: Option<u32>,
     /// For each SPI INTID: the partition it is passed through to, if any.
@@ -35,6 +36,16 @@ pub struct System<H: Hw> {
     pub(super) workarounds: Workarounds,
     /// Reports of unexpected physical interrupts.
     pub(super) unexpected: RateLimit,
+}
+
+/// What one physical CPU runs, and the counters of that vCPU's exits (`runtime::monitor`), kept
+/// together so that the exit path finds both with one lookup. Cache-line aligned: each CPU
+/// writes its own counters, never a line another CPU writes.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct CpuSlot {
+    runs: Option<(PartitionId, VcpuId)>,
+    counters: ExitCounters,
 }
 
 /// Why the system could not be built: the partition at fault (its node path) and why.
@@ -65,12 +76,14 @@ impl<H: Hw> System<H> {
                 })?;
             partitions.push(p);
         }
-        let mut assignment = vec![None; config.platform.cpus.len()];
+        let mut assignment: Vec<CpuSlot> = (0..config.platform.cpus.len())
+            .map(|_| CpuSlot::default())
+            .collect();
         let mut spi_owner = vec![None; SPI_TABLE];
         for p in &partitions {
             for v in &p.vcpus {
                 if let Some(slot) = assignment.get_mut(v.pcpu.index()) {
-                    *slot = Some((p.id, v.id));
+                    slot.runs = Some((p.id, v.id));
                 }
             }
             for spi in config.partition_spis(p.id) {
@@ -131,8 +144,23 @@ impl<H: Hw> System<H> {
 
     /// The partition and vCPU physical CPU `cpu` runs, if any.
     pub fn current(&self, cpu: PcpuId) -> Option<(&Partition, VcpuId)> {
-        let (p, v) = (*self.assignment.get(cpu.index())?)?;
+        let (p, v) = self.assignment.get(cpu.index())?.runs?;
         Some((self.partitions.get(p.index())?, v))
+    }
+
+    /// The same with the exit counters of that vCPU.
+    pub(super) fn current_counted(
+        &self,
+        cpu: PcpuId,
+    ) -> Option<(&Partition, VcpuId, &ExitCounters)> {
+        let slot = self.assignment.get(cpu.index())?;
+        let (p, v) = slot.runs?;
+        Some((self.partitions.get(p.index())?, v, &slot.counters))
+    }
+
+    /// The exit counters of the vCPU physical CPU `cpu` runs (zero if it runs none).
+    pub(super) fn exit_counters(&self, cpu: PcpuId) -> Option<&ExitCounters> {
+        self.assignment.get(cpu.index()).map(|slot| &slot.counters)
     }
 
     /// Whether physical CPU `cpu` runs a vCPU.

@@ -29,7 +29,7 @@ pub(super) const MIB: u64 = 1 << 20;
 pub(super) const LINUX: PartitionId = PartitionId(0);
 pub(super) const TICKER: PartitionId = PartitionId(1);
 const PASSTHROUGH_SPI: u32 = 48;
-const UART_SPI: u32 = 33;
+pub(super) const UART_SPI: u32 = 33;
 pub(super) const VUART: u64 = 0x0900_0000;
 pub(super) const GICD: u64 = 0x0800_0000;
 
@@ -76,6 +76,8 @@ pub(super) fn partition(
         initrd: None,
         bootargs: None,
         doorbell_gpio: None,
+        monitor: false,
+        monitor_window: None,
     }
 }
 
@@ -122,7 +124,7 @@ pub(super) fn config() -> BoardConfig {
     config
 }
 
-fn bundle() -> Bundle<'static> {
+pub(super) fn bundle() -> Bundle<'static> {
     let image = [0xaa; 64];
     let dtb = [0xd7; 32];
     let bytes = bulkhead_bundle::write(&[
@@ -757,7 +759,10 @@ fn an_unhandled_exception_stops_the_partition_with_a_report() {
 fn console_input_reaches_the_partitions_virtual_uart() {
     let sys = system();
     enter(&sys, 2);
-    sys.hw.typed.lock().extend([(TICKER, b'x')]);
+    sys.hw
+        .typed
+        .lock()
+        .extend([crate::console::Typed::Byte(TICKER, b'x')]);
     sys.hw.irqs.lock().push_back(UART_SPI);
     sys.handle_irqs(PcpuId(2));
     // The ticker polls (its distributor is off): the held byte is visible and reads back.
@@ -803,7 +808,10 @@ fn a_quiet_virtual_uart_is_read_from_its_shadow_page_and_input_switches_it_off()
     sys.hw.take_calls();
     // Input arrives: the page is switched off first (with the TLBs), so the guest's reads trap
     // and see the byte.
-    sys.hw.typed.lock().extend([(TICKER, b'x')]);
+    sys.hw
+        .typed
+        .lock()
+        .push_back(crate::console::Typed::Byte(TICKER, b'x'));
     sys.hw.irqs.lock().push_back(UART_SPI);
     sys.hw.on_cpu(0);
     sys.handle_irqs(PcpuId(0));

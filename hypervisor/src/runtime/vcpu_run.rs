@@ -68,6 +68,9 @@ impl<H: Hw> System<H> {
         }
         self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
         self.hw.set_enabled(H::HYP_TIMER_IRQ, cpu, true);
+        if let Some(c) = self.exit_counters(cpu) {
+            c.started(self.hw.counter());
+        }
         log::debug!(
             "partition {}: vCPU {vcpu} starts at {} on CPU {cpu}",
             p.name,

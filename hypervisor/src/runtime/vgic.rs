@@ -331,6 +331,7 @@ impl<H: Hw> System<H> {
         if irq.hw.is_some() && !v.queued.load(Ordering::Acquire) {
             if let Some(n) = self.hw.free_lr() {
                 self.hw.write_lr(n, ListReg::pending(irq));
+                v.injected.count_here();
                 return;
             }
         }
@@ -341,6 +342,7 @@ impl<H: Hw> System<H> {
     fn queue(&self, v: &Vcpu, irq: VirtualIrq) {
         let mut queue = v.pending.lock();
         queue.push(irq);
+        v.injected.count();
         v.queued.store(true, Ordering::Release);
     }
 

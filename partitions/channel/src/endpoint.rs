@@ -606,7 +606,10 @@ fn read_block(
     let peer_epoch = region.load(w(word::PEER_EPOCH), Ordering::Relaxed) as u32;
     fence(Ordering::Acquire);
     let again = region.load(w(word::EPOCH_STATE), Ordering::Relaxed);
-    if mv == 0 && epoch_raw == 0 && geometry == 0 {
+    // All zero: never attached. Partly zero: being written by an attach or cleared by a peer
+    // that starts afresh (its memory zeroed word by word): not attached yet, as far as we can
+    // tell (non-zero garbage is another matter, below).
+    if mv == 0 || epoch_raw == 0 || geometry == 0 {
         return Ok(None);
     }
     let (magic, version) = (mv as u32, (mv >> 32) as u32);

@@ -10,6 +10,11 @@
 //! counting forever). Steps are due at fixed times (start + i × period), so the printed times
 //! show how late the guest got to run: a test can check it never stalls for long.
 //!
+//! With `monitor=1` it then prints every partition's counters as the hypervisor's monitoring
+//! table, read with the `MONITOR_READ` hypercall (`monitor: ` before each line), or the error
+//! the hypervisor answers (`monitor: MONITOR_READ refused: DENIED (-4)` for a partition without
+//! the `monitor` capability), before it powers off.
+//!
 //! With `flood=1` it prints instead `count` numbered 100-byte lines (`flood 17 xxxx...`) as fast
 //! as it can (`count=0`: forever), then powers off: a partition out-printing the console, for
 //! the tests and benchmarks of the console's isolation.
@@ -22,9 +27,10 @@
 mod guest {
     //! The guest program proper (bare-metal target only).
 
+    use bulkhead_config::monitor::{Row, Table, FIELDS, WINDOW_PARTITIONS};
     use bulkhead_guest_rt::{
-        counter_frequency, counter_ticks, mpidr, parse_u64, power_off, println, sleep_until,
-        vcpu_id, GuestDt,
+        counter_frequency, counter_ticks, hypercall, mpidr, parse_u64, power_off, println,
+        sleep_until, vcpu_id, GuestDt,
     };
 
     /// Number of steps counted without a `count=` boot argument.
@@ -77,8 +83,38 @@ mod guest {
             }
         }
 
+        if bootarg_or(&dt, name, "monitor", 0, |v| v <= 1) == 1 {
+            print_monitor();
+        }
         println!("hello from {name}: done, powering off");
         power_off()
+    }
+
+    /// Prints the monitoring table of every partition, read with `MONITOR_READ`.
+    fn print_monitor() {
+        let mut rows = [Row {
+            fields: [0; FIELDS],
+        }; WINDOW_PARTITIONS];
+        let mut n = 0;
+        while n < rows.len() {
+            match hypercall::monitor_row(n as u64) {
+                Ok(row) => rows[n] = row,
+                // Past the last partition.
+                Err(hypercall::Error::InvalidParameters) if n > 0 => break,
+                Err(e) => {
+                    println!("monitor: MONITOR_READ refused: {e}");
+                    return;
+                }
+            }
+            n += 1;
+        }
+        bulkhead_guest_rt::print!(
+            "{}",
+            Table {
+                rows: &rows[..n],
+                prefix: "monitor: "
+            }
+        );
     }
 
     /// Prints `count` numbered 100-byte lines flat out (0: forever).

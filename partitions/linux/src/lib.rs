@@ -7,8 +7,9 @@
 //! modules needed for virtio-mmio block devices and ext2, plus `uio_pdrv_genirq` when the
 //! kernel ships it), and caches the result under the cache directory keyed by package
 //! versions. Later calls find the stamp file and do not touch apt or dpkg (and work offline).
-//! Every call then builds the IPC demo (`bulkhead-ipc-demo`, incrementally) and appends it to
-//! the base initramfs as a second archive ([`userspace`]).
+//! Every call then builds the userspace programs (the IPC demo `bulkhead-ipc-demo` and the
+//! monitoring table `bulkhead-top`, incrementally) and appends them to the base initramfs as a
+//! second archive ([`userspace`]).
 //!
 //! [`make_disk_image`] makes a small ext2 disk holding one file, which the guest's `/init`
 //! mounts read-only on `/mnt`.
@@ -362,8 +363,8 @@ pub fn prepare(cache_dir: &Path) -> Result<LinuxGuest> {
 /// them: the base initramfs followed by a gzip-compressed overlay archive, cached as
 /// `<base>-user-<hash of the overlay>.cpio.gz` next to it (older ones are removed).
 fn with_userspace(mut guest: LinuxGuest) -> Result<LinuxGuest> {
-    let demo = userspace::build_demo()?;
-    let overlay = gzip(&userspace::overlay(&demo)?)?;
+    let programs = userspace::build_programs()?;
+    let overlay = gzip(&userspace::overlay(&programs)?)?;
     let base_name = guest
         .initramfs
         .file_name()

@@ -684,6 +684,8 @@ impl<'t, 'a> Parser<'t, 'a> {
             initrd: t.string(p, "initrd")?,
             bootargs: t.string(p, "bootargs")?,
             doorbell_gpio,
+            monitor: self.flag(p, "monitor")?,
+            monitor_window: t.u64_prop(p, "monitor-window")?.map(GuestPhysAddr),
         })
     }
 

@@ -8,14 +8,14 @@
 //!   read-write.
 //! - Endpoint (reported at the endpoint node): `guest-address` and `doorbell` page-aligned and
 //!   below the IPA limit, clear of the partition's memory, virtual UART, virtual GIC,
-//!   passthrough devices, doorbell GPIO, its other channels' windows and each other; an
+//!   passthrough devices, monitor window, doorbell GPIO, its other channels' windows and each other; an
 //!   `interrupt` that is an SPI number (unless the partition has a doorbell GPIO, which then
 //!   carries it and `interrupt` must be absent), not one of the partition's passthrough or
 //!   virtual UART interrupts nor another doorbell of it; at most as many channels per doorbell
 //!   GPIO as it has lines.
 //! - Doorbell GPIO (reported at the partition node, from the partition checks): page-aligned,
-//!   below the IPA limit, clear of the partition's memory, virtual UART, virtual GIC and
-//!   devices; an SPI number that is not a passthrough or virtual UART interrupt of it.
+//!   below the IPA limit, clear of the partition's memory, virtual UART, virtual GIC, devices
+//!   and monitor window; an SPI number that is not a passthrough or virtual UART interrupt of it.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -26,14 +26,26 @@ use crate::addr::{GuestRange, PartitionId};
 use crate::error::{ConfigError, ErrorKind};
 use crate::guest_view::{DOORBELL_GPIO_LINES, PAGE_SIZE, VUART_SIZE};
 use crate::model::{BoardConfig, Channel, ChannelEndpoint, IrqKind, Partition};
+use crate::monitor::WINDOW_SIZE;
 
 /// Largest SPI number (INTID 1019).
 const MAX_SPI: u32 = 987;
 
 /// What partition `p` sees at fixed guest-physical addresses before any channel: its memory,
-/// virtual UART, virtual GIC and passthrough devices (whole pages, as mapped or trapped), each
-/// with a description for messages.
+/// virtual UART, virtual GIC, passthrough devices (whole pages, as mapped or trapped) and monitor
+/// window, each with a description for messages.
 fn fixed_windows(c: &BoardConfig, p: &Partition) -> Vec<(GuestRange, String)> {
+    let mut windows = device_windows(c, p);
+    if let Some(base) = p.monitor_window {
+        let monitor = GuestRange::new(base, WINDOW_SIZE);
+        windows.push((monitor, format!("the monitor window {monitor}")));
+    }
+    windows
+}
+
+/// The same without the monitor window: its memory, virtual UART, virtual GIC and passthrough
+/// devices.
+pub(super) fn device_windows(c: &BoardConfig, p: &Partition) -> Vec<(GuestRange, String)> {
     let mut windows: Vec<(GuestRange, String)> = p
         .memory
         .iter()
@@ -80,7 +92,7 @@ fn fixed_interrupts(c: &BoardConfig, p: &Partition) -> Vec<(u32, String)> {
 }
 
 /// A page-aligned window of a partition: aligned, below the IPA limit.
-fn window_problem(what: &'static str, range: GuestRange) -> Option<ErrorKind> {
+pub(super) fn window_problem(what: &'static str, range: GuestRange) -> Option<ErrorKind> {
     if !range.base.is_aligned(PAGE_SIZE) {
         return Some(ErrorKind::Misaligned {
             what,

@@ -64,6 +64,9 @@ pub struct Part {
     pub bootargs: Option<String>,
     pub doorbell_gpio: Option<Vec<u32>>,
     pub doorbell_gpio_interrupt: Option<Vec<u32>>,
+    /// `monitor` with these cells (`Some(vec![])`: the usual empty property).
+    pub monitor: Option<Vec<u32>>,
+    pub monitor_window: Option<Vec<u32>>,
 }
 
 /// Phandle of test partition `n` (config order).
@@ -141,6 +144,8 @@ impl Part {
             bootargs: None,
             doorbell_gpio: None,
             doorbell_gpio_interrupt: None,
+            monitor: None,
+            monitor_window: None,
         }
     }
 }
@@ -492,6 +497,8 @@ impl Board {
                     ("entry", &p.entry),
                     ("doorbell-gpio", &p.doorbell_gpio),
                     ("doorbell-gpio-interrupt", &p.doorbell_gpio_interrupt),
+                    ("monitor", &p.monitor),
+                    ("monitor-window", &p.monitor_window),
                 ];
                 for (name, value) in cells {
                     if let Some(v) = value {

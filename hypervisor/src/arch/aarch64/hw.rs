@@ -6,6 +6,7 @@ use bulkhead_config::{HostPhysAddr, HostRange, PartitionId, PcpuId, PsciConduit}
 
 use super::gic::{self, Gic};
 use super::{cache, console, cpu, firmware, mmu, timer};
+use crate::console::Typed;
 use crate::runtime::hw::{Hw, SpiChange};
 use crate::stage2::Stage2Entry;
 use crate::vgic::ListReg;
@@ -94,6 +95,10 @@ impl Hw for Aarch64 {
         timer::physical_count()
     }
 
+    fn timestamp(&self) -> u64 {
+        timer::timestamp()
+    }
+
     fn counter_frequency(&self) -> u64 {
         timer::frequency()
     }
@@ -171,7 +176,11 @@ impl Hw for Aarch64 {
         }
     }
 
-    fn console_interrupt(&self, deliver: &mut dyn FnMut(PartitionId, u8)) -> bool {
+    fn console_interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool {
         console::console().is_some_and(|c| c.interrupt(deliver))
+    }
+
+    fn console_print(&self, text: &str) {
+        console::print(format_args!("{text}"));
     }
 }
