@@ -157,7 +157,11 @@ impl BenchBoard {
         } else {
             (self.native_args(icount), None)
         };
-        let go = [CTRL_T, b'0' + self.number.min(9) as u8, b'g'].to_vec();
+        // Input to the guest (Ctrl-T, its number, a byte), then the console's focus back to
+        // another partition: the focused partition's unfinished line is shown as it is written,
+        // and a neighbour's lines would then break the guest's result lines in two.
+        let other = if self.number == 1 { b'2' } else { b'1' };
+        let go = [CTRL_T, b'0' + self.number.min(9) as u8, b'g', CTRL_T, other].to_vec();
         let done = line_of(prefix, "done");
         let waiting = line_of(prefix, "waiting for input");
         let (mut guest_waits, mut load_runs, mut typed) = (false, false, false);
