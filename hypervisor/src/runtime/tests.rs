@@ -69,6 +69,7 @@ pub(super) fn partition(
             .map(PassthroughDevice::trapped)
             .collect(),
         dma_trusted: false,
+        direct_interrupts: false,
         virtual_uart: Some(GuestPhysAddr(VUART)),
         image: "test".to_string(),
         load_address: GuestPhysAddr(ipa),
