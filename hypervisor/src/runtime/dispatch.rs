@@ -94,6 +94,19 @@ impl<H: Hw> System<H> {
         }
     }
 
+    /// A FIQ taken while physical CPU `cpu` ran its vCPU: on a `direct-interrupts` partition's
+    /// core, one of the hypervisor's own interrupts (Group 0). They are dealt with, then the
+    /// vCPU resumes if it still runs (a kick may have come with a stop or restart). No list
+    /// register to fill: such a vCPU has no virtual CPU interface.
+    pub fn handle_fiq_exit(&self, cpu: PcpuId) -> Continue {
+        let current = self.current(cpu);
+        self.handle_fiqs(cpu);
+        match current {
+            Some((p, vcpu)) if p.runs(vcpu) => Continue::Guest,
+            _ => Continue::Idle,
+        }
+    }
+
     /// A stage-2 data abort: an emulated device access, or a fault that stops the partition.
     fn data_abort(
         &self,
@@ -167,8 +180,8 @@ impl<H: Hw> System<H> {
             .offset_of(ipa)
     }
 
-    /// A trapped system register. With `HCR_EL2.IMO` set, the guest's SGI generation registers
-    /// trap here; nothing else is configured to trap.
+    /// A trapped system register. With `HCR_EL2.IMO` or `FMO` set (`FMO` stays set for a
+    /// `direct-interrupts` vCPU), the guest's SGI generation registers trap here.
     fn system_register(
         &self,
         p: &Partition,

@@ -925,4 +925,5 @@ fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
     assert!(sys.hw.lrs().iter().all(ListReg::is_free));
 }
 
+mod direct;
 mod gicv2;

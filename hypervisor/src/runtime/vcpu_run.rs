@@ -25,6 +25,9 @@ pub struct VcpuStart {
     pub x0: u64,
     /// Physical count at which the partition's virtual counter reads zero.
     pub cntvoff: u64,
+    /// The partition has `direct-interrupts`: the guest takes its core's physical interrupts
+    /// itself (`HCR_EL2.IMO` = 0; see `crate::el2_controls`).
+    pub direct_interrupts: bool,
 }
 
 impl<H: Hw> System<H> {
@@ -52,21 +55,31 @@ impl<H: Hw> System<H> {
             }
         };
         v.in_guest.store(true, Ordering::Release);
-        // Hardware interrupts a previous run left in the list registers would stay active in
-        // the GIC once the registers are cleared: deactivate them first.
-        for n in 0..self.hw.lr_count() {
-            let lr = self.hw.read_lr(n);
-            if let (false, Some(pintid)) = (lr.is_free(), lr.irq.hw) {
-                self.hw.deactivate(pintid);
+        let direct = p.config.direct_interrupts;
+        if direct {
+            // The guest takes this core's interrupts itself; the hypervisor's own become FIQs.
+            // Whatever a previous run left active is cleared there, list registers are unused.
+            self.hw.enter_direct_mode();
+            for ppi in GUEST_TIMER_PPIS {
+                self.hw.set_enabled(ppi, cpu, false);
             }
+        } else {
+            // Hardware interrupts a previous run left in the list registers would stay active
+            // in the GIC once the registers are cleared: deactivate them first.
+            for n in 0..self.hw.lr_count() {
+                let lr = self.hw.read_lr(n);
+                if let (false, Some(pintid)) = (lr.is_free(), lr.irq.hw) {
+                    self.hw.deactivate(pintid);
+                }
+            }
+            self.hw.reset_vcpu_interface();
+            // The guest timers' interrupts stay off until the guest enables them.
+            for ppi in GUEST_TIMER_PPIS {
+                self.hw.set_enabled(ppi, cpu, false);
+                self.hw.deactivate(ppi);
+            }
+            self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
         }
-        self.hw.reset_vcpu_interface();
-        // The guest timers' interrupts stay off until the guest enables them.
-        for ppi in GUEST_TIMER_PPIS {
-            self.hw.set_enabled(ppi, cpu, false);
-            self.hw.deactivate(ppi);
-        }
-        self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
         self.hw.set_enabled(H::HYP_TIMER_IRQ, cpu, true);
         log::debug!(
             "partition {}: vCPU {vcpu} starts at {} on CPU {cpu}",
@@ -80,14 +93,22 @@ impl<H: Hw> System<H> {
             pc: entry.pc,
             x0: entry.x0,
             cntvoff: p.cntvoff(),
+            direct_interrupts: direct,
         })
     }
 
-    /// Physical CPU `cpu` no longer runs its vCPU (it idles at EL2).
+    /// Physical CPU `cpu` no longer runs its vCPU (it idles at EL2). On a `direct-interrupts`
+    /// partition's core the guest's timers are disabled: the idle core leaves the guest's
+    /// interrupts pending rather than taking them, and a pending one would keep waking it.
     pub fn left_guest(&self, cpu: PcpuId) {
         if let Some((p, vcpu)) = self.current(cpu) {
             if let Some(v) = p.vcpu(vcpu) {
                 v.in_guest.store(false, Ordering::Release);
+            }
+            if p.config.direct_interrupts {
+                for ppi in GUEST_TIMER_PPIS {
+                    self.hw.set_enabled(ppi, cpu, false);
+                }
             }
         }
     }
