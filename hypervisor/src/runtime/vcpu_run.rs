@@ -10,6 +10,7 @@ use bulkhead_config::{GuestPhysAddr, PcpuId};
 
 use super::hw::Hw;
 use super::partition::State;
+use super::vgic::is_direct_sgi;
 use super::System;
 use crate::psci::VcpuPower;
 
@@ -60,8 +61,12 @@ impl<H: Hw> System<H> {
             // The guest takes this core's interrupts itself; the hypervisor's own become FIQs.
             // Whatever a previous run left active is cleared there, list registers are unused.
             self.hw.enter_direct_mode();
-            for ppi in GUEST_TIMER_PPIS {
-                self.hw.set_enabled(ppi, cpu, false);
+            // Its timers and SGIs stay off until the guest enables them (in its redistributor).
+            for intid in GUEST_TIMER_PPIS
+                .into_iter()
+                .chain((0..16).filter(|&sgi| is_direct_sgi::<H>(p, sgi)))
+            {
+                self.hw.set_enabled(intid, cpu, false);
             }
         } else {
             // Hardware interrupts a previous run left in the list registers would stay active

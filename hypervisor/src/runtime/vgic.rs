@@ -106,6 +106,12 @@ impl Vgic {
     }
 }
 
+/// Whether `intid` is an SGI that partition `p`, with `direct-interrupts`, takes physically on
+/// its cores: any but the kick, which is the hypervisor's there.
+pub(super) fn is_direct_sgi<H: Hw>(p: &Partition, intid: u32) -> bool {
+    p.config.direct_interrupts && intid < 16 && intid != H::KICK_SGI
+}
+
 /// Which emulated GIC window an address falls in, and the offset in it.
 pub enum GicWindow {
     Distributor(u64),
@@ -281,6 +287,10 @@ impl<H: Hw> System<H> {
                 );
             }
             VgicAction::Enable { intid, enable } if GUEST_TIMER_PPIS.contains(&intid) => {
+                self.hw.set_enabled(intid, v.pcpu, enable)
+            }
+            // A `direct-interrupts` partition's SGIs are physical on its own cores.
+            VgicAction::Enable { intid, enable } if is_direct_sgi::<H>(p, intid) => {
                 self.hw.set_enabled(intid, v.pcpu, enable)
             }
             VgicAction::SetPending { intid } => {

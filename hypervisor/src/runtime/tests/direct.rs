@@ -68,6 +68,10 @@ fn a_direct_vcpu_starts_on_the_physical_cpu_interface() {
             "the guest's timers stay off until it enables them"
         );
     }
+    for sgi in (0..16).filter(|&sgi| sgi != FakeHw::KICK_SGI) {
+        assert!(calls.contains(&Call::SetEnabled(sgi, PcpuId(2), false)));
+    }
+    assert!(!calls.contains(&Call::SetEnabled(FakeHw::KICK_SGI, PcpuId(2), false)));
     assert!(calls.contains(&Call::SetEnabled(HYP_TIMER, PcpuId(2), true)));
     // Linux, beside it, starts as always.
     sys.hw.on_cpu(0);
@@ -78,9 +82,28 @@ fn a_direct_vcpu_starts_on_the_physical_cpu_interface() {
     assert!(!calls.iter().any(|c| matches!(c, Call::DirectMode(_))));
 }
 
+/// A 32-bit write of `value` at `offset` in the ticker's GICR window by its vCPU on `cpu`.
+fn gicr_write(sys: &System<FakeHw>, cpu: usize, offset: u64, value: u64) -> Continue {
+    let mut regs = TrapFrame::default();
+    regs.x[1] = value;
+    sys.hw.on_cpu(cpu);
+    let gicr = sys.partitions[TICKER.index()].vgic.gicr.base.raw();
+    sys.handle_exit(
+        PcpuId(cpu),
+        &mut regs,
+        data_abort(abort_esr_l3(2, 1, true, false, false), gicr + offset),
+    )
+}
+
 #[test]
 fn a_direct_partitions_sgis_are_physical_and_reach_only_its_own_cores() {
     let sys = system_direct();
+    // vCPU 1 enables SGIs 1 and the kick's INTID in its redistributor (GICR_ISENABLER0, in the
+    // SGI frame of the second redistributor): SGI 1 on its own core, the kick left alone.
+    let isenabler0 = 0x2_0000 + 0x1_0000 + 0x100;
+    let value = (1 << 1) | (1 << FakeHw::KICK_SGI);
+    assert_eq!(gicr_write(&sys, 3, isenabler0, value), Continue::Guest);
+    assert_eq!(sys.hw.take_calls(), [Call::SetEnabled(1, PcpuId(3), true)]);
     // SGI 5 to the target list 0b1111 (Aff0 0..3): only its own two vCPUs exist for it.
     assert_eq!(sgi1r(&sys, 2, (5 << 24) | 0b1111), Continue::Guest);
     let calls = sys.hw.take_calls();
