@@ -235,3 +235,32 @@ fn a_direct_partition_gets_no_virtual_interrupt_and_polls_its_console() {
     assert_eq!(next, Continue::Guest);
     assert_eq!(regs.x[1], u64::from(b'x'));
 }
+
+#[test]
+fn a_direct_partition_restarts_alone_in_direct_mode() {
+    let sys = system_direct();
+    // Both vCPUs are back at EL2 (the fake has no other CPU to wait for).
+    for v in &sys.partitions[TICKER.index()].vcpus {
+        v.in_guest
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+    let (next, _) = hvc(&sys, 3, [SYSTEM_RESET, 0, 0, 0]);
+    assert_eq!(next, Continue::Idle);
+    let calls = sys.hw.take_calls();
+    assert!(
+        calls.contains(&Call::Kick(PcpuId(2))),
+        "vCPU 0's core is told"
+    );
+    assert!(
+        !calls.contains(&Call::Kick(PcpuId(0))),
+        "linux is left alone"
+    );
+    // CPU 2 takes the kick as a FIQ and starts vCPU 0 afresh, in direct mode again.
+    sys.hw.on_cpu(2);
+    sys.hw.fiqs.lock().push_back(FakeHw::KICK_SGI);
+    sys.handle_fiqs(PcpuId(2));
+    let start = sys.next_vcpu_start(PcpuId(2)).expect("vCPU 0 restarts");
+    assert!(start.direct_interrupts);
+    assert!(sys.hw.take_calls().contains(&Call::DirectMode(PcpuId(2))));
+    assert_eq!(sys.partitions[LINUX.index()].state(), State::Running);
+}
