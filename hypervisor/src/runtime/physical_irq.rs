@@ -69,7 +69,14 @@ impl<H: Hw> System<H> {
     /// `direct-interrupts` partition's core, the hypervisor's own (the kick, its timer).
     pub fn handle_fiqs(&self, cpu: PcpuId) {
         while let Some(intid) = self.hw.acknowledge_fiq() {
-            self.serve_hypervisor_irq(cpu, self.owner(intid), intid);
+            // Only these two are ever Group 0 (and `owner` stays with one caller, inlined into
+            // the forwarding path).
+            let owner = match intid {
+                _ if intid == H::KICK_SGI => Owner::Kick,
+                _ if intid == H::HYP_TIMER_IRQ => Owner::HypTimer,
+                _ => Owner::Unexpected,
+            };
+            self.serve_hypervisor_irq(cpu, owner, intid);
             self.hw.end_fiq(intid);
         }
     }
