@@ -23,6 +23,15 @@
 //!   ignored, so no guest learns about other partitions' errors or the hypervisor's activity.
 //! - **`HCRX_EL2`** (where FEAT_HCX exists): only what a guest may use is enabled (`MSCEn` for
 //!   FEAT_MOPS, `TCR2En`, `SCTLR2En`); everything else stays off.
+//! - **Interrupts**: physical IRQs and FIQs go to EL2 (`HCR_EL2.IMO/FMO`), the guest gets virtual
+//!   ones. A `direct-interrupts` partition ([`El2Controls::with_direct_interrupts`]) takes
+//!   physical IRQs itself (`IMO` = 0, its accesses to the Group 1 registers reach the physical
+//!   CPU interface); `FMO` stays 1, which keeps FIQs (the hypervisor's Group 0 interrupts) at
+//!   EL2, keeps its writes of `ICC_SGI0R/SGI1R/ASGI1R_EL1` trapped (the GICv3 traps them when
+//!   either `IMO` or `FMO` is set), so SGIs still reach only its own vCPUs, and sends its
+//!   accesses to the registers common to both groups (`ICC_PMR_EL1`, `ICC_CTLR_EL1`,
+//!   `ICC_DIR_EL1`, `ICC_RPR_EL1`) and to Group 0's to the virtual interface, so it can neither
+//!   mask the hypervisor's FIQs nor deactivate interrupts it did not acknowledge.
 //! - **Fine-grained traps** (where FEAT_FGT exists): no positive trap bits; of the negative ones
 //!   (which trap when 0), those of SME's registers are set so SME works. Registers of features
 //!   no guest here uses (permission indirection, guarded control stacks, ...) stay trapped and a
@@ -309,9 +318,38 @@ impl El2Controls {
     }
 }
 
+impl El2Controls {
+    /// The controls for a vCPU of a `direct-interrupts` partition: the same with `HCR_EL2.IMO`
+    /// clear and `FMO` kept (see the [module documentation](self)).
+    pub fn with_direct_interrupts(self) -> Self {
+        Self {
+            hcr: (self.hcr & !HCR_EL2::IMO::SET.value) | HCR_EL2::FMO::SET.value,
+            ..self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_interrupt_vcpu_takes_irqs_but_its_sgis_and_fiqs_still_trap() {
+        let normal = El2Controls::for_cpu(&cortex_a72());
+        let direct = normal.with_direct_interrupts();
+        let hcr = LocalRegisterCopy::<u64, HCR_EL2::Register>::new(direct.hcr);
+        assert!(!hcr.is_set(HCR_EL2::IMO), "physical IRQs go to the guest");
+        // FMO = 1 keeps ICC_SGI1R_EL1 trapped (GICv3: trapped when IMO or FMO is set) and the
+        // hypervisor's FIQs at EL2.
+        assert!(hcr.is_set(HCR_EL2::FMO));
+        assert!(hcr.is_set(HCR_EL2::VM) && hcr.is_set(HCR_EL2::TSC) && hcr.is_set(HCR_EL2::AMO));
+        assert_eq!(
+            direct.hcr | HCR_EL2::IMO::SET.value,
+            normal.hcr,
+            "nothing else changes"
+        );
+        assert_eq!((direct.cptr, direct.mdcr), (normal.cptr, normal.mdcr));
+    }
 
     /// A Cortex-A72 as QEMU models it: ARMv8.0, PMUv3 with 6 counters, nothing newer.
     fn cortex_a72() -> IdRegisters {

@@ -104,6 +104,13 @@ fn partition(s: &mut String, config: &BoardConfig, index: usize) {
     } else if p.dma_trusted {
         let _ = writeln!(s, "  dma       trusted, but owns no bus master");
     }
+    if p.direct_interrupts {
+        let _ = writeln!(
+            s,
+            "  irqs      direct: its cores' interrupts reach it without the hypervisor \
+             (console input polled, no virtual interrupts)"
+        );
+    }
     for (vcpu, &cpu) in p.cpus.iter().enumerate() {
         match config.platform.cpus.get(cpu.index()) {
             Some(c) => {
@@ -301,6 +308,21 @@ mod tests {
         assert!(hello < linux);
         assert!(!text[hello..linux].contains("initrd"));
         assert!(!text[hello..linux].contains("WARNING"));
+        assert!(!text.contains("irqs      direct"));
+    }
+
+    #[test]
+    fn a_direct_interrupt_partition_says_what_it_gives_up() {
+        let mut config = sample_config();
+        config.partitions[0].direct_interrupts = true;
+        let text = render(&config);
+        let hello = text.find("partition hello").unwrap();
+        let linux = text.find("partition linux").unwrap();
+        assert!(text[hello..linux].contains(
+            "  irqs      direct: its cores' interrupts reach it without the hypervisor \
+             (console input polled, no virtual interrupts)"
+        ));
+        assert!(!text[linux..].contains("irqs"));
     }
 
     #[test]

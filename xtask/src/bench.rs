@@ -11,15 +11,20 @@
 //!    (`qemu-virt-bench-icount.dts`), where they repeat exactly; from them the hypervisor's paths
 //!    in instructions: `irq-injection-instructions` = (partitioned − native) polled timer latency
 //!    / 16 ns, likewise for the hypercall and MMIO round trips, and the IPI in instructions.
-//! 4. **Interference**: the timer latencies in a partition while a Linux partition runs a memory-
+//! 4. **Direct interrupts**: the timer latencies and the IPI of the same guest in a
+//!    `direct-interrupts` partition (`qemu-virt-bench-direct.dts`), which takes its cores'
+//!    physical interrupts without the hypervisor, wall clock and under icount
+//!    (`*-direct-*`, `*-direct-icount-*`), against the native figures; and what remains of the
+//!    hypervisor's path in instructions, `irq-path-instructions-direct`.
+//! 5. **Interference**: the timer latencies in a partition while a Linux partition runs a memory-
 //!    and interrupt-heavy load (`qemu-virt-bench-interference.dts`), against the quiet native
 //!    figures.
-//! 5. **Console flood**: the guest's console write latency on core 1 while the partition on core
+//! 6. **Console flood**: the guest's console write latency on core 1 while the partition on core
 //!    0 prints flat out (`qemu-virt-bench-console-flood.dts`) and, in the same round, while it
 //!    prints nothing (`qemu-virt-bench-console-quiet.dts`): `console-flood-slowdown-p99` =
 //!    flooded p99 / quiet p99.
-//! 6. **Linux boot** to userspace ([`linux_boot`]), on QEMU virt and on QEMU raspi4b.
-//! 7. **Channels** between partitions ([`ipc`]): doorbell round-trip latency and streaming
+//! 7. **Linux boot** to userspace ([`linux_boot`]), on QEMU virt and on QEMU raspi4b.
+//! 8. **Channels** between partitions ([`ipc`]): doorbell round-trip latency and streaming
 //!    throughput between two bare-metal partitions and between Linux userspace and bare metal
 //!    (in a partition only: there is no native counterpart).
 //!
@@ -69,6 +74,7 @@ const IPC_ROUNDS: usize = 5;
 const FOOTPRINT_BOARD: &str = "qemu-virt-hello";
 const WALL_BOARD: &str = "bench/qemu-virt-bench";
 const ICOUNT_BOARD: &str = "bench/qemu-virt-bench-icount";
+const DIRECT_BOARD: &str = "bench/qemu-virt-bench-direct";
 const INTERFERENCE_BOARD: &str = "bench/qemu-virt-bench-interference";
 const FLOOD_BOARD: &str = "bench/qemu-virt-bench-console-flood";
 const QUIET_BOARD: &str = "bench/qemu-virt-bench-console-quiet";
@@ -137,6 +143,10 @@ const LATENCIES: [(&str, &str); 6] = [
 enum Mode {
     WallClock,
     Icount,
+    /// In a `direct-interrupts` partition, wall clock.
+    Direct,
+    /// In a `direct-interrupts` partition, under icount.
+    DirectIcount,
     Interference,
     /// Beside a partition that prints a line a minute (the flood's quiet counterpart).
     QuietConsole,
@@ -162,6 +172,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
 
     let wall = BenchBoard::prepare(WALL_BOARD)?;
     let icount = BenchBoard::prepare(ICOUNT_BOARD)?;
+    let direct = BenchBoard::prepare(DIRECT_BOARD)?;
     let flood = BenchBoard::prepare(FLOOD_BOARD)?.ready_when(FLOOD_RUNNING);
     let quiet_console = BenchBoard::prepare(QUIET_BOARD)?.ready_when(QUIET_NEIGHBOUR);
     let interference = match plan.interference {
@@ -194,6 +205,10 @@ pub fn run(options: Options) -> Result<ExitCode> {
             check_checksums(&mut checksums, &report)?;
             record_run(&mut figures, side, Mode::WallClock, &report);
         }
+        let report = timed(round, plan.guest, Side::Bulkhead, "direct", || {
+            direct.run(qemu, true, false, GUEST_LIMIT)
+        })?;
+        record_run(&mut figures, Side::Bulkhead, Mode::Direct, &report);
         let quiet = timed(round, plan.guest, Side::Bulkhead, "console", || {
             quiet_console.run(qemu, true, false, GUEST_LIMIT)
         })?;
@@ -213,8 +228,14 @@ pub fn run(options: Options) -> Result<ExitCode> {
                 pair.push(report);
             }
             record_instructions(&mut figures, &pair[0], &pair[1]);
+            let report = timed(round, plan.icount, Side::Bulkhead, "direct icount", || {
+                direct.run(qemu, true, true, GUEST_LIMIT)
+            })?;
+            record_run(&mut figures, Side::Bulkhead, Mode::DirectIcount, &report);
+            record_direct_instructions(&mut figures, &pair[0], &report);
         }
     }
+    set_direct_natives(&mut figures);
     if let Some(board) = &interference {
         for round in 1..=plan.interference {
             let report = timed(
@@ -391,6 +412,8 @@ fn record_run(figures: &mut FigureSet, side: Side, mode: Mode, report: &GuestRep
     let suffix = match mode {
         Mode::WallClock => "",
         Mode::Icount => "-icount",
+        Mode::Direct => "-direct",
+        Mode::DirectIcount => "-direct-icount",
         Mode::Interference => "-interference",
         Mode::QuietConsole => "-quiet",
         Mode::Flood => "-flooded",
@@ -405,12 +428,13 @@ fn record_run(figures: &mut FigureSet, side: Side, mode: Mode, report: &GuestRep
         }) = report.results.get(guest)
         {
             // The best case, where the wall clock leaves room for one.
-            if mode == Mode::WallClock {
+            if matches!(mode, Mode::WallClock | Mode::Direct) {
                 figures.record(&format!("{prefix}{suffix}-min"), "ns", side, min, n);
             }
             figures.record(&format!("{prefix}{suffix}-median"), "ns", side, median, n);
             // Under icount only the timer's tail is interesting (the rest repeat exactly).
-            if mode != Mode::Icount || guest.starts_with("timer") {
+            let icount = matches!(mode, Mode::Icount | Mode::DirectIcount);
+            if !icount || guest.starts_with("timer") {
                 figures.record(&format!("{prefix}{suffix}-p99"), "ns", side, p99, n);
             }
         }
@@ -474,6 +498,45 @@ fn record_instructions(figures: &mut FigureSet, native: &GuestReport, partitione
             p_ns / NS_PER_INSTRUCTION,
             p,
         );
+    }
+}
+
+/// What is left of the hypervisor on a `direct-interrupts` partition's interrupt path, from one
+/// round's icount runs: (direct − native) polled timer latency / 16 ns; about 0 when the guest
+/// takes its interrupts as natively.
+fn record_direct_instructions(figures: &mut FigureSet, native: &GuestReport, direct: &GuestReport) {
+    let median = |report: &GuestReport| match report.results.get("timer-poll") {
+        Some(&Measured::Distribution { n, median, .. }) => Some((median, n)),
+        _ => None,
+    };
+    if let (Some((n_ns, _)), Some((d_ns, samples))) = (median(native), median(direct)) {
+        figures.record(
+            "irq-path-instructions-direct",
+            "instructions",
+            Side::Bulkhead,
+            (d_ns - n_ns) / NS_PER_INSTRUCTION,
+            samples,
+        );
+    }
+}
+
+/// The direct-interrupt figures' native counterparts: the same guest's native figures (wall
+/// clock and under icount), which the same measurement gives without a hypervisor.
+fn set_direct_natives(figures: &mut FigureSet) {
+    for prefix in ["irq-latency", "irq-poll-latency", "ipi-latency"] {
+        for (mode, stats) in [
+            ("", &["min", "median", "p99"][..]),
+            ("-icount", &["median", "p99"][..]),
+        ] {
+            for stat in stats {
+                let native = figures
+                    .get(&format!("{prefix}{mode}-{stat}"))
+                    .and_then(|f| f.native.clone());
+                if let Some(native) = native {
+                    figures.set_native(&format!("{prefix}-direct{mode}-{stat}"), native);
+                }
+            }
+        }
     }
 }
 
@@ -655,6 +718,36 @@ bench: boot-first-instruction unit=ns value=32687280",
                 .samples,
             200
         );
+    }
+
+    #[test]
+    fn direct_interrupt_runs_are_compared_with_native() {
+        let native = report(
+            "bench: timer-poll unit=ns n=200 min=224 median=240 p99=272 mean=240 max=272
+bench: ipi unit=ns n=200 min=560 median=560 p99=560 mean=560 max=560",
+        );
+        let direct = report(
+            "bench: timer-poll unit=ns n=500 min=224 median=256 p99=288 mean=256 max=288
+bench: ipi unit=ns n=500 min=1200 median=1232 p99=1232 mean=1232 max=1232",
+        );
+        let mut figures = FigureSet::default();
+        record_run(&mut figures, Side::Native, Mode::Icount, &native);
+        record_run(&mut figures, Side::Bulkhead, Mode::DirectIcount, &direct);
+        record_direct_instructions(&mut figures, &native, &direct);
+        set_direct_natives(&mut figures);
+
+        let figure = |name: &str| figures.get(name).unwrap();
+        // (256 - 240) / 16 = 1 instruction of difference.
+        assert_eq!(
+            figure("irq-path-instructions-direct").bulkhead.value(),
+            Some(1.0)
+        );
+        let poll = figure("irq-poll-latency-direct-icount-median");
+        assert_eq!(poll.bulkhead.value(), Some(256.0));
+        assert_eq!(poll.native.as_ref().unwrap().value(), Some(240.0));
+        let ipi = figure("ipi-latency-direct-icount-median");
+        assert_eq!(ipi.native.as_ref().unwrap().value(), Some(560.0));
+        assert!(figures.get("ipi-latency-direct-icount-p99").is_none());
     }
 
     #[test]

@@ -207,6 +207,13 @@ pub enum ErrorKind {
     /// Something the partition sees (`what`) lies beyond the guest-physical addresses stage 2
     /// translates.
     BeyondIpaLimit { what: String, range: GuestRange },
+    /// A `direct-interrupts` partition on a platform with a GICv2.
+    DirectInterruptsNeedGicv3,
+    /// A `direct-interrupts` partition owns the platform's first CPU (`cpu`, its path).
+    DirectInterruptsOnBootCpu { cpu: String },
+    /// A `direct-interrupts` partition has a doorbell interrupt (a channel's `interrupt` or a
+    /// doorbell GPIO).
+    DirectInterruptsWithDoorbell,
     /// A bus master is passed through to a partition that is not `dma-trusted`.
     DmaMasterNotTrusted { device: String, reason: DmaReason },
     /// An interrupt of a passthrough device is also an interrupt of another partition's device.
@@ -501,6 +508,22 @@ impl fmt::Display for ErrorKind {
                 f,
                 "{what} {range} lies beyond the guest-physical addresses stage 2 translates \
                  (below {IPA_LIMIT:#x}, {IPA_BITS} bits)"
+            ),
+            DirectInterruptsNeedGicv3 => f.write_str(
+                "`direct-interrupts` needs a GICv3: on this platform's GICv2 the partition would \
+                 own the physical CPU interface, Group 0 enable included, and the hypervisor \
+                 could no longer reach its cores; remove `direct-interrupts`",
+            ),
+            DirectInterruptsOnBootCpu { cpu } => write!(
+                f,
+                "`direct-interrupts` partition owns {cpu}, the platform's first CPU, where the \
+                 hypervisor boots and takes the console's interrupt; give the partition other \
+                 CPUs"
+            ),
+            DirectInterruptsWithDoorbell => f.write_str(
+                "`direct-interrupts` partition has a doorbell interrupt (a channel's `interrupt` \
+                 or a `doorbell-gpio`), a purely virtual interrupt it cannot take without the \
+                 virtual CPU interface; poll the doorbell page instead (no `interrupt`)",
             ),
             DmaMasterNotTrusted { device, reason } => write!(
                 f,

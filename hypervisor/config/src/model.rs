@@ -383,6 +383,11 @@ pub struct Partition {
     /// `dma-trusted`: the partition may own devices that master the bus, which makes it part of
     /// the trusted base (it can reach all memory). See [`BoardConfig::dma_exposure`].
     pub dma_trusted: bool,
+    /// `direct-interrupts`: the partition's cores take its physical interrupts at EL1 without
+    /// a trap to the hypervisor (a GICv3's CPU interface, `HCR_EL2.IMO` = 0); the hypervisor's
+    /// own events on those cores arrive as FIQs. Validation refuses it where it cannot keep
+    /// isolation (see `board-configs/README.md`).
+    pub direct_interrupts: bool,
     /// Guest-physical base of the virtual PL011, if the partition has one.
     pub virtual_uart: Option<GuestPhysAddr>,
     /// The `image` string: a guest crate name under `partitions/` or a file path.

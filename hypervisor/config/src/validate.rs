@@ -234,7 +234,41 @@ impl Check<'_> {
         self.virtual_uart()?;
         monitor::window(self.c, self.p)?;
         channels::doorbell_gpio(self.c, self.p)?;
+        self.direct_interrupts()?;
         self.addresses()
+    }
+
+    /// A `direct-interrupts` partition takes its cores' physical interrupts itself, so the
+    /// hypervisor must be able to keep every other interrupt away from those cores and still
+    /// reach them: a GICv3 (on a GICv2 the guest would own the physical CPU interface's
+    /// Group 0 enable, and so the hypervisor's own interrupts on its cores), not the platform's
+    /// first CPU (the one the hypervisor boots on, which takes the console's interrupt), and no
+    /// doorbell interrupts (purely virtual interrupts, which need the virtual CPU interface the
+    /// partition does without).
+    fn direct_interrupts(&self) -> Result {
+        let p = self.p;
+        if !p.direct_interrupts {
+            return Ok(());
+        }
+        if self.c.platform.gic.is_v2() {
+            return self.fail(ErrorKind::DirectInterruptsNeedGicv3);
+        }
+        if let Some(first) = p.cpus.iter().find(|cpu| cpu.index() == 0) {
+            let cpu = self
+                .c
+                .platform
+                .cpus
+                .get(first.index())
+                .map_or_else(String::new, |c| c.path.clone());
+            return self.fail(ErrorKind::DirectInterruptsOnBootCpu { cpu });
+        }
+        let id = crate::addr::PartitionId(self.earlier.len());
+        let doorbell =
+            p.doorbell_gpio.is_some() || self.c.endpoints_of(id).any(|e| e.signal.is_some());
+        if doorbell {
+            return self.fail(ErrorKind::DirectInterruptsWithDoorbell);
+        }
+        Ok(())
     }
 
     /// Guest-physical memory must leave room for what else the partition sees at fixed

@@ -799,3 +799,33 @@ fn memory_must_not_cover_a_passthrough_device() {
     b.part("a").load_address = Some(c2(0x0a00_0000).to_vec());
     assert_err!(b.load(), A, ErrorKind::MemoryOverlapsDevice { .. });
 }
+
+#[test]
+fn direct_interrupts_need_a_cpu_other_than_the_first_and_no_doorbell() {
+    let mut b = Board::default();
+    b.part("b").direct_interrupts = Some(vec![]);
+    let c = b.load().unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.partitions[1].direct_interrupts && !c.partitions[0].direct_interrupts);
+
+    // The first CPU is where the hypervisor boots and takes the console's interrupt.
+    b.part("a").direct_interrupts = Some(vec![]);
+    let e = assert_err!(b.load(), A, ErrorKind::DirectInterruptsOnBootCpu { .. });
+    assert!(e.to_string().contains("/cpus/cpu@0"), "{e}");
+
+    // A doorbell interrupt is purely virtual: no virtual CPU interface, no doorbell.
+    let mut b = Board::with_channel();
+    b.part("b").direct_interrupts = Some(vec![]);
+    assert_err!(b.load(), B, ErrorKind::DirectInterruptsWithDoorbell);
+
+    // `direct-interrupts = <0>` is not read as yes.
+    let mut b = Board::default();
+    b.part("b").direct_interrupts = Some(vec![0]);
+    assert_err!(
+        b.parse(),
+        B,
+        ErrorKind::BadPropertyLength {
+            property: "direct-interrupts",
+            ..
+        }
+    );
+}

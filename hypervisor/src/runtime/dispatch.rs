@@ -129,6 +129,27 @@ impl<H: Hw> System<H> {
         }
     }
 
+    /// A FIQ taken while physical CPU `cpu` ran its vCPU: on a `direct-interrupts` partition's
+    /// core, one of the hypervisor's own interrupts (Group 0). They are dealt with, then the
+    /// vCPU resumes if it still runs (a kick may have come with a stop or restart). No list
+    /// register to fill: such a vCPU has no virtual CPU interface.
+    pub fn handle_fiq_exit(&self, cpu: PcpuId) -> Continue {
+        let Some((p, vcpu, counters)) = self.current_counted(cpu) else {
+            self.handle_fiqs(cpu);
+            return Continue::Idle;
+        };
+        let entered = self.hw.timestamp();
+        counters.count(ExitKind::Irq);
+        self.handle_fiqs(cpu);
+        if p.runs(vcpu) {
+            counters.handled(entered, self.hw.timestamp());
+            Continue::Guest
+        } else {
+            counters.handled_then_off(entered, self.hw.timestamp());
+            Continue::Idle
+        }
+    }
+
     /// A stage-2 data abort: an emulated device access (counted in `counters` by device), or a
     /// fault that stops the partition.
     fn data_abort(
@@ -228,8 +249,8 @@ impl<H: Hw> System<H> {
             .offset_of(ipa)
     }
 
-    /// A trapped system register. With `HCR_EL2.IMO` set, the guest's SGI generation registers
-    /// trap here; nothing else is configured to trap.
+    /// A trapped system register. With `HCR_EL2.IMO` or `FMO` set (`FMO` stays set for a
+    /// `direct-interrupts` vCPU), the guest's SGI generation registers trap here.
     fn system_register(
         &self,
         p: &Partition,

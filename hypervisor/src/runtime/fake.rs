@@ -24,6 +24,10 @@ pub enum Call {
     SetEdgeTriggered(u32, PcpuId, bool),
     RouteSpi(u32, PcpuId),
     Kick(PcpuId),
+    /// `enter_direct_mode` on this CPU.
+    DirectMode(PcpuId),
+    EndFiq(u32),
+    SendSgi(PcpuId, u32),
     Underflow(bool),
     ResetVcpuInterface,
     ArmTimer(u64),
@@ -52,6 +56,8 @@ pub struct FakeHw {
     pub calls: Mutex<Vec<Call>>,
     /// Physical interrupts `acknowledge` hands out, in order.
     pub irqs: Mutex<VecDeque<u32>>,
+    /// Group 0 interrupts `acknowledge_fiq` hands out, in order.
+    pub fiqs: Mutex<VecDeque<u32>>,
     lrs: Mutex<BTreeMap<PcpuId, [ListReg; LRS]>>,
     pub counter: AtomicU64,
     /// How far the counter advances each time it is read (0: it stands still).
@@ -98,7 +104,7 @@ impl FakeHw {
 }
 
 impl Hw for FakeHw {
-    const KICK_SGI: u32 = 0;
+    const KICK_SGI: u32 = 15;
     const MAINTENANCE_IRQ: u32 = 25;
     const HYP_TIMER_IRQ: u32 = 26;
 
@@ -128,6 +134,18 @@ impl Hw for FakeHw {
     }
     fn kick(&self, cpu: PcpuId) {
         self.record(Call::Kick(cpu));
+    }
+    fn enter_direct_mode(&self) {
+        self.record(Call::DirectMode(self.this_cpu()));
+    }
+    fn acknowledge_fiq(&self) -> Option<u32> {
+        self.fiqs.lock().pop_front()
+    }
+    fn end_fiq(&self, intid: u32) {
+        self.record(Call::EndFiq(intid));
+    }
+    fn send_sgi(&self, cpu: PcpuId, intid: u32) {
+        self.record(Call::SendSgi(cpu, intid));
     }
     fn lr_count(&self) -> usize {
         LRS

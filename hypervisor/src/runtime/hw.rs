@@ -60,6 +60,23 @@ pub trait Hw: Sync {
     /// guest it runs.
     fn kick(&self, cpu: PcpuId);
 
+    // ---- Direct interrupts (the cores of a `direct-interrupts` partition) ----
+
+    /// Readies this CPU for a vCPU of a `direct-interrupts` partition, which takes the core's
+    /// Group 1 interrupts itself through the physical CPU interface: the kick and the hypervisor
+    /// timer become Group 0 (FIQs, still taken by EL2 while the guest runs), the virtual CPU
+    /// interface and its maintenance interrupt are off, the guest's EOI also deactivates, and no
+    /// active priority or active SGI/PPI is left from a previous run. From then on the CPU
+    /// waits only for FIQs while it idles. Idempotent.
+    fn enter_direct_mode(&self);
+    /// Takes the highest-priority pending Group 0 interrupt (FIQ) of this CPU, if any.
+    fn acknowledge_fiq(&self) -> Option<u32>;
+    /// Ends Group 0 interrupt `intid`: priority drop and deactivation.
+    fn end_fiq(&self, intid: u32);
+    /// Sends physical SGI `intid` to CPU `cpu`, which runs a vCPU of the same
+    /// `direct-interrupts` partition as the sender.
+    fn send_sgi(&self, cpu: PcpuId, intid: u32);
+
     // ---- This CPU's virtual CPU interface ----
 
     /// Number of list registers.

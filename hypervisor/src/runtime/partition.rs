@@ -342,7 +342,9 @@ impl Partition {
             .is_ok()
     }
 
-    /// Whether `vcpu` should be in the guest: the partition runs and the vCPU is on.
+    /// Whether `vcpu` should be in the guest: the partition runs and the vCPU is on. Always
+    /// inlined: it is on the interrupt exit path.
+    #[inline(always)]
     pub fn runs(&self, vcpu: VcpuId) -> bool {
         self.state() == State::Running
             && self.vcpu(vcpu).is_some_and(|v| v.power() == VcpuPower::On)

@@ -10,6 +10,10 @@
 //!   its vCPU again.
 //! - Anything else is unexpected: disabled, completed so it cannot block the CPU, and reported,
 //!   at most once a second however often it fires ([`RateLimit`]).
+//!
+//! On the cores of a `direct-interrupts` partition the guest takes the physical interrupts
+//! itself; the hypervisor's own there (kick, timer) are Group 0 and arrive as FIQs
+//! ([`System::handle_fiqs`]), served the same way.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,6 +66,22 @@ impl<H: Hw> System<H> {
         }
     }
 
+    /// Takes every pending Group 0 interrupt (FIQ) of physical CPU `cpu`: on a
+    /// `direct-interrupts` partition's core, the hypervisor's own (the kick, its timer).
+    pub fn handle_fiqs(&self, cpu: PcpuId) {
+        while let Some(intid) = self.hw.acknowledge_fiq() {
+            // Only these two are ever Group 0 (and `owner` stays with one caller, inlined into
+            // the forwarding path).
+            let owner = match intid {
+                _ if intid == H::KICK_SGI => Owner::Kick,
+                _ if intid == H::HYP_TIMER_IRQ => Owner::HypTimer,
+                _ => Owner::Unexpected,
+            };
+            self.serve_hypervisor_irq(cpu, owner, intid);
+            self.hw.end_fiq(intid);
+        }
+    }
+
     /// Who physical interrupt `intid` belongs to.
     pub fn owner(&self, intid: u32) -> Owner {
         if GUEST_TIMER_PPIS.contains(&intid) {
@@ -99,6 +119,13 @@ impl<H: Hw> System<H> {
     /// Kept out of line, so the forwarding path stays short.
     #[inline(never)]
     fn hypervisor_irq(&self, cpu: PcpuId, owner: Owner, intid: u32) {
+        self.serve_hypervisor_irq(cpu, owner, intid);
+        self.complete(intid);
+    }
+
+    /// What [`hypervisor_irq`](Self::hypervisor_irq) does before completing the interrupt
+    /// (shared with [`handle_fiqs`](Self::handle_fiqs), which ends it as Group 0).
+    fn serve_hypervisor_irq(&self, cpu: PcpuId, owner: Owner, intid: u32) {
         log::trace!("CPU {cpu}: physical interrupt {intid} ({owner:?})");
         match owner {
             Owner::Console => {
@@ -130,7 +157,6 @@ impl<H: Hw> System<H> {
                 }
             }
         }
-        self.complete(intid);
     }
 
     /// A guest timer PPI on `cpu`: to the vCPU running there (`current`) if it enabled it;

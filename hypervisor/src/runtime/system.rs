@@ -131,12 +131,17 @@ impl<H: Hw> System<H> {
                 log::warn!("{exposure}");
             }
             log::info!(
-                "partition {}: {} vCPU(s) on CPU(s) {:?}, {} MiB, VMID {}",
+                "partition {}: {} vCPU(s) on CPU(s) {:?}, {} MiB, VMID {}{}",
                 p.name,
                 p.vcpus.len(),
                 p.vcpus.iter().map(|v| v.pcpu.index()).collect::<Vec<_>>(),
                 p.config.memory.iter().map(|m| m.size).sum::<u64>() >> 20,
-                p.vmid
+                p.vmid,
+                if p.config.direct_interrupts {
+                    ", direct interrupts"
+                } else {
+                    ""
+                }
             );
         }
         self.log_channels();

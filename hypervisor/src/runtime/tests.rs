@@ -69,6 +69,7 @@ pub(super) fn partition(
             .map(PassthroughDevice::trapped)
             .collect(),
         dma_trusted: false,
+        direct_interrupts: false,
         virtual_uart: Some(GuestPhysAddr(VUART)),
         image: "test".to_string(),
         load_address: GuestPhysAddr(ipa),
@@ -992,4 +993,5 @@ fn a_vcpu_starting_again_deactivates_what_its_previous_run_left_active() {
     assert!(sys.hw.lrs().iter().all(ListReg::is_free));
 }
 
+mod direct;
 mod gicv2;

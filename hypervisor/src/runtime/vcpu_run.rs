@@ -10,6 +10,7 @@ use bulkhead_config::{GuestPhysAddr, PcpuId};
 
 use super::hw::Hw;
 use super::partition::State;
+use super::vgic::is_direct_sgi;
 use super::System;
 use crate::psci::VcpuPower;
 
@@ -25,6 +26,9 @@ pub struct VcpuStart {
     pub x0: u64,
     /// Physical count at which the partition's virtual counter reads zero.
     pub cntvoff: u64,
+    /// The partition has `direct-interrupts`: the guest takes its core's physical interrupts
+    /// itself (`HCR_EL2.IMO` = 0; see `crate::el2_controls`).
+    pub direct_interrupts: bool,
 }
 
 impl<H: Hw> System<H> {
@@ -52,21 +56,35 @@ impl<H: Hw> System<H> {
             }
         };
         v.in_guest.store(true, Ordering::Release);
-        // Hardware interrupts a previous run left in the list registers would stay active in
-        // the GIC once the registers are cleared: deactivate them first.
-        for n in 0..self.hw.lr_count() {
-            let lr = self.hw.read_lr(n);
-            if let (false, Some(pintid)) = (lr.is_free(), lr.irq.hw) {
-                self.hw.deactivate(pintid);
+        let direct = p.config.direct_interrupts;
+        if direct {
+            // The guest takes this core's interrupts itself; the hypervisor's own become FIQs.
+            // Whatever a previous run left active is cleared there, list registers are unused.
+            self.hw.enter_direct_mode();
+            // Its timers and SGIs stay off until the guest enables them (in its redistributor).
+            for intid in GUEST_TIMER_PPIS
+                .into_iter()
+                .chain((0..16).filter(|&sgi| is_direct_sgi::<H>(p, sgi)))
+            {
+                self.hw.set_enabled(intid, cpu, false);
             }
+        } else {
+            // Hardware interrupts a previous run left in the list registers would stay active
+            // in the GIC once the registers are cleared: deactivate them first.
+            for n in 0..self.hw.lr_count() {
+                let lr = self.hw.read_lr(n);
+                if let (false, Some(pintid)) = (lr.is_free(), lr.irq.hw) {
+                    self.hw.deactivate(pintid);
+                }
+            }
+            self.hw.reset_vcpu_interface();
+            // The guest timers' interrupts stay off until the guest enables them.
+            for ppi in GUEST_TIMER_PPIS {
+                self.hw.set_enabled(ppi, cpu, false);
+                self.hw.deactivate(ppi);
+            }
+            self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
         }
-        self.hw.reset_vcpu_interface();
-        // The guest timers' interrupts stay off until the guest enables them.
-        for ppi in GUEST_TIMER_PPIS {
-            self.hw.set_enabled(ppi, cpu, false);
-            self.hw.deactivate(ppi);
-        }
-        self.hw.set_enabled(H::MAINTENANCE_IRQ, cpu, true);
         self.hw.set_enabled(H::HYP_TIMER_IRQ, cpu, true);
         if let Some(c) = self.exit_counters(cpu) {
             c.started(self.hw.counter());
@@ -83,14 +101,22 @@ impl<H: Hw> System<H> {
             pc: entry.pc,
             x0: entry.x0,
             cntvoff: p.cntvoff(),
+            direct_interrupts: direct,
         })
     }
 
-    /// Physical CPU `cpu` no longer runs its vCPU (it idles at EL2).
+    /// Physical CPU `cpu` no longer runs its vCPU (it idles at EL2). On a `direct-interrupts`
+    /// partition's core the guest's timers are disabled: the idle core leaves the guest's
+    /// interrupts pending rather than taking them, and a pending one would keep waking it.
     pub fn left_guest(&self, cpu: PcpuId) {
         if let Some((p, vcpu)) = self.current(cpu) {
             if let Some(v) = p.vcpu(vcpu) {
                 v.in_guest.store(false, Ordering::Release);
+            }
+            if p.config.direct_interrupts {
+                for ppi in GUEST_TIMER_PPIS {
+                    self.hw.set_enabled(ppi, cpu, false);
+                }
             }
         }
     }

@@ -106,6 +106,12 @@ impl Vgic {
     }
 }
 
+/// Whether `intid` is an SGI that partition `p`, with `direct-interrupts`, takes physically on
+/// its cores: any but the kick, which is the hypervisor's there.
+pub(super) fn is_direct_sgi<H: Hw>(p: &Partition, intid: u32) -> bool {
+    p.config.direct_interrupts && intid < 16 && intid != H::KICK_SGI
+}
+
 /// Which emulated GIC window an address falls in, and the offset in it.
 pub enum GicWindow {
     Distributor(u64),
@@ -283,6 +289,10 @@ impl<H: Hw> System<H> {
             VgicAction::Enable { intid, enable } if GUEST_TIMER_PPIS.contains(&intid) => {
                 self.hw.set_enabled(intid, v.pcpu, enable)
             }
+            // A `direct-interrupts` partition's SGIs are physical on its own cores.
+            VgicAction::Enable { intid, enable } if is_direct_sgi::<H>(p, intid) => {
+                self.hw.set_enabled(intid, v.pcpu, enable)
+            }
             VgicAction::SetPending { intid } => {
                 let priority = p.vgic.banked_priority(vcpu, intid);
                 self.inject_virtual(p, vcpu, intid, priority);
@@ -295,7 +305,12 @@ impl<H: Hw> System<H> {
     }
 
     /// Injects the purely virtual interrupt `intid` (no physical interrupt behind it) into `vcpu`.
+    /// A `direct-interrupts` partition has no virtual CPU interface: nothing is injected (its
+    /// virtual UART's interrupt never fires; its guest polls).
     pub(super) fn inject_virtual(&self, p: &Partition, vcpu: VcpuId, intid: u32, priority: u8) {
+        if p.config.direct_interrupts {
+            return;
+        }
         self.inject(
             p,
             vcpu,
@@ -408,8 +423,24 @@ impl<H: Hw> System<H> {
 
     /// A trapped write of `ICC_SGI1R_EL1` (or `ICC_ASGI1R_EL1`) by `vcpu`: SGIs to vCPUs of the
     /// same partition only.
+    ///
+    /// A `direct-interrupts` partition's SGIs are physical ones, sent to its target vCPUs' cores,
+    /// where the guest takes them itself; except the kick's INTID, the hypervisor's on those
+    /// cores, which is dropped.
     pub(super) fn send_sgi(&self, p: &Partition, vcpu: VcpuId, value: u64) {
         let (intid, targets) = sgi_targets(value, vcpu, p.vcpus.len());
+        if p.config.direct_interrupts {
+            if intid == H::KICK_SGI {
+                log::debug!("{}: SGI {intid} is the hypervisor's here: dropped", p.name);
+                return;
+            }
+            for target in targets.iter() {
+                if let Some(t) = p.vcpu(target) {
+                    self.hw.send_sgi(t.pcpu, intid);
+                }
+            }
+            return;
+        }
         for target in targets.iter() {
             let priority = p.vgic.banked_priority(target, intid);
             self.inject_virtual(p, target, intid, priority);

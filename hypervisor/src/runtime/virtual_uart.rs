@@ -47,7 +47,7 @@ impl<H: Hw> System<H> {
     }
 
     /// Prepares the virtual UART for a guest access: tells it whether the guest polls (its
-    /// distributor is off) and opens its receiver if the guest is handling the UART's interrupt
+    /// distributor is off, or it has `direct-interrupts`) and opens its receiver if the guest is handling the UART's interrupt
     /// on this core right now.
     fn prepare_vuart_access(&self, p: &Partition, vuart: &mut VirtualPl011) {
         // Nothing to decide while nothing is held back (the common case: console output).
@@ -58,7 +58,8 @@ impl<H: Hw> System<H> {
             vuart.open_rx();
             return;
         };
-        vuart.set_polled(!p.vgic.dist.lock().group1_enabled());
+        // A `direct-interrupts` partition never gets the UART's (virtual) interrupt: it polls.
+        vuart.set_polled(p.config.direct_interrupts || !p.vgic.dist.lock().group1_enabled());
         if self.handling(intid) {
             log::trace!("partition {}: virtual UART receiver opened", p.name);
             vuart.open_rx();

@@ -70,7 +70,8 @@ mod target {
             (0x0080 => igroupr: [ReadWrite<u32>; 32]),
             (0x0100 => isenabler: [ReadWrite<u32>; 32]),
             (0x0180 => icenabler: [ReadWrite<u32>; 32]),
-            (0x0200 => _reserved1),
+            (0x0200 => ispendr: [ReadWrite<u32>; 32]),
+            (0x0280 => _reserved1),
             (0x0c00 => icfgr: [ReadWrite<u32>; 64]),
             (0x0d00 => _reserved2),
             (0x6000 => irouter: [ReadWrite<u64>; 1020]),
@@ -302,6 +303,17 @@ mod target {
         gicd.igroupr[word].set(gicd.igroupr[word].get() | bit);
         gicd.irouter[intid as usize].set(mpidr & 0xff_00ff_ffff);
         gicd.isenabler[word].set(bit);
+    }
+
+    /// Makes SPI `intid` pending (`GICD_ISPENDR`, GICv3 only). Does nothing without a GICv3 or
+    /// for an INTID that is not an SPI.
+    pub fn set_pending_spi(intid: u32) {
+        if !(32..1020).contains(&intid) {
+            return;
+        }
+        if let Some(gicd) = distributor() {
+            gicd.ispendr[(intid / 32) as usize].set(1 << (intid % 32));
+        }
     }
 
     /// Disables SPI `intid`. Does nothing without a GIC or for an INTID that is not an SPI.

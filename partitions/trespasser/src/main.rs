@@ -5,9 +5,16 @@
 //! stop that write, so the line after it — reporting that isolation is broken — must never be
 //! printed. The runtime's exception vectors report an abort should the hypervisor inject one.
 //!
+//! With `foreign-spi=N` it first probes interrupts ([`interrupts`]): a partition with
+//! `direct-interrupts` must take its own and nobody else's, SPI `N` of another partition
+//! included.
+//!
 //! On a host target this compiles to an empty stub, so the workspace builds everywhere.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod interrupts;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -25,6 +32,14 @@ mod guest {
     fn main(dt: GuestDt) -> ! {
         let name = dt.partition_name();
         println!("trespasser: running in partition {name}");
+        match dt
+            .bootarg("foreign-spi")
+            .map(|text| (text, parse_u64(text)))
+        {
+            Some((_, Some(spi))) => crate::interrupts::probe(spi as u32),
+            Some((text, None)) => println!("trespasser: bad foreign-spi={text}"),
+            None => {}
+        }
 
         let target = match dt.bootarg("target").map(|text| (text, parse_u64(text))) {
             Some((_, Some(addr))) => addr,

@@ -677,6 +677,7 @@ impl<'t, 'a> Parser<'t, 'a> {
             memory,
             devices,
             dma_trusted: self.flag(p, "dma-trusted")?,
+            direct_interrupts: self.flag(p, "direct-interrupts")?,
             virtual_uart,
             image,
             load_address,

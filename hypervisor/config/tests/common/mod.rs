@@ -56,6 +56,8 @@ pub struct Part {
     pub trapped_devices: Option<Vec<u32>>,
     /// `dma-trusted` with these cells (`Some(vec![])`: the usual empty property).
     pub dma_trusted: Option<Vec<u32>>,
+    /// `direct-interrupts` with these cells (`Some(vec![])`: the usual empty property).
+    pub direct_interrupts: Option<Vec<u32>>,
     pub virtual_uart: Option<Vec<u32>>,
     pub image: Option<String>,
     pub load_address: Option<Vec<u32>>,
@@ -136,6 +138,7 @@ impl Part {
             devices: None,
             trapped_devices: None,
             dma_trusted: None,
+            direct_interrupts: None,
             virtual_uart: Some(c2(0x0900_0000).to_vec()),
             image: Some("hello".into()),
             load_address: None,
@@ -492,6 +495,7 @@ impl Board {
                     ("devices", &p.devices),
                     ("trapped-devices", &p.trapped_devices),
                     ("dma-trusted", &p.dma_trusted),
+                    ("direct-interrupts", &p.direct_interrupts),
                     ("virtual-uart", &p.virtual_uart),
                     ("load-address", &p.load_address),
                     ("entry", &p.entry),

@@ -188,6 +188,10 @@ pub extern "C" fn primary_main(el: u64, dtb: u64) -> ! {
         refuse(format_args!("node /cpus: {e}"));
     }
 
+    if let Err(what) = check_direct_interrupts(&config, gic, primary) {
+        refuse(format_args!("{what}"));
+    }
+
     let conduit = config.platform.psci;
     let sys = match System::new(Aarch64 { gic, conduit }, config, bundle) {
         Ok(sys) => SYSTEM.call_once(|| sys),
@@ -272,6 +276,35 @@ fn this_cpu(config: &BoardConfig) -> Result<PcpuId, CpuProblem> {
         .position(|c| c.mpidr == cpu::mpidr())
         .map(PcpuId)
         .ok_or(CpuProblem::NotFound(cpu::mpidr()))
+}
+
+/// What the board config cannot say about `direct-interrupts` partitions and the machine does:
+/// the hypervisor needs Group 0 for its own interrupts on their cores (a GIC with one security
+/// state, `GICD_CTLR.DS` = 1), and the CPU it booted on (`primary`), which takes the console's
+/// interrupt, must not be theirs (validation checks the platform's first CPU, where boards boot).
+fn check_direct_interrupts(config: &BoardConfig, gic: Gic, primary: PcpuId) -> Result<(), String> {
+    let Some(p) = config.partitions.iter().find(|p| p.direct_interrupts) else {
+        return Ok(());
+    };
+    if !gic.group0_available() {
+        return Err(alloc::format!(
+            "node {}: `direct-interrupts` needs Group 0 interrupts for the hypervisor, and this \
+             GIC keeps them for the Secure world (GICD_CTLR.DS = 0); remove `direct-interrupts`",
+            p.path
+        ));
+    }
+    if let Some(p) = config
+        .partitions
+        .iter()
+        .find(|p| p.direct_interrupts && p.cpus.contains(&primary))
+    {
+        return Err(alloc::format!(
+            "node {}: `direct-interrupts` partition owns CPU {primary}, which the hypervisor \
+             booted on and which takes the console's interrupt; give the partition other CPUs",
+            p.path
+        ));
+    }
+    Ok(())
 }
 
 /// Entry from `entry` on a secondary CPU, MMU already on.

@@ -80,15 +80,16 @@ el2_vectors:
     VECTOR {el2_fault}
     VECTOR {el2_fault}
     VECTOR {el2_fault}
-    // Current EL with SP_ELx: a fault in the hypervisor, or an interrupt while idle.
+    // Current EL with SP_ELx: a fault in the hypervisor, or an interrupt while idle (a FIQ:
+    // the hypervisor's own interrupts on a direct-interrupt partition's core).
     VECTOR {el2_fault}
     VECTOR {el2_irq}
-    VECTOR {el2_fault}
+    VECTOR {el2_fiq}
     VECTOR {el2_fault}
     // Lower EL, AArch64: the guests.
     VECTOR {lower_sync}
     IRQ_VECTOR {lower_irq}
-    VECTOR {lower_fault}
+    IRQ_VECTOR {lower_fiq}
     VECTOR {lower_fault}
     // Lower EL, AArch32: guests are AArch64-only (HCR_EL2.RW), so these cannot happen.
     VECTOR {lower_fault}
@@ -171,8 +172,10 @@ vcpu_enter:
     elr = const offset_of!(TrapFrame, elr),
     el2_fault = sym super::trap::el2_fault,
     el2_irq = sym super::trap::el2_irq,
+    el2_fiq = sym super::trap::el2_fiq,
     lower_sync = sym super::trap::lower_sync,
     lower_irq = sym super::trap::lower_irq,
+    lower_fiq = sym super::trap::lower_fiq,
     lower_fault = sym super::trap::lower_fault,
 );
 

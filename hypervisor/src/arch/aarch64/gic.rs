@@ -19,8 +19,10 @@ use super::{gicv2, gicv2_hyp, gicv3, gicv3_hyp};
 use crate::runtime::hw::SpiChange;
 use crate::vgic::{gich_lr, ich_lr, ListReg};
 
-/// INTID of the SGI one CPU sends another to make it re-examine its vCPU's state.
-pub const KICK_SGI: u32 = 0;
+/// INTID of the SGI one CPU sends another to make it re-examine its vCPU's state. The last SGI:
+/// on a `direct-interrupts` partition's cores it is the hypervisor's (Group 0), not the guest's,
+/// and guests (Linux among them) use the low SGIs.
+pub const KICK_SGI: u32 = 15;
 /// INTID of the virtual CPU interface's maintenance interrupt (PPI 9, which the board config
 /// checks the platform's GIC uses).
 pub const MAINTENANCE_IRQ: u32 = 25;
@@ -166,6 +168,53 @@ impl Gic {
         match self {
             Gic::V3 => gicv3::kick(cpu),
             Gic::V2 => gicv2::kick(cpu),
+        }
+    }
+
+    /// Sends SGI `intid` to CPU `cpu`, for the guest there: a `direct-interrupts` partition's
+    /// SGIs between its own vCPUs (GICv3 only: the configuration refuses such partitions on a
+    /// GICv2).
+    pub fn send_sgi(self, cpu: PcpuId, intid: u32) {
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        if self == Gic::V3 {
+            gicv3::send_sgi(cpu, intid);
+        }
+    }
+
+    /// Readies this CPU, `cpu`, for a vCPU of a `direct-interrupts` partition
+    /// ([`gicv3::enter_direct_mode`]) and turns its virtual CPU interface off.
+    pub fn enter_direct_mode(self, cpu: PcpuId) {
+        if self == Gic::V3 {
+            gicv3::enter_direct_mode(cpu);
+            gicv3_hyp::turn_off();
+        }
+    }
+
+    /// Whether CPU `cpu` runs a `direct-interrupts` partition: it then idles waiting for FIQs
+    /// only, leaving its Group 1 interrupts pending for the guest.
+    #[inline]
+    pub fn is_direct(self, cpu: PcpuId) -> bool {
+        self == Gic::V3 && gicv3::is_direct(cpu)
+    }
+
+    /// Whether the hypervisor may use Group 0 interrupts (FIQs), which `direct-interrupts`
+    /// partitions need.
+    pub fn group0_available(self) -> bool {
+        self == Gic::V3 && gicv3::group0_available()
+    }
+
+    /// Takes the highest-priority pending Group 0 interrupt, if any.
+    pub fn acknowledge_fiq(self) -> Option<u32> {
+        match self {
+            Gic::V3 => gicv3::acknowledge_fiq(),
+            Gic::V2 => None,
+        }
+    }
+
+    /// Ends Group 0 interrupt `intid` (priority drop and deactivation).
+    pub fn end_fiq(self, intid: u32) {
+        if self == Gic::V3 {
+            gicv3::end_fiq(intid);
         }
     }
 

@@ -7,21 +7,30 @@
 //! are found by MPIDR (each frame's `GICR_TYPER` says whose it is), not by position, and SGIs
 //! target them by their full affinity, with the range selector for `Aff0` above 15. The pending
 //! and active state of SPIs is changed through the distributor, which works from any CPU.
+//!
+//! A core of a `direct-interrupts` partition ([`enter_direct_mode`]) leaves Group 1 to its
+//! guest, which reaches the physical CPU interface; the hypervisor's own interrupts there (the
+//! kick, its timer) become Group 0 at the highest priority, taken at EL2 as FIQs.
 
 use alloc::vec::Vec;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
-use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use arm_gic::gicv3::{GicCpuInterface, GicV3, Group, SecureIntGroup};
 use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, Once};
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
 use bulkhead_config::PcpuId;
 
-use super::gic::KICK_SGI;
-use super::sysregs::ICC_SGI1R_EL1;
+use super::cpu::MAX_CPUS;
+use super::gic::{KICK_SGI, MAINTENANCE_IRQ};
+use super::sysregs::{
+    ICC_AP1R0_EL1, ICC_AP1R1_EL1, ICC_AP1R2_EL1, ICC_AP1R3_EL1, ICC_CTLR_EL1, ICC_SGI1R_EL1,
+};
+use super::timer::HYP_TIMER_IRQ;
 use crate::runtime::hw::SpiChange;
 
 register_bitfields! {u64,
@@ -32,6 +41,13 @@ register_bitfields! {u64,
     ],
 }
 
+register_bitfields! {u32,
+    GICD_CTLR [
+        /// Disable Security: one security state, so Non-secure software may use Group 0.
+        DS OFFSET(6) NUMBITS(1) [],
+    ],
+}
+
 register_structs! {
     /// The start of a redistributor's RD_base frame, as far as finding it needs.
     RdBase {
@@ -39,14 +55,22 @@ register_structs! {
         (0x08 => typer: ReadOnly<u64, GICR_TYPER::Register>),
         (0x10 => @END),
     },
-    /// The distributor's SPI pending and active registers, which `arm-gic` does not drive.
+    /// The distributor's control register (read) and its SPI pending and active registers,
+    /// which `arm-gic` does not drive.
     GicdPendingActive {
-        (0x000 => _before),
+        (0x000 => ctlr: ReadOnly<u32, GICD_CTLR::Register>),
+        (0x004 => _before),
         (0x200 => ispendr: [WriteOnly<u32>; 32]),
         (0x280 => icpendr: [WriteOnly<u32>; 32]),
         (0x300 => _isactiver),
         (0x380 => icactiver: [WriteOnly<u32>; 32]),
         (0x400 => @END),
+    },
+    /// The active registers of a redistributor's SGI_base frame (its SGIs and PPIs).
+    GicrActive {
+        (0x000 => _before),
+        (0x380 => icactiver0: WriteOnly<u32>),
+        (0x384 => @END),
     }
 }
 
@@ -65,8 +89,11 @@ struct Gic {
 unsafe impl Send for Gic {}
 
 static GIC: Once<Mutex<Gic>> = Once::new();
-/// For each CPU by position: its MPIDR, and the index of its redistributor.
-static CPUS: Once<Vec<(u64, usize)>> = Once::new();
+/// For each CPU by position: its MPIDR, the index of its redistributor, and the address of that
+/// redistributor's SGI_base frame.
+static CPUS: Once<Vec<(u64, usize, usize)>> = Once::new();
+/// Whether each CPU runs a `direct-interrupts` partition ([`enter_direct_mode`]).
+static DIRECT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Why the GIC could not be brought up.
 #[derive(Debug)]
@@ -91,12 +118,12 @@ impl core::fmt::Display for GicError {
     }
 }
 
-/// The MPIDR of each redistributor in the region at `gicr` of `size` bytes, in order, up to the
-/// one marked last.
+/// The MPIDR and address of each redistributor in the region at `gicr` of `size` bytes, in
+/// order, up to the one marked last.
 ///
 /// # Safety
 /// `gicr..gicr + size` must be the mapped redistributor region.
-unsafe fn redistributors(gicr: usize, size: usize) -> Vec<u64> {
+unsafe fn redistributors(gicr: usize, size: usize) -> Vec<(u64, usize)> {
     let mut mpidrs = Vec::new();
     let mut at = gicr;
     while at + 2 * FRAME <= gicr + size {
@@ -105,7 +132,7 @@ unsafe fn redistributors(gicr: usize, size: usize) -> Vec<u64> {
         let typer = unsafe { &*(at as *const RdBase) }.typer.extract();
         let affinity = typer.read(GICR_TYPER::AFFINITY);
         // Aff3.Aff2.Aff1.Aff0 in the register; MPIDR has Aff3 at [39:32], Aff2..Aff0 at [23:0].
-        mpidrs.push(((affinity & 0xff00_0000) << 8) | (affinity & 0xff_ffff));
+        mpidrs.push((((affinity & 0xff00_0000) << 8) | (affinity & 0xff_ffff), at));
         if typer.is_set(GICR_TYPER::LAST) {
             break;
         }
@@ -140,8 +167,8 @@ pub unsafe fn init(
         .map(|&mpidr| {
             frames
                 .iter()
-                .position(|&f| f == mpidr)
-                .map(|frame| (mpidr, frame))
+                .position(|&(f, _)| f == mpidr)
+                .map(|frame| (mpidr, frame, frames[frame].1 + FRAME))
                 .ok_or(GicError::NoRedistributorFor(mpidr))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -201,12 +228,12 @@ fn int_id(intid: u32) -> IntId {
 
 /// CPU `cpu`'s MPIDR.
 fn mpidr(cpu: PcpuId) -> Option<u64> {
-    CPUS.get()?.get(cpu.index()).map(|&(mpidr, _)| mpidr)
+    CPUS.get()?.get(cpu.index()).map(|&(mpidr, _, _)| mpidr)
 }
 
 /// The index of CPU `cpu`'s redistributor.
 fn frame(cpu: PcpuId) -> Option<usize> {
-    CPUS.get()?.get(cpu.index()).map(|&(_, frame)| frame)
+    CPUS.get()?.get(cpu.index()).map(|&(_, frame, _)| frame)
 }
 
 /// Enables or disables interrupt `intid`; SGIs and PPIs on the redistributor of CPU `cpu`.
@@ -281,6 +308,12 @@ pub fn priority_drop(intid: u32) {
 
 /// Sends the kick SGI to CPU `cpu`, by its full affinity.
 pub fn kick(cpu: PcpuId) {
+    send_sgi(cpu, KICK_SGI);
+}
+
+/// Sends SGI `intid` (Group 1, or whatever group the target gives it) to CPU `cpu`, by its
+/// full affinity.
+pub fn send_sgi(cpu: PcpuId, intid: u32) {
     let Some(mpidr) = mpidr(cpu) else { return };
     let aff0 = mpidr & 0xff;
     ICC_SGI1R_EL1.write(
@@ -288,7 +321,88 @@ pub fn kick(cpu: PcpuId) {
             + ICC_SGI1R_EL1::AFF2.val((mpidr >> 16) & 0xff)
             + ICC_SGI1R_EL1::AFF1.val((mpidr >> 8) & 0xff)
             + ICC_SGI1R_EL1::RS.val(aff0 / 16)
-            + ICC_SGI1R_EL1::INTID.val(u64::from(KICK_SGI))
+            + ICC_SGI1R_EL1::INTID.val(u64::from(intid))
             + ICC_SGI1R_EL1::TARGET_LIST.val(1 << (aff0 % 16)),
     );
+}
+
+/// Whether the hypervisor, at Non-secure EL2, may use Group 0 (`GICD_CTLR.DS` = 1: the GIC has
+/// one security state, as QEMU virt without EL3). Otherwise Group 0 belongs to the Secure world
+/// and a `direct-interrupts` partition is refused at boot.
+pub fn group0_available() -> bool {
+    GIC.get()
+        .is_some_and(|gic| gic.lock().pending_active.ctlr.is_set(GICD_CTLR::DS))
+}
+
+/// Whether CPU `cpu` was given to a `direct-interrupts` partition ([`enter_direct_mode`]).
+#[inline]
+pub fn is_direct(cpu: PcpuId) -> bool {
+    DIRECT
+        .get(cpu.index())
+        .is_some_and(|d| d.load(Ordering::Relaxed))
+}
+
+/// Readies this CPU, `cpu`, for a vCPU of a `direct-interrupts` partition, which takes every
+/// Group 1 interrupt of the core through the physical CPU interface (`HCR_EL2.IMO` = 0):
+///
+/// - the kick SGI and the hypervisor timer become Group 0 at the highest priority, so they
+///   arrive as FIQs at EL2 (`HCR_EL2.FMO` stays 1) whatever the guest's running priority;
+///   Group 0 is enabled at the distributor and this CPU interface;
+/// - the maintenance interrupt is disabled (the virtual CPU interface is off);
+/// - an EOI also deactivates (`EOImode` 0), so the guest's `ICC_EOIR1_EL1` ends its interrupts
+///   (its `ICC_DIR_EL1` and `ICC_CTLR_EL1` reach only the virtual interface while `FMO` = 1);
+/// - nothing a previous run left stays: no Group 1 active priority, no SGI or PPI active.
+///
+/// Called at every start of such a vCPU, with interrupts masked; idempotent.
+pub fn enter_direct_mode(cpu: PcpuId) {
+    let (Some(gic), Some(frame)) = (GIC.get(), frame(cpu)) else {
+        return;
+    };
+    let sgi_base = CPUS
+        .get()
+        .and_then(|c| c.get(cpu.index()))
+        .map(|&(_, _, base)| base);
+    {
+        let mut gic = gic.lock();
+        let driver = &mut gic.driver;
+        for intid in [KICK_SGI, HYP_TIMER_IRQ] {
+            let id = int_id(intid);
+            let _ = driver.set_group(id, Some(frame), Group::Secure(SecureIntGroup::Group0));
+            let _ = driver.set_interrupt_priority(id, Some(frame), 0);
+        }
+        let _ = driver.enable_interrupt(int_id(MAINTENANCE_IRQ), Some(frame), false);
+        driver.distributor().enable_group0(true);
+        if let Some(base) = sgi_base {
+            // SAFETY: `base` is this CPU's SGI_base frame inside the mapped redistributor
+            // region, touched only under the GIC lock held here.
+            let regs = unsafe { &*(base as *const GicrActive) };
+            // Nothing of the hypervisor's is active here: this runs from the idle loop.
+            regs.icactiver0.set(u32::MAX);
+        }
+    }
+    ICC_CTLR_EL1.modify(ICC_CTLR_EL1::EOIMODE::CLEAR);
+    ICC_AP1R0_EL1.set(0);
+    let pribits = ICC_CTLR_EL1.read(ICC_CTLR_EL1::PRIBITS) + 1;
+    if pribits >= 6 {
+        ICC_AP1R1_EL1.set(0);
+    }
+    if pribits >= 7 {
+        ICC_AP1R2_EL1.set(0);
+        ICC_AP1R3_EL1.set(0);
+    }
+    GicCpuInterface::enable_group0(true);
+    if let Some(direct) = DIRECT.get(cpu.index()) {
+        direct.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Takes the highest-priority pending Group 0 interrupt (a FIQ), if any.
+pub fn acknowledge_fiq() -> Option<u32> {
+    GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group0).map(u32::from)
+}
+
+/// Ends Group 0 interrupt `intid`: with `EOImode` 0 (a direct CPU), priority drop and
+/// deactivation.
+pub fn end_fiq(intid: u32) {
+    GicCpuInterface::end_interrupt(int_id(intid), InterruptGroup::Group0);
 }

@@ -92,6 +92,23 @@ pub fn reset() {
     }
 }
 
+/// Turns the virtual CPU interface off for a `direct-interrupts` vCPU, which uses the physical
+/// one: no list register in use, no active priorities, `ICH_HCR_EL2.En` = 0 (no maintenance
+/// interrupt either). `ICH_VMCR_EL2` is cleared too: the guest's accesses to the registers
+/// common to both groups (`ICC_PMR_EL1`, `ICC_CTLR_EL1`, ...) land there while `HCR_EL2.FMO` = 1.
+pub fn turn_off() {
+    for n in 0..lr_count() {
+        write_lr(n, 0);
+    }
+    ICH_AP0R0_EL2.set(0);
+    ICH_AP1R0_EL2.set(0);
+    ICH_VMCR_EL2.set(0);
+    ICH_HCR_EL2.set(0);
+    if let Some(state) = UNDERFLOW_IRQ.get(super::cpu::id().index()) {
+        state.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Whether each CPU has the underflow interrupt on, so the common case (off, staying off) costs
 /// no access to `ICH_HCR_EL2` (under QEMU, every GIC system-register access takes a global lock).
 static UNDERFLOW_IRQ: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];

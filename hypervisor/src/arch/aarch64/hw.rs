@@ -58,6 +58,22 @@ impl Hw for Aarch64 {
         self.gic.kick(cpu);
     }
 
+    fn enter_direct_mode(&self) {
+        self.gic.enter_direct_mode(cpu::id());
+    }
+
+    fn acknowledge_fiq(&self) -> Option<u32> {
+        self.gic.acknowledge_fiq()
+    }
+
+    fn end_fiq(&self, intid: u32) {
+        self.gic.end_fiq(intid);
+    }
+
+    fn send_sgi(&self, cpu: PcpuId, intid: u32) {
+        self.gic.send_sgi(cpu, intid);
+    }
+
     fn lr_count(&self) -> usize {
         self.gic.lr_count()
     }

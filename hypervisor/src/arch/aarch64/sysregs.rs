@@ -16,6 +16,9 @@ register_bitfields! {u64,
         /// End-of-interrupt mode: 1 makes `ICC_EOIR1_EL1` a priority drop only, deactivation
         /// being a separate write of `ICC_DIR_EL1`.
         EOIMODE OFFSET(1) NUMBITS(1) [],
+        /// Priority bits implemented, minus one (read-only): with more than 5, more than one
+        /// active-priorities register per group exists.
+        PRIBITS OFFSET(8) NUMBITS(3) [],
     ],
     /// `ICC_SGI1R_EL1`: sends a Group 1 SGI.
     pub ICC_SGI1R_EL1 [
@@ -98,6 +101,22 @@ write_register!(
     ICC_CTLR_EL1, IccCtlrEl1, ICC_CTLR_EL1::Register, "s3_0_c12_c12_4"
 );
 readable!(IccCtlrEl1, ICC_CTLR_EL1::Register, "s3_0_c12_c12_4");
+write_register!(
+    /// `ICC_AP1R0_EL1` (`S3_0_C12_C9_0`): Group 1 active priorities, levels 0-31.
+    ICC_AP1R0_EL1, IccAp1r0El1, (), "s3_0_c12_c9_0"
+);
+write_register!(
+    /// `ICC_AP1R1_EL1` (`S3_0_C12_C9_1`): levels 32-63, with 6 or more priority bits.
+    ICC_AP1R1_EL1, IccAp1r1El1, (), "s3_0_c12_c9_1"
+);
+write_register!(
+    /// `ICC_AP1R2_EL1` (`S3_0_C12_C9_2`): levels 64-95, with 7 or more priority bits.
+    ICC_AP1R2_EL1, IccAp1r2El1, (), "s3_0_c12_c9_2"
+);
+write_register!(
+    /// `ICC_AP1R3_EL1` (`S3_0_C12_C9_3`): levels 96-127, with 7 or more priority bits.
+    ICC_AP1R3_EL1, IccAp1r3El1, (), "s3_0_c12_c9_3"
+);
 write_register!(
     /// `ICC_DIR_EL1` (`S3_0_C12_C11_1`): writing an INTID deactivates that interrupt.
     ICC_DIR_EL1, IccDirEl1, (), "s3_0_c12_c11_1"

@@ -24,10 +24,18 @@ pub fn run_this_cpu() -> ! {
         if let Some(start) = sys.next_vcpu_start(me) {
             vcpu::enter_vcpu(&start);
         }
-        // Wait for a kick or console input with interrupts unmasked, then look again.
-        // SAFETY: unmasking IRQs at EL2 only while idle: handlers run on this stack and return
-        // here.
-        unsafe { core::arch::asm!("msr daifclr, #2", "wfi", "msr daifset, #2") };
+        // Wait for a kick or console input with interrupts unmasked, then look again. A
+        // direct-interrupt partition's core waits for FIQs only (its kick and timer): its
+        // IRQs are the guest's, left pending for it.
+        if sys.hw.gic.is_direct(me) {
+            // SAFETY: unmasking FIQs at EL2 only while idle: handlers run on this stack and
+            // return here.
+            unsafe { core::arch::asm!("msr daifclr, #1", "wfi", "msr daifset, #1") };
+        } else {
+            // SAFETY: unmasking IRQs at EL2 only while idle: handlers run on this stack and
+            // return here.
+            unsafe { core::arch::asm!("msr daifclr, #2", "wfi", "msr daifset, #2") };
+        }
     }
 }
 
@@ -53,7 +61,13 @@ pub extern "C" fn lower_irq() {
     carry_out(system().handle_irq_exit(cpu::id()));
 }
 
-/// SError, FIQ or an AArch32 exception from a guest: its partition cannot be served.
+/// FIQ while a guest ran: on a direct-interrupt partition's core, one of the hypervisor's own
+/// interrupts (saved like [`lower_irq`]).
+pub extern "C" fn lower_fiq() {
+    carry_out(system().handle_fiq_exit(cpu::id()));
+}
+
+/// SError or an AArch32 exception from a guest: its partition cannot be served.
 pub extern "C" fn lower_fault(frame: &mut TrapFrame) {
     let exit = Exit::Unhandled(Unhandled {
         esr: ESR_EL2.get(),
@@ -65,6 +79,11 @@ pub extern "C" fn lower_fault(frame: &mut TrapFrame) {
 /// Physical interrupt while this CPU idled at EL2.
 pub extern "C" fn el2_irq(_frame: &mut TrapFrame) {
     system().handle_irqs(cpu::id());
+}
+
+/// FIQ while this CPU idled at EL2 (a direct-interrupt partition's core).
+pub extern "C" fn el2_fiq(_frame: &mut TrapFrame) {
+    system().handle_fiqs(cpu::id());
 }
 
 /// An exception taken from EL2 itself: a hypervisor bug. Report everything and stop.

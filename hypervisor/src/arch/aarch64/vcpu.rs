@@ -51,7 +51,10 @@ fn id_registers() -> IdRegisters {
 pub fn enter_vcpu(v: &VcpuStart) -> ! {
     let id = id_registers();
     let features = Features::of(&id);
-    let controls = El2Controls::for_cpu(&id);
+    let mut controls = El2Controls::for_cpu(&id);
+    if v.direct_interrupts {
+        controls = controls.with_direct_interrupts();
+    }
     HCR_EL2.set(controls.hcr);
     CPTR_EL2.set(controls.cptr);
     MDCR_EL2.set(controls.mdcr);
