@@ -174,7 +174,6 @@ impl Hw for Aarch64 {
         // SAFETY: as for `load`: a partition's own memory (or a channel's, zeroed at boot before
         // any partition runs), identity-mapped, not in use.
         unsafe { cache::zero(range) };
-        cache::clean_to_poc(range);
         cache::invalidate_icache();
     }
 
