@@ -311,7 +311,14 @@ impl Drainer {
             }
             match self.refill(console) {
                 Some(show) => show_later |= show,
-                None => break false,
+                None => {
+                    // Everything waiting is out: the prompt other lines took away comes back.
+                    let Drainer { mux, staging, .. } = self;
+                    mux.redraw(&mut |b: &[u8]| staging.extend(b));
+                    if staging.is_empty() {
+                        break false;
+                    }
+                }
             }
         };
         let interrupt = waiting && how != Drain::All;

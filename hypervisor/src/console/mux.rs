@@ -25,8 +25,10 @@
 //! [`ConsoleMux::show_partial`] (the hypervisor does a moment after the line started, if it is
 //! still unfinished, so lines being written are not shown in pieces). When another partition's
 //! line (or a hypervisor message, [`ConsoleMux::line`]) must be printed meanwhile, the mux ends
-//! the shown line, prints the other line, and shows the unfinished line again on a fresh line,
-//! the way a shell redraws its prompt. So every physical line belongs to exactly one partition.
+//! the shown line and prints the other line; the unfinished line is shown again on a fresh line,
+//! the way a shell redraws its prompt, when the caller has printed what else was waiting
+//! ([`ConsoleMux::redraw`]), so a block of lines (the monitoring table) is not cut by prompts.
+//! So every physical line belongs to exactly one partition.
 //!
 //! Input goes to the partition that has the focus. The switch sequence is:
 //!
@@ -102,6 +104,9 @@ pub struct ConsoleMux {
     mode: Mode,
     /// The partition whose unfinished line is on screen (after its prefix, without line end).
     shown: Option<usize>,
+    /// The focused partition's unfinished line was taken off the screen for other lines, to be
+    /// shown again by [`redraw`](Self::redraw).
+    redraw: bool,
     focus: usize,
     escape: bool,
     /// Reused buffer for assembling one output line.
@@ -127,6 +132,7 @@ impl ConsoleMux {
             sources,
             mode,
             shown: None,
+            redraw: false,
             focus: 0,
             escape: false,
             scratch: Vec::new(),
@@ -253,14 +259,19 @@ impl ConsoleMux {
     }
 
     /// Prints a whole line that belongs to no partition (a hypervisor message), keeping the
-    /// focused partition's unfinished line intact.
+    /// focused partition's unfinished line intact (shown again by [`redraw`](Self::redraw)).
     pub fn line(&mut self, text: &[u8], out: &mut dyn FnMut(&[u8])) {
-        let was_shown = self.break_shown(out);
+        self.break_shown(out);
         self.scratch.clear();
         self.scratch.extend_from_slice(text);
         self.scratch.extend_from_slice(b"\r\n");
         out(&self.scratch);
-        if was_shown {
+    }
+
+    /// Shows the focused partition's unfinished line again if other lines took it off the
+    /// screen: the caller calls this once it has printed everything that was waiting.
+    pub fn redraw(&mut self, out: &mut dyn FnMut(&[u8])) {
+        if core::mem::take(&mut self.redraw) {
             self.show_focus(out);
         }
     }
@@ -299,29 +310,26 @@ impl ConsoleMux {
                 out(&self.scratch);
             }
         } else {
-            let was_shown = self.break_shown(out);
+            self.break_shown(out);
             self.scratch.clear();
             push_final_line(&mut self.scratch, &self.sources[i]);
             self.scratch.extend_from_slice(b"\r\n");
             out(&self.scratch);
-            if was_shown {
-                self.show_focus(out);
-            }
         }
         self.sources[i].line.clear();
     }
 
-    /// Ends the unfinished line on screen (it stays buffered, to be shown again). Returns whether
-    /// there was one.
-    fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) -> bool {
+    /// Ends the unfinished line on screen (it stays buffered, to be shown again by
+    /// [`redraw`](Self::redraw)).
+    fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) {
         let Some(i) = self.shown.take() else {
-            return false;
+            return;
         };
         if core::mem::take(&mut self.sources[i].styled) {
             out(STYLE_RESET);
         }
         out(b"\r\n");
-        true
+        self.redraw = true;
     }
 
     /// Shows the focused partition's unfinished line, if it has one and nothing is shown: its
@@ -480,11 +488,14 @@ mod tests {
         }
     }
 
+    /// Writes `s` as `partition`'s output, then redraws as the console's drainer does once
+    /// everything waiting is out.
     fn write_str(mux: &mut ConsoleMux, partition: usize, s: &str, sink: &mut Sink) {
         let partition = PartitionId(partition);
         for b in s.bytes() {
             mux.write(partition, b, &mut sink.f());
         }
+        mux.redraw(&mut sink.f());
     }
 
     /// What a terminal shows for `bytes`, line by line: enough of a terminal to check that
@@ -631,7 +642,13 @@ mod tests {
         write_str(&mut mux, 0, "$ ", &mut sink);
         mux.show_partial(&mut sink.f());
         mux.line(b"[bulkhead] note", &mut sink.f());
-        assert_eq!(sink.text(), "[linux] $ \r\n[bulkhead] note\r\n[linux] $ ");
+        mux.line(b"[bulkhead] table", &mut sink.f());
+        mux.redraw(&mut sink.f());
+        assert_eq!(
+            sink.text(),
+            "[linux] $ \r\n[bulkhead] note\r\n[bulkhead] table\r\n[linux] $ ",
+            "a block of lines is not cut by the prompt: it comes back once, after them"
+        );
         // Every physical line belongs to one partition.
         for line in sink.text().split("\r\n") {
             assert!(line.is_empty() || line.starts_with('['), "{line:?}");
