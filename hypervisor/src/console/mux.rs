@@ -47,7 +47,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use bulkhead_config::PartitionId;
+use bulkhead_config::{PartitionId, HYPERVISOR_CONSOLE_NAME};
 
 use super::escape::{self, Parser, Token};
 use super::line::{Change, Line};
@@ -418,14 +418,14 @@ impl ConsoleMux {
         }
     }
 
-    /// A one-line notice (without line ending) announcing the focused partition, e.g.
-    /// `--- console input now goes to linux (Ctrl-T <n> to switch) ---`.
+    /// A one-line notice (without line ending) announcing the focused partition, a hypervisor
+    /// line like any other: `[bulkhead] console input now goes to linux (Ctrl-T <n> to switch)`.
     pub fn focus_banner(&self) -> String {
         match self.sources.get(self.focus).map(|s| &s.name) {
-            Some(name) => {
-                format!("--- console input now goes to {name} (Ctrl-T <n> to switch) ---")
-            }
-            None => String::from("--- no partition takes console input ---"),
+            Some(name) => format!(
+                "[{HYPERVISOR_CONSOLE_NAME}] console input now goes to {name} (Ctrl-T <n> to switch)"
+            ),
+            None => format!("[{HYPERVISOR_CONSOLE_NAME}] no partition takes console input"),
         }
     }
 }
@@ -861,7 +861,7 @@ mod tests {
         assert_eq!(mux.focus(), PartitionId(1));
         assert_eq!(
             mux.focus_banner(),
-            "--- console input now goes to rtos (Ctrl-T <n> to switch) ---"
+            "[bulkhead] console input now goes to rtos (Ctrl-T <n> to switch)"
         );
         // Nonexistent partition: consumed, focus unchanged.
         assert_eq!(mux.input(ESCAPE), Input::Consumed);
@@ -929,7 +929,7 @@ mod tests {
         assert!(sink.0.is_empty());
         assert_eq!(
             mux.focus_banner(),
-            "--- no partition takes console input ---"
+            "[bulkhead] no partition takes console input"
         );
     }
 }
