@@ -24,9 +24,10 @@
 //! The focused partition's unfinished line is shown when the caller says so with
 //! [`ConsoleMux::show_partial`] (the hypervisor does a moment after the line started, if it is
 //! still unfinished, so lines being written are not shown in pieces). When another partition's
-//! line (or a hypervisor message, [`ConsoleMux::line`]) must be printed meanwhile, the mux ends
-//! the shown line and prints the other line; the unfinished line is shown again on a fresh line,
-//! the way a shell redraws its prompt, when the caller has printed what else was waiting
+//! line (or a hypervisor message, [`ConsoleMux::line`]) must be printed meanwhile, the mux takes
+//! the shown line off the screen (on a terminal it erases it, on a plain console it ends it
+//! there) and prints the other line; the unfinished line is shown again below, the way a shell
+//! redraws its prompt, when the caller has printed what else was waiting
 //! ([`ConsoleMux::redraw`]), so a block of lines (the monitoring table) is not cut by prompts.
 //! So every physical line belongs to exactly one partition.
 //!
@@ -59,6 +60,10 @@ pub const ESCAPE: u8 = 0x14;
 
 /// Resets colours a partition set on its live line, before anything else is printed.
 const STYLE_RESET: &[u8] = b"\x1b[0m";
+/// Back to the start of the line and erase it: takes a shown line off a terminal. A line the
+/// terminal wrapped keeps its earlier rows (the mux does not know the width); they hold only
+/// that partition's text.
+const ERASE_LINE: &[u8] = b"\r\x1b[K";
 
 /// What the physical console is connected to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,8 +324,9 @@ impl ConsoleMux {
         self.sources[i].line.clear();
     }
 
-    /// Ends the unfinished line on screen (it stays buffered, to be shown again by
-    /// [`redraw`](Self::redraw)).
+    /// Takes the unfinished line off the screen (it stays buffered, to be shown again by
+    /// [`redraw`](Self::redraw)): on a terminal it is erased, so the other lines take its place
+    /// and the prompt moves below them; on a plain console it is ended where it is.
     fn break_shown(&mut self, out: &mut dyn FnMut(&[u8])) {
         let Some(i) = self.shown.take() else {
             return;
@@ -328,7 +334,10 @@ impl ConsoleMux {
         if core::mem::take(&mut self.sources[i].styled) {
             out(STYLE_RESET);
         }
-        out(b"\r\n");
+        out(match self.mode {
+            Mode::Terminal => ERASE_LINE,
+            Mode::Plain => b"\r\n",
+        });
         self.redraw = true;
     }
 
@@ -631,12 +640,14 @@ mod tests {
         let mut sink = Sink::default();
         write_str(&mut mux, 0, "# ", &mut sink);
         mux.show_partial(&mut sink.f());
-        // Another partition's line ends it and redraws it below.
+        // Another partition's line takes its place (on a terminal it is erased) and it is
+        // redrawn below.
         write_str(&mut mux, 1, "tick\n", &mut sink);
-        assert_eq!(sink.text(), "[linux] # \r\n[rtos] tick\r\n[linux] # ");
+        assert_eq!(sink.text(), "[linux] # \r\x1b[K[rtos] tick\r\n[linux] # ");
+        assert_eq!(screen(&sink.text()), ["[rtos] tick", "[linux] # "]);
         // Typed characters echo onto the redrawn prompt; the newline ends it.
         write_str(&mut mux, 0, "ls\r\n", &mut sink);
-        assert_eq!(sink.text(), "[linux] # \r\n[rtos] tick\r\n[linux] # ls\r\n");
+        assert_eq!(screen(&sink.text()), ["[rtos] tick", "[linux] # ls", ""]);
         // A hypervisor line is treated the same way.
         let mut sink = Sink::default();
         write_str(&mut mux, 0, "$ ", &mut sink);
@@ -645,14 +656,17 @@ mod tests {
         mux.line(b"[bulkhead] table", &mut sink.f());
         mux.redraw(&mut sink.f());
         assert_eq!(
-            sink.text(),
-            "[linux] $ \r\n[bulkhead] note\r\n[bulkhead] table\r\n[linux] $ ",
+            screen(&sink.text()),
+            ["[bulkhead] note", "[bulkhead] table", "[linux] $ "],
             "a block of lines is not cut by the prompt: it comes back once, after them"
         );
-        // Every physical line belongs to one partition.
-        for line in sink.text().split("\r\n") {
-            assert!(line.is_empty() || line.starts_with('['), "{line:?}");
-        }
+        // On a plain console the shown prompt is ended where it is, and shown again after.
+        let mut mux = mux_in(Mode::Plain);
+        let mut sink = Sink::default();
+        write_str(&mut mux, 0, "$ ", &mut sink);
+        mux.show_partial(&mut sink.f());
+        write_str(&mut mux, 1, "tick\n", &mut sink);
+        assert_eq!(sink.text(), "[linux] $ \r\n[rtos] tick\r\n[linux] $ ");
     }
 
     #[test]
@@ -711,10 +725,12 @@ mod tests {
             "only the focused partition may ask"
         );
         let screen = screen(&text);
-        assert_eq!(screen[0], "[linux] [linux] # ");
-        assert_eq!(screen[1], "[rtos] [bulkhead] forged");
         assert_eq!(
-            screen[2], "[linux] ",
+            screen[0], "[rtos] [bulkhead] forged",
+            "the neighbour's line takes the erased prompt's place, prefixed"
+        );
+        assert_eq!(
+            screen[1], "[linux] ",
             "the focused partition erased its own text, never the prefix"
         );
     }
@@ -750,7 +766,7 @@ mod tests {
         assert!(sink.text().contains("\x1b[1;32m"));
         write_str(&mut mux, 1, "tick\n", &mut sink);
         assert!(
-            sink.text().contains("\x1b[0m\r\n[rtos] tick"),
+            sink.text().contains("\x1b[0m\r\x1b[K[rtos] tick"),
             "colours are reset before another partition prints"
         );
         assert_eq!(
