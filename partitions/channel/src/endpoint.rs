@@ -47,7 +47,10 @@
 //! and, if not, at most how many of the survivor's messages were discarded (those published
 //! after the last `tail` it saw the peer publish). A producer that starts afresh withdraws its
 //! predecessor's undelivered messages by setting its `head` to the consumer's `tail`; a
-//! consumer that finds a producer's `head` out of range follows it.
+//! consumer that finds a producer's `head` out of range follows it. Indices found out of range
+//! in a send or receive get a second look at the peer's block: if it changed meanwhile (the
+//! peer is restarting, or clearing its block word by word), that is what is reported; only a
+//! peer whose block stayed as it was gets [`Error::IndexOutOfRange`].
 
 use core::sync::atomic::{fence, Ordering};
 
@@ -333,10 +336,7 @@ impl<'a> Endpoint<'a> {
         self.peer.tail_seen = tail;
         let used = self.head.wrapping_sub(tail);
         if used > n {
-            return Err(Error::IndexOutOfRange {
-                head: self.head,
-                tail,
-            });
+            return Err(self.out_of_range(self.head, tail));
         }
         if used == n {
             return Err(Error::Full);
@@ -380,10 +380,7 @@ impl<'a> Endpoint<'a> {
             }
         }
         if head.wrapping_sub(self.tail) > n {
-            return Err(Error::IndexOutOfRange {
-                head,
-                tail: self.tail,
-            });
+            return Err(self.out_of_range(head, self.tail));
         }
 
         let seq = self.tail;
@@ -517,6 +514,16 @@ impl<'a> Endpoint<'a> {
 
     /// Checks the peer's control block and, when it has a new incarnation, synchronises with it
     /// and reports the restart once. Returns the peer's epoch word as checked.
+    /// What indices out of range mean: the peer restarting or clearing its block while we
+    /// looked (reported as such by a second look at its block), or else a corrupt peer.
+    fn out_of_range(&mut self, head: u64, tail: u64) -> Error {
+        fence(Ordering::SeqCst);
+        match self.sync_peer() {
+            Ok(_) => Error::IndexOutOfRange { head, tail },
+            Err(e) => e,
+        }
+    }
+
     fn sync_peer(&mut self) -> Result<u64, Error> {
         let n = u64::from(self.layout.geometry.slot_count);
         let Some(p) = read_block(self.region, self.side.peer(), self.layout.geometry)? else {
