@@ -274,11 +274,20 @@ pub fn check(file: &str) -> Outcome {
 }
 
 impl Outcome {
-    /// The output's lines, without line terminators (QEMU's serial console writes `\r\n`).
+    /// The output's lines as a terminal shows them, without line terminators (QEMU's serial
+    /// console writes `\r\n`). On a terminal the console takes a shown prompt off the screen
+    /// with `\r ESC[K` before printing another line in its place: only what follows the last
+    /// such erase is on the line.
     pub fn lines(&self) -> Vec<&str> {
+        const ERASE_LINE: &str = "\r\x1b[K";
         self.output
             .split('\n')
-            .map(|line| line.trim_end_matches('\r'))
+            .map(|line| {
+                let shown = line
+                    .rfind(ERASE_LINE)
+                    .map_or(line, |i| &line[i + ERASE_LINE.len()..]);
+                shown.trim_end_matches('\r')
+            })
             .collect()
     }
 
