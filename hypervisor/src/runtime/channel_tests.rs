@@ -27,8 +27,8 @@ use super::fake::{Call, FakeHw};
 use super::hw::Hw;
 use super::partition::State;
 use super::tests::{
-    abort_esr_l3, config, data_abort, enter, hvc, partition, pending, GICD, LINUX, MIB, SYSTEM_OFF,
-    SYSTEM_RESET, TICKER,
+    access, access32, config, data_abort, enter, hvc, partition, pending, GICD, LINUX, MIB,
+    SYSTEM_OFF, SYSTEM_RESET, TICKER,
 };
 use super::System;
 use crate::exit::tests::abort_esr;
@@ -143,26 +143,6 @@ fn call(sys: &System<FakeHw>, cpu: usize, function: u32, x1: u64) -> [u64; 5] {
 
 fn error(x: [u64; 5]) -> Option<hypercall::Error> {
     hypercall::Error::from_code(x[0])
-}
-
-/// A 32-bit access by the vCPU on `cpu` (register x1): what the CPU does next and x1.
-fn access32(sys: &System<FakeHw>, cpu: usize, ipa: u64, write: Option<u64>) -> (Continue, u64) {
-    access(sys, cpu, ipa, 2, write)
-}
-
-fn access(
-    sys: &System<FakeHw>,
-    cpu: usize,
-    ipa: u64,
-    size_log2: u64,
-    write: Option<u64>,
-) -> (Continue, u64) {
-    sys.hw.on_cpu(cpu);
-    let mut regs = TrapFrame::default();
-    regs.x[1] = write.unwrap_or(0);
-    let esr = abort_esr_l3(size_log2, 1, write.is_some(), false, false);
-    let next = sys.handle_exit(PcpuId(cpu), &mut regs, data_abort(esr, ipa));
-    (next, regs.x[1])
 }
 
 /// Enables Group 1 and SPI `intid` in the distributor of the partition on `cpu`.

@@ -17,8 +17,8 @@ use super::dispatch::Continue;
 use super::fake::FakeHw;
 use super::partition::State;
 use super::tests::{
-    abort_esr_l3, bundle, config, data_abort, enter, hvc, GICD, LINUX, SYSTEM_OFF, SYSTEM_RESET,
-    TICKER, UART_SPI, VUART,
+    abort_esr_l3, access, bundle, config, data_abort, enter, hvc, GICD, LINUX, SYSTEM_OFF,
+    SYSTEM_RESET, TICKER, UART_SPI, VUART,
 };
 use super::System;
 use crate::console::Typed;
@@ -55,13 +55,9 @@ fn row(sys: &System<FakeHw>, p: PartitionId) -> Row {
     sys.monitor_row(&sys.partitions[p.index()])
 }
 
-/// A 64-bit load from `ipa` by the vCPU on `cpu` into x1: what it read, and what comes next.
+/// A load of `1 << size_log2` bytes from `ipa` by the vCPU on `cpu`: what comes next, and x1.
 fn load(sys: &System<FakeHw>, cpu: usize, ipa: u64, size_log2: u64) -> (Continue, u64) {
-    sys.hw.on_cpu(cpu);
-    let mut regs = TrapFrame::default();
-    let esr = abort_esr_l3(size_log2, 1, false, false, true);
-    let next = sys.handle_exit(PcpuId(cpu), &mut regs, data_abort(esr, ipa));
-    (next, regs.x[1])
+    access(sys, cpu, ipa, size_log2, None)
 }
 
 /// `MONITOR_READ` from the vCPU on `cpu`: x0..x4.

@@ -202,6 +202,36 @@ pub(super) fn data_abort(esr: u64, ipa: u64) -> Exit {
     Exit::DataAbort(GuestAccess::decode(esr, ipa & 0xfff, (ipa >> 12) << 4))
 }
 
+/// What x1 holds before a read: a read that is emulated must replace it.
+const UNREAD: u64 = 0xdead;
+
+/// An access of `1 << size_log2` bytes at `ipa` by the vCPU on `cpu` through x1 (a write of
+/// `value` for `Some(value)`, a read otherwise): what the CPU does next, and x1 afterwards.
+pub(super) fn access(
+    sys: &System<FakeHw>,
+    cpu: usize,
+    ipa: u64,
+    size_log2: u64,
+    write: Option<u64>,
+) -> (Continue, u64) {
+    sys.hw.on_cpu(cpu);
+    let mut regs = TrapFrame::default();
+    regs.x[1] = write.unwrap_or(UNREAD);
+    let esr = abort_esr_l3(size_log2, 1, write.is_some(), false, size_log2 == 3);
+    let next = sys.handle_exit(PcpuId(cpu), &mut regs, data_abort(esr, ipa));
+    (next, regs.x[1])
+}
+
+/// A 32-bit [`access`].
+pub(super) fn access32(
+    sys: &System<FakeHw>,
+    cpu: usize,
+    ipa: u64,
+    write: Option<u64>,
+) -> (Continue, u64) {
+    access(sys, cpu, ipa, 2, write)
+}
+
 pub(super) fn pending(sys: &System<FakeHw>, p: PartitionId, vcpu: usize) -> Vec<VirtualIrq> {
     let v = &sys.partitions[p.index()].vcpus[vcpu];
     v.pending.lock().iter().copied().collect()
@@ -767,14 +797,10 @@ fn console_input_reaches_the_partitions_virtual_uart() {
     sys.hw.irqs.lock().push_back(UART_SPI);
     sys.handle_irqs(PcpuId(2));
     // The ticker polls (its distributor is off): the held byte is visible and reads back.
-    let mut regs = TrapFrame::default();
-    let next = sys.handle_exit(
-        PcpuId(2),
-        &mut regs,
-        data_abort(abort_esr_l3(2, 1, false, false, false), VUART),
+    assert_eq!(
+        access32(&sys, 2, VUART, None),
+        (Continue::Guest, u64::from(b'x'))
     );
-    assert_eq!(next, Continue::Guest);
-    assert_eq!(regs.x[1], u64::from(b'x'));
     assert!(sys.hw.take_calls().contains(&Call::Deactivate(UART_SPI)));
 }
 
@@ -902,14 +928,7 @@ fn a_trapped_device_is_reached_only_through_its_own_register_window() {
 
 /// A GICD write of one 32-bit register by linux's vCPU 0.
 fn gicd_write(sys: &System<FakeHw>, offset: u64, value: u64) -> Continue {
-    let mut regs = TrapFrame::default();
-    regs.x[1] = value;
-    sys.hw.on_cpu(0);
-    sys.handle_exit(
-        PcpuId(0),
-        &mut regs,
-        data_abort(abort_esr_l3(2, 1, true, false, false), GICD + offset),
-    )
+    access32(sys, 0, GICD + offset, Some(value)).0
 }
 
 #[test]

@@ -84,15 +84,8 @@ fn a_direct_vcpu_starts_on_the_physical_cpu_interface() {
 
 /// A 32-bit write of `value` at `offset` in the ticker's GICR window by its vCPU on `cpu`.
 fn gicr_write(sys: &System<FakeHw>, cpu: usize, offset: u64, value: u64) -> Continue {
-    let mut regs = TrapFrame::default();
-    regs.x[1] = value;
-    sys.hw.on_cpu(cpu);
     let gicr = sys.partitions[TICKER.index()].vgic.gicr.base.raw();
-    sys.handle_exit(
-        PcpuId(cpu),
-        &mut regs,
-        data_abort(abort_esr_l3(2, 1, true, false, false), gicr + offset),
-    )
+    access32(sys, cpu, gicr + offset, Some(value)).0
 }
 
 #[test]
@@ -145,15 +138,11 @@ fn a_direct_partition_cannot_enable_route_or_pend_another_partitions_spi() {
         (0x300 + word, bit),
         (0x6000 + u64::from(PASSTHROUGH_SPI) * 8, 2),
     ] {
-        let mut regs = TrapFrame::default();
-        regs.x[1] = value;
-        sys.hw.on_cpu(2);
-        let next = sys.handle_exit(
-            PcpuId(2),
-            &mut regs,
-            data_abort(abort_esr_l3(2, 1, true, false, false), GICD + offset),
+        assert_eq!(
+            access32(&sys, 2, GICD + offset, Some(value)).0,
+            Continue::Guest,
+            "RAZ/WI, not a fault"
         );
-        assert_eq!(next, Continue::Guest, "RAZ/WI, not a fault");
     }
     assert!(
         sys.hw.take_calls().is_empty(),
@@ -202,15 +191,7 @@ fn a_direct_partition_gets_no_virtual_interrupt_and_polls_its_console() {
         (GICD, 0x12),
         (GICD + 0x104, 1 << (UART_SPI % 32)),
     ] {
-        let mut regs = TrapFrame::default();
-        regs.x[1] = value;
-        sys.hw.on_cpu(2);
-        let next = sys.handle_exit(
-            PcpuId(2),
-            &mut regs,
-            data_abort(abort_esr_l3(2, 1, true, false, false), ipa),
-        );
-        assert_eq!(next, Continue::Guest);
+        assert_eq!(access32(&sys, 2, ipa, Some(value)).0, Continue::Guest);
     }
     sys.hw
         .typed
@@ -228,15 +209,10 @@ fn a_direct_partition_gets_no_virtual_interrupt_and_polls_its_console() {
         .iter()
         .any(|c| matches!(c, Call::Kick(_))));
     // Its guest polls: the byte is there to read.
-    let mut regs = TrapFrame::default();
-    sys.hw.on_cpu(2);
-    let next = sys.handle_exit(
-        PcpuId(2),
-        &mut regs,
-        data_abort(abort_esr_l3(2, 1, false, false, false), VUART),
+    assert_eq!(
+        access32(&sys, 2, VUART, None),
+        (Continue::Guest, u64::from(b'x'))
     );
-    assert_eq!(next, Continue::Guest);
-    assert_eq!(regs.x[1], u64::from(b'x'));
 }
 
 #[test]

@@ -41,17 +41,6 @@ fn system_v2() -> System<FakeHw> {
     sys
 }
 
-/// An access of 4 bytes at `ipa` by linux's vCPU on `cpu`, `x1` = `value` for a write; returns
-/// what the CPU does next and x1.
-fn access(sys: &System<FakeHw>, cpu: usize, ipa: u64, write: Option<u64>) -> (Continue, u64) {
-    let mut regs = TrapFrame::default();
-    regs.x[1] = write.unwrap_or(0xdead);
-    sys.hw.on_cpu(cpu);
-    let esr = abort_esr_l3(2, 1, write.is_some(), false, false);
-    let next = sys.handle_exit(PcpuId(cpu), &mut regs, data_abort(esr, ipa));
-    (next, regs.x[1])
-}
-
 #[test]
 fn the_guests_gicc_is_the_virtual_cpu_interface() {
     let sys = system_v2();
@@ -73,15 +62,15 @@ fn the_distributor_shows_each_vcpu_its_own_interface() {
     let sys = system_v2();
     // GICD_ITARGETSR0 names the reader.
     assert_eq!(
-        access(&sys, 0, GICD + 0x800, None),
+        access32(&sys, 0, GICD + 0x800, None),
         (Continue::Guest, 0x0101_0101)
     );
     assert_eq!(
-        access(&sys, 1, GICD + 0x800, None),
+        access32(&sys, 1, GICD + 0x800, None),
         (Continue::Guest, 0x0202_0202)
     );
     // GICD_TYPER: two CPU interfaces.
-    let (_, typer) = access(&sys, 0, GICD + 4, None);
+    let (_, typer) = access32(&sys, 0, GICD + 4, None);
     assert_eq!((typer >> 5) & 7, 1);
 }
 
@@ -89,7 +78,7 @@ fn the_distributor_shows_each_vcpu_its_own_interface() {
 fn gicd_sgir_reaches_only_the_senders_partition_with_its_id() {
     let sys = system_v2();
     // SGI 7 from vCPU 0 to interfaces 1..7: only vCPU 1 exists.
-    let (next, _) = access(&sys, 0, GICD + 0xf00, Some((0xfe << 16) | 7));
+    let (next, _) = access32(&sys, 0, GICD + 0xf00, Some((0xfe << 16) | 7));
     assert_eq!(next, Continue::Guest);
     assert_eq!(
         pending(&sys, LINUX, 1),
@@ -105,7 +94,7 @@ fn gicd_sgir_reaches_only_the_senders_partition_with_its_id() {
     // "All but self" from vCPU 1 reaches vCPU 0, and goes into its list registers with the
     // sender on the way back into the guest on CPU 0.
     assert_eq!(
-        access(&sys, 1, GICD + 0xf00, Some((1 << 24) | 2)).0,
+        access32(&sys, 1, GICD + 0xf00, Some((1 << 24) | 2)).0,
         Continue::Guest
     );
     sys.hw.on_cpu(0);
@@ -126,7 +115,7 @@ fn itargetsr_routes_a_passthrough_spi_to_its_vcpus_core() {
     let sys = system_v2();
     let offset = 0x800 + u64::from(PASSTHROUGH_SPI);
     // One byte per SPI: a word write at the word holding SPI 48.
-    let (next, _) = access(
+    let (next, _) = access32(
         &sys,
         0,
         GICD + (offset & !3),
@@ -146,7 +135,7 @@ fn a_vcpu_enables_its_own_timer_interrupt() {
     let sys = system_v2();
     // vCPU 1 sets GICD_ISENABLER0 bit 27 (the virtual timer) and the SGIs.
     assert_eq!(
-        access(&sys, 1, GICD + 0x100, Some((1 << 27) | 0xffff)).0,
+        access32(&sys, 1, GICD + 0x100, Some((1 << 27) | 0xffff)).0,
         Continue::Guest
     );
     let calls = sys.hw.take_calls();
@@ -163,7 +152,7 @@ fn a_vcpu_enables_its_own_timer_interrupt() {
 #[test]
 fn there_is_no_redistributor_window() {
     let sys = system_v2();
-    let (next, _) = access(&sys, 0, GICR, None);
+    let (next, _) = access32(&sys, 0, GICR, None);
     assert_eq!(
         next,
         Continue::Idle,
