@@ -45,12 +45,17 @@ fn dcache_line() -> u64 {
 
 /// Cleans `range` from the data caches to the point of coherency.
 pub fn clean_to_poc(range: HostRange) {
+    start_clean(range);
+    barrier::dsb(barrier::SY);
+}
+
+/// Starts cleaning `range` to the point of coherency: done at the next `DSB`.
+fn start_clean(range: HostRange) {
     let line = dcache_line();
     let start = range.base.raw() & !(line - 1);
     // SAFETY: cleaning cache lines has no effect on memory contents; the lines lie in `range`,
     // which is mapped.
     unsafe { by_blocks!("dc cvac", start, range.end().raw(), line) };
-    barrier::dsb(barrier::SY);
 }
 
 /// Cleans and invalidates `range` in the data caches to the point of coherency: afterwards a
@@ -93,10 +98,12 @@ pub unsafe fn zero(range: HostRange) {
         if !reads_zero(bytes) {
             // SAFETY: `at..next` lies in `range`, writable and unused (guaranteed by the caller).
             unsafe { zero_span(at, next, zva_block) };
-            clean_to_poc(HostRange::new(HostPhysAddr(at), next - at));
+            start_clean(HostRange::new(HostPhysAddr(at), next - at));
         }
         at = next;
     }
+    // One barrier for all pages cleaned above.
+    barrier::dsb(barrier::SY);
 }
 
 /// Whether `bytes` are all zero, 64 at a time as four load pairs where aligned (a fifth of the
