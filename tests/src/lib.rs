@@ -310,6 +310,20 @@ impl Outcome {
             .collect()
     }
 
+    /// What the `bench` guest in partition `name` printed (its `bench: ` lines, without that);
+    /// fails if it reported an error.
+    pub fn bench_lines(&self, name: &str) -> Vec<&str> {
+        let lines: Vec<&str> = self
+            .partition_lines(name)
+            .into_iter()
+            .filter_map(|(_, line)| line.strip_prefix("bench: "))
+            .collect();
+        if let Some(error) = lines.iter().find(|l| l.starts_with("error ")) {
+            self.fail(&format!("the guest reported {error:?}"));
+        }
+        lines
+    }
+
     /// The count lines of a `hello` partition (`count i/N at T ms`), in output order.
     pub fn counts(&self, name: &str) -> Vec<(usize, Count)> {
         self.partition_lines(name)
