@@ -24,6 +24,7 @@ pub mod el2_controls;
 pub mod esr;
 pub mod exit;
 pub mod frame;
+pub mod mmio;
 pub mod psci;
 pub mod runtime;
 pub mod stage2;

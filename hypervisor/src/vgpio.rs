@@ -22,13 +22,13 @@
 //!   are served (Linux uses `readb`/`writeb`; the AMBA bus reads the IDs with `readl`). A
 //!   narrow read returns the addressed bytes, a write to the upper bytes of a slot is ignored.
 //!   Other offsets of the 4 KiB window read 0 and ignore writes; 64-bit, misaligned and
-//!   out-of-window accesses are refused with [`GpioError`].
+//!   out-of-window accesses are refused with [`MmioError`].
 
 #![forbid(unsafe_code)]
 
-use core::fmt;
-
 use bulkhead_config::guest_view::{DOORBELL_GPIO_LINES, DOORBELL_GPIO_SIZE};
+
+use crate::mmio::{check_access, MmioError};
 
 // Register offsets.
 const DATA_END: u64 = 0x400;
@@ -47,29 +47,6 @@ const ID_BASE: u64 = 0xfe0;
 /// revision 1, and the PrimeCell ID 0xB105F00D (QEMU's PL061 reports the same).
 pub const ID_REGS: [u8; 8] = [0x61, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 
-/// An access the model refuses (the partition is stopped with it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GpioError {
-    /// The access size (in bytes) is not 1, 2 or 4.
-    UnsupportedSize(u8),
-    /// The offset is not aligned to the access size.
-    Misaligned { offset: u64, size: u8 },
-    /// The offset lies outside the 4 KiB window.
-    OutOfWindow(u64),
-}
-
-impl fmt::Display for GpioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GpioError::UnsupportedSize(size) => write!(f, "{size}-byte access"),
-            GpioError::Misaligned { offset, size } => {
-                write!(f, "{size}-byte access at misaligned offset {offset:#x}")
-            }
-            GpioError::OutOfWindow(offset) => write!(f, "offset {offset:#x} outside the window"),
-        }
-    }
-}
-
 /// The registers of one doorbell GPIO. See the [module documentation](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DoorbellGpio {
@@ -81,20 +58,6 @@ pub struct DoorbellGpio {
     ie: u8,
     ris: u8,
     afsel: u8,
-}
-
-/// The 32-bit slot an access falls in and the byte lane it starts at.
-fn check_access(offset: u64, size: u8) -> Result<(u64, u32), GpioError> {
-    if !matches!(size, 1 | 2 | 4) {
-        return Err(GpioError::UnsupportedSize(size));
-    }
-    if !offset.is_multiple_of(u64::from(size)) {
-        return Err(GpioError::Misaligned { offset, size });
-    }
-    if offset >= DOORBELL_GPIO_SIZE {
-        return Err(GpioError::OutOfWindow(offset));
-    }
-    Ok((offset & !3, (offset & 3) as u32))
 }
 
 /// The lines the controller has, as a bit mask.
@@ -162,16 +125,16 @@ impl DoorbellGpio {
     }
 
     /// A guest read of `size` bytes at `offset`.
-    pub fn read(&self, offset: u64, size: u8) -> Result<u64, GpioError> {
-        let (reg, lane) = check_access(offset, size)?;
+    pub fn read(&self, offset: u64, size: u8) -> Result<u64, MmioError> {
+        let (reg, lane) = check_access(offset, size, DOORBELL_GPIO_SIZE)?;
         let value = u64::from(self.register(reg)) >> (8 * lane);
         Ok(value & (u64::MAX >> (64 - 8 * u32::from(size))))
     }
 
     /// A guest write of `value` (`size` bytes) at `offset`. Returns whether it made a line
     /// interrupt that did not (unmasking a latched edge).
-    pub fn write(&mut self, offset: u64, size: u8, value: u64) -> Result<bool, GpioError> {
-        let (reg, lane) = check_access(offset, size)?;
+    pub fn write(&mut self, offset: u64, size: u8, value: u64) -> Result<bool, MmioError> {
+        let (reg, lane) = check_access(offset, size, DOORBELL_GPIO_SIZE)?;
         if lane != 0 {
             // The upper bytes of an 8-bit register: nothing there.
             return Ok(false);
@@ -285,14 +248,14 @@ mod tests {
         assert_eq!(g.read(AFSEL, 1), Ok(0x0f), "upper-byte writes are ignored");
         assert_eq!(g.read(0x800, 4), Ok(0), "reserved");
         assert_eq!(g.write(0x800, 4, 1), Ok(false));
-        assert_eq!(g.read(DIR, 8), Err(GpioError::UnsupportedSize(8)));
+        assert_eq!(g.read(DIR, 8), Err(MmioError::UnsupportedSize(8)));
         assert_eq!(
             g.write(DIR + 2, 4, 0),
-            Err(GpioError::Misaligned {
+            Err(MmioError::Misaligned {
                 offset: 0x402,
                 size: 4
             })
         );
-        assert_eq!(g.read(0x1000, 4), Err(GpioError::OutOfWindow(0x1000)));
+        assert_eq!(g.read(0x1000, 4), Err(MmioError::OutOfRange(0x1000)));
     }
 }

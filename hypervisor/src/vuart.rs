@@ -34,7 +34,9 @@
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
-use core::fmt;
+
+use crate::mmio::check_access;
+use crate::mmio::MmioError;
 
 /// Size of the register window of one PL011.
 pub const PL011_WINDOW: u64 = 0x1000;
@@ -91,44 +93,6 @@ pub mod int {
 const CR_RESET: u32 = 0x0300; // TXE | RXE
 const IFLS_RESET: u32 = 0x12; // both trigger levels at 1/2
 
-/// Why an MMIO access to the virtual UART could not be performed. The runtime stops the partition
-/// with a report; the UART state is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MmioError {
-    /// The access size (in bytes) is not 1, 2 or 4.
-    UnsupportedSize(u8),
-    /// The offset is not aligned to the access size.
-    Misaligned { offset: u64, size: u8 },
-    /// The offset lies outside the device's register window.
-    OutOfRange(u64),
-}
-
-impl fmt::Display for MmioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnsupportedSize(size) => write!(f, "unsupported {size}-byte access"),
-            Self::Misaligned { offset, size } => {
-                write!(f, "misaligned {size}-byte access at offset {offset:#x}")
-            }
-            Self::OutOfRange(offset) => write!(f, "offset {offset:#x} outside the device"),
-        }
-    }
-}
-
-/// Checks size and alignment and returns (register offset, byte lane).
-fn check_access(offset: u64, size: u8) -> Result<(u64, u32), MmioError> {
-    if !matches!(size, 1 | 2 | 4) {
-        return Err(MmioError::UnsupportedSize(size));
-    }
-    if offset >= PL011_WINDOW {
-        return Err(MmioError::OutOfRange(offset));
-    }
-    if !offset.is_multiple_of(u64::from(size)) {
-        return Err(MmioError::Misaligned { offset, size });
-    }
-    Ok((offset & !3, (offset & 3) as u32))
-}
-
 /// The state of one virtual PL011.
 #[derive(Debug)]
 pub struct VirtualPl011 {
@@ -179,7 +143,7 @@ impl VirtualPl011 {
 
     /// Handles a guest read of `size` bytes at `offset` within the register window.
     pub fn read(&mut self, offset: u64, size: u8) -> Result<u64, MmioError> {
-        let (reg, lane) = check_access(offset, size)?;
+        let (reg, lane) = check_access(offset, size, PL011_WINDOW)?;
         let value = match reg {
             // Only a read that covers the data byte pops the FIFO.
             DR if lane == 0 => self.pop_rx(),
@@ -216,7 +180,7 @@ impl VirtualPl011 {
         value: u64,
         tx: &mut dyn FnMut(u8),
     ) -> Result<(), MmioError> {
-        let (reg, lane) = check_access(offset, size)?;
+        let (reg, lane) = check_access(offset, size, PL011_WINDOW)?;
         if lane != 0 {
             // Writes to the upper bytes of a register only touch reserved or rarely used bits;
             // see the module docs.

@@ -26,7 +26,8 @@ use spin::Mutex;
 use super::hw::Hw;
 use super::partition::{Partition, State};
 use super::System;
-use crate::vgpio::{DoorbellGpio, GpioError};
+use crate::mmio::MmioError;
+use crate::vgpio::DoorbellGpio;
 
 /// One channel as one of its endpoint partitions has it.
 pub struct Endpoint {
@@ -246,9 +247,9 @@ impl<H: Hw> System<H> {
         offset: u64,
         size: u8,
         write: Option<u64>,
-    ) -> Result<Option<u64>, GpioError> {
+    ) -> Result<Option<u64>, MmioError> {
         let Some(gpio) = &p.channels.gpio else {
-            return Err(GpioError::OutOfWindow(offset));
+            return Err(MmioError::OutOfRange(offset));
         };
         match write {
             None => gpio.regs.lock().read(offset, size).map(Some),

@@ -18,9 +18,8 @@ use super::partition::{Partition, State, VcpuPowerState};
 use super::System;
 use crate::esr::ExceptionReport;
 use crate::exit::{GuestAccess, SysRegTrap};
+use crate::mmio::MmioError;
 use crate::vgic::AccessError;
-use crate::vgpio::GpioError;
-use crate::vuart::MmioError;
 
 /// Why a partition stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +65,7 @@ pub enum DeviceError {
     /// An access to a channel's doorbell page that is not an aligned 32-bit one.
     Doorbell(DoorbellError),
     /// An access to the doorbell GPIO that it refuses.
-    DoorbellGpio(GpioError),
+    DoorbellGpio(MmioError),
     /// A write, or a misaligned read, in the monitor window.
     Monitor,
 }

@@ -11,7 +11,8 @@ use bulkhead_config::PartitionId;
 use super::hw::Hw;
 use super::partition::{Partition, State};
 use super::System;
-use crate::vuart::{MmioError, VirtualPl011};
+use crate::mmio::MmioError;
+use crate::vuart::VirtualPl011;
 
 /// How long after it starts the focused partition's unfinished line (a prompt) is shown.
 pub(super) const PARTIAL_LINE_DELAY_MS: u64 = 20;
