@@ -1,6 +1,8 @@
 //! What the emulated devices with 32-bit registers (the virtual PL011, the doorbell GPIO)
 //! accept of a guest's MMIO access, and the error for what they refuse.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// Why an emulated device refused an MMIO access. The runtime stops the partition with a
