@@ -176,6 +176,14 @@ impl<A: Address> Range<A> {
         pieces
     }
 
+    /// The range in consecutive pieces of at most `most` bytes (not zero), in order.
+    pub fn pieces(&self, most: u64) -> impl Iterator<Item = Self> {
+        let (base, end) = (self.base.raw(), self.end().raw());
+        (base..end)
+            .step_by(most as usize)
+            .map(move |at| Self::new(A::from_raw(at), most.min(end - at)))
+    }
+
     /// The range grown to whole pages of `page` bytes (a power of two): what a mapping by pages
     /// exposes. Saturates at the top of the space.
     pub fn pages(&self, page: u64) -> Self {
@@ -248,6 +256,7 @@ mod tests {
     use super::*;
     use std::format;
     use std::string::ToString;
+    use std::vec::Vec;
 
     #[test]
     fn ranges() {
@@ -266,6 +275,23 @@ mod tests {
             GuestRange::new(GuestPhysAddr(0xa003000), 0x1000)
         );
         assert_eq!(r.identity(), GuestRange::new(GuestPhysAddr(0x1000), 0x2000));
+        let pieces: Vec<_> = HostRange::new(HostPhysAddr(0x1000), 0x2800)
+            .pieces(0x1000)
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                HostRange::new(HostPhysAddr(0x1000), 0x1000),
+                HostRange::new(HostPhysAddr(0x2000), 0x1000),
+                HostRange::new(HostPhysAddr(0x3000), 0x800),
+            ]
+        );
+        assert_eq!(
+            HostRange::new(HostPhysAddr(0x1000), 0)
+                .pieces(0x1000)
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -235,6 +235,13 @@ impl<S: SerialPort> Console<S> {
         self.kick(Drain::Interrupt)
     }
 
+    /// Sends what the UART takes now, as its transmit interrupt would (see
+    /// [`Hw::console_pump`](crate::runtime::Hw::console_pump)). Returns what
+    /// [`partition_output`](Self::partition_output) does.
+    pub fn pump(&self) -> bool {
+        self.kick(Drain::Interrupt)
+    }
+
     /// Writes everything queued, waiting for the UART: before the machine powers off.
     pub fn flush(&self) {
         let mut d = self.drainer.lock();

@@ -34,6 +34,8 @@ pub enum Call {
     CancelTimer,
     Load(HostPhysAddr, usize),
     Zero(HostRange),
+    InvalidateInstructionCaches,
+    ConsolePump,
     ConsoleShowPartial,
     ConsoleFlush(PartitionId),
     Firmware(u32, u64),
@@ -208,8 +210,15 @@ impl Hw for FakeHw {
     fn zero(&self, range: HostRange) {
         self.record(Call::Zero(range));
     }
+    fn invalidate_instruction_caches(&self) {
+        self.record(Call::InvalidateInstructionCaches);
+    }
     fn console_output(&self, partition: PartitionId, byte: u8) -> bool {
         self.output.lock().push((partition, byte));
+        false
+    }
+    fn console_pump(&self) -> bool {
+        self.record(Call::ConsolePump);
         false
     }
     fn console_show_partial(&self) -> bool {

@@ -134,11 +134,16 @@ pub trait Hw: Sync {
 
     /// Copies `data` to host-physical `pa`, inside a partition's memory (which the runtime
     /// checked), while that partition does not run, and makes it visible to a guest that starts
-    /// with its caches off (cleaned to the point of coherency, instruction cache invalidated).
+    /// with its caches off (cleaned to the point of coherency). The runtime calls
+    /// [`invalidate_instruction_caches`](Hw::invalidate_instruction_caches) before the
+    /// partition runs.
     fn load(&self, pa: HostPhysAddr, data: &[u8]);
     /// Zeroes a partition's memory `range` (any alignment) the same way, so nothing of another image or of its
     /// previous run stays readable; also a channel's shared memory, once at boot.
     fn zero(&self, range: HostRange);
+    /// Invalidates the instruction caches, after [`load`](Hw::load) and [`zero`](Hw::zero)
+    /// changed memory a guest may execute.
+    fn invalidate_instruction_caches(&self);
 
     // ---- The console ----
 
@@ -156,6 +161,11 @@ pub trait Hw: Sync {
     /// of the console's keys, to `deliver`, and sends more of the queued output. Returns what
     /// [`console_output`](Hw::console_output) does.
     fn console_interrupt(&self, deliver: &mut dyn FnMut(Typed)) -> bool;
+    /// Sends what the UART takes now of the queued output, unless another CPU is at it: called
+    /// between the pieces of long work done with interrupts masked (loading a partition), so
+    /// that the console, whose interrupt may be routed to this CPU, keeps printing the others'
+    /// output meanwhile. Returns what [`console_output`](Hw::console_output) does.
+    fn console_pump(&self) -> bool;
     /// Prints hypervisor lines (each prefixed already, `\n`-terminated) on the console, whatever
     /// the log level.
     fn console_print(&self, text: &str);

@@ -9,12 +9,13 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use bulkhead_config::PcpuId;
+use bulkhead_config::{HostPhysAddr, PcpuId};
 
 use super::channel::DoorbellError;
 use super::dispatch::Continue;
 use super::hw::Hw;
 use super::partition::{Partition, State, VcpuPowerState};
+use super::virtual_uart::PARTIAL_LINE_DELAY_MS;
 use super::System;
 use crate::esr::ExceptionReport;
 use crate::exit::{GuestAccess, SysRegTrap};
@@ -109,18 +110,34 @@ impl fmt::Display for Fault {
     }
 }
 
+/// The most a partition's load clears or copies between two looks at the console.
+pub(super) const LOAD_PIECE: u64 = 2 << 20;
+
 impl<H: Hw> System<H> {
     /// Clears `p`'s memory (but for what its blobs then overwrite), copies its blobs (image,
     /// device tree, initrd) into it, resets its
     /// virtual counter and marks vCPU 0 to start at the entry point. Runs on vCPU 0's CPU just
     /// before it starts (see `next_vcpu_start`), while no other vCPU of `p` runs.
+    ///
+    /// The work goes in pieces of [`LOAD_PIECE`] bytes, and the console is pumped after each:
+    /// this CPU has its interrupts masked meanwhile, and it may be the one the console's
+    /// interrupt goes to, so another partition's output would otherwise wait for this one's
+    /// load (at boot, the ticker's first line waited some 150 ms for Linux's 256 MiB).
     pub(super) fn load_partition(&self, p: &Partition) {
         for &range in &p.scrub {
-            self.hw.zero(range);
+            for piece in range.pieces(LOAD_PIECE) {
+                self.hw.zero(piece);
+                self.pump_console();
+            }
         }
         for &(pa, data) in &p.blobs {
-            self.hw.load(pa, data);
+            for (n, piece) in data.chunks(LOAD_PIECE as usize).enumerate() {
+                self.hw
+                    .load(HostPhysAddr(pa.raw() + n as u64 * LOAD_PIECE), piece);
+                self.pump_console();
+            }
         }
+        self.hw.invalidate_instruction_caches();
         p.set_cntvoff(self.hw.counter());
         for v in &p.vcpus {
             *v.power.lock() = if v.id.index() == 0 {
@@ -128,6 +145,13 @@ impl<H: Hw> System<H> {
             } else {
                 VcpuPowerState::OFF
             };
+        }
+    }
+
+    /// Lets the console print what waits (see [`Hw::console_pump`]).
+    fn pump_console(&self) {
+        if self.hw.console_pump() {
+            self.hw.arm_timer_ms(PARTIAL_LINE_DELAY_MS);
         }
     }
 

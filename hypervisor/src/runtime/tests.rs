@@ -17,6 +17,7 @@ use bulkhead_config::*;
 use super::dispatch::Continue;
 use super::fake::{Call, FakeHw};
 use super::hw::{Hw, SpiChange};
+use super::lifecycle::LOAD_PIECE;
 use super::partition::State;
 use super::System;
 use crate::exit::tests::abort_esr;
@@ -332,6 +333,30 @@ fn each_partition_is_loaded_by_its_boot_cpu_just_before_it_starts() {
             cleared < loaded,
             "memory at {base:#x} is cleared before loading"
         );
+        // In pieces, each followed by a look at the console; the instruction caches are
+        // invalidated once, after all of it.
+        let work: Vec<_> = calls
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Call::Zero(..)
+                        | Call::Load(..)
+                        | Call::ConsolePump
+                        | Call::InvalidateInstructionCaches
+                )
+            })
+            .collect();
+        assert!(zeroed.len() >= (16 * MIB / LOAD_PIECE) as usize);
+        assert!(zeroed.iter().all(|r| r.size <= LOAD_PIECE));
+        let (last, pairs) = work.split_last().unwrap();
+        assert_eq!(**last, Call::InvalidateInstructionCaches);
+        for pair in pairs.chunks(2) {
+            assert!(
+                matches!(pair, [Call::Zero(..) | Call::Load(..), Call::ConsolePump]),
+                "{pair:?}"
+            );
+        }
     }
     // Once loaded, a later start of vCPU 0 (after CPU_OFF) does not reload.
     sys.hw.take_calls();

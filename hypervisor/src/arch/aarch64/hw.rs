@@ -167,18 +167,24 @@ impl Hw for Aarch64 {
         let dst = unsafe { core::slice::from_raw_parts_mut(pa.raw() as *mut u8, data.len()) };
         dst.copy_from_slice(data);
         cache::clean_to_poc(HostRange::new(pa, data.len() as u64));
-        cache::invalidate_icache();
     }
 
     fn zero(&self, range: HostRange) {
         // SAFETY: as for `load`: a partition's own memory (or a channel's, zeroed at boot before
         // any partition runs), identity-mapped, not in use.
         unsafe { cache::zero(range) };
+    }
+
+    fn invalidate_instruction_caches(&self) {
         cache::invalidate_icache();
     }
 
     fn console_output(&self, partition: PartitionId, byte: u8) -> bool {
         console::console().is_some_and(|c| c.partition_output(partition, byte))
+    }
+
+    fn console_pump(&self) -> bool {
+        console::console().is_some_and(|c| c.pump())
     }
 
     fn console_show_partial(&self) -> bool {
