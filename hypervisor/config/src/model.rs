@@ -609,7 +609,7 @@ impl BoardConfig {
             spis.push(self.virtual_uart_intid());
         }
         spis.extend(p.doorbell_gpio.map(|g| g.intid()));
-        spis.sort_unstable();
+        crate::small_sort::sort(&mut spis);
         spis.dedup();
         spis
     }

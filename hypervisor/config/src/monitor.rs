@@ -302,7 +302,7 @@ impl fmt::Display for Cell {
             Cell::Count(n) => write!(f, "{n}"),
             Cell::Seconds(us, decimals) => {
                 let scale = 10u64.pow(6 - decimals);
-                let rounded = (us + scale / 2) / scale;
+                let rounded = us.saturating_add(scale / 2) / scale;
                 let unit = 10u64.pow(*decimals);
                 write!(
                     f,

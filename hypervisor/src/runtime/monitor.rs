@@ -160,9 +160,14 @@ impl PartitionCounters {
     }
 }
 
-/// Microseconds in `ticks` of a counter running at `frequency` Hz.
-fn micros(ticks: u64, frequency: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000 / u128::from(frequency.max(1))) as u64
+/// Microseconds in `ticks` of a counter running at `frequency` Hz, rounded down. Whole seconds
+/// and the rest apart, so nothing overflows 64 bits for any counter frequency up to 18 THz (and
+/// no 128-bit division comes into the image).
+pub(super) fn micros(ticks: u64, frequency: u64) -> u64 {
+    let frequency = frequency.max(1);
+    (ticks / frequency)
+        .saturating_mul(1_000_000)
+        .saturating_add(ticks % frequency * 1_000_000 / frequency)
 }
 
 impl<H: Hw> System<H> {

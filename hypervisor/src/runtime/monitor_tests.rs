@@ -15,6 +15,7 @@ use core::sync::atomic::Ordering;
 
 use super::dispatch::Continue;
 use super::fake::FakeHw;
+use super::monitor::micros;
 use super::partition::State;
 use super::tests::{
     abort_esr_l3, access, bundle, config, data_abort, enter, hvc, GICD, LINUX, SYSTEM_OFF,
@@ -344,4 +345,21 @@ fn ctrl_t_s_prints_the_table_and_so_does_the_power_off() {
     assert_eq!(lines[0], "[bulkhead] monitor at power-off:");
     assert!(lines[2..].iter().all(|l| cells(l)[2] == "stopped"));
     assert_eq!(cells(lines[3])[6], "3", "HVC, IRQ, SYSTEM_OFF");
+}
+
+#[test]
+fn counter_ticks_become_microseconds_exactly() {
+    for (ticks, frequency) in [
+        (0, 62_500_000),
+        (62_500_000, 62_500_000),
+        (123_456_789_012, 62_500_000),
+        (54_000_000 * 3 + 53_999_999, 54_000_000),
+        (u64::MAX, 1_000_000_000),
+        (u64::MAX, 19_200_000),
+        (12_345, 1),
+    ] {
+        let exact = (u128::from(ticks) * 1_000_000 / u128::from(frequency)) as u64;
+        assert_eq!(micros(ticks, frequency), exact, "{ticks} at {frequency} Hz");
+    }
+    assert_eq!(micros(5, 0), 5_000_000, "an unset frequency counts as 1 Hz");
 }
