@@ -4,6 +4,7 @@
 //! sentence fragment produced by [`ErrorKind`]'s `Display`, e.g.
 //! `node /hypervisor/hello-b: memory 0x48000000..0x49000000 overlaps partition hello-a (host-physical)`.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -27,6 +28,12 @@ impl ConfigError {
             node: node.into(),
             kind,
         }
+    }
+
+    /// The same, boxed, as the parser and the validator pass errors on: a large error costs
+    /// code at every `?`.
+    pub fn boxed(node: impl Into<String>, kind: ErrorKind) -> Box<Self> {
+        Box::new(Self::new(node, kind))
     }
 }
 

@@ -10,6 +10,7 @@
 //! does not own and all RAM. Nothing here panics, even on a model that was not built by `parse`
 //! (indices are checked).
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 
@@ -21,14 +22,19 @@ use crate::model::{BoardConfig, Device, EnableMethod, GicVersion, Partition, Pas
 mod channels;
 mod monitor;
 
-type Result<T = ()> = core::result::Result<T, ConfigError>;
+/// The validator's results, with the error boxed as the parser's (see `parse`).
+type Result<T = ()> = core::result::Result<T, Box<ConfigError>>;
 
 /// Validates a board config; returns the first problem found.
-pub fn validate(c: &BoardConfig) -> Result {
+pub fn validate(c: &BoardConfig) -> core::result::Result<(), ConfigError> {
+    validate_boxed(c).map_err(|e| *e)
+}
+
+fn validate_boxed(c: &BoardConfig) -> Result {
     validate_cpus(c)?;
     validate_hypervisor(c)?;
     if c.partitions.is_empty() {
-        return Err(ConfigError::new("/hypervisor", ErrorKind::NoPartitions));
+        return Err(ConfigError::boxed("/hypervisor", ErrorKind::NoPartitions));
     }
     for (i, p) in c.partitions.iter().enumerate() {
         let earlier = c.partitions.get(..i).unwrap_or_default();
@@ -43,7 +49,7 @@ pub fn validate(c: &BoardConfig) -> Result {
 fn validate_cpus(c: &BoardConfig) -> Result {
     let cpus = &c.platform.cpus;
     if c.platform.gic.is_v2() && cpus.len() > GICV2_MAX_VCPUS {
-        return Err(ConfigError::new(
+        return Err(ConfigError::boxed(
             "/cpus",
             ErrorKind::TooManyCpusForGicV2 { cpus: cpus.len() },
         ));
@@ -51,7 +57,7 @@ fn validate_cpus(c: &BoardConfig) -> Result {
     for cpu in cpus {
         match cpu.enable_method {
             Some(EnableMethod::Psci) if c.platform.psci.is_none() => {
-                return Err(ConfigError::new(
+                return Err(ConfigError::boxed(
                     cpu.path.as_str(),
                     ErrorKind::PsciCpuWithoutPsci,
                 ));
@@ -67,7 +73,7 @@ fn validate_cpus(c: &BoardConfig) -> Result {
                         .map(|p| format!("partition {}'s memory", p.name))
                 };
                 if let Some(memory) = memory {
-                    return Err(ConfigError::new(
+                    return Err(ConfigError::boxed(
                         cpu.path.as_str(),
                         ErrorKind::SpinTableInMemory {
                             addr: release_addr,
@@ -86,7 +92,7 @@ fn validate_cpus(c: &BoardConfig) -> Result {
             .iter()
             .find(|o| o.mpidr == cpu.mpidr)
         {
-            return Err(ConfigError::new(
+            return Err(ConfigError::boxed(
                 cpu.path.as_str(),
                 ErrorKind::DuplicateMpidr {
                     mpidr: cpu.mpidr,
@@ -99,7 +105,7 @@ fn validate_cpus(c: &BoardConfig) -> Result {
 }
 
 fn validate_hypervisor(c: &BoardConfig) -> Result {
-    let err = |kind| Err(ConfigError::new("/hypervisor", kind));
+    let err = |kind| Err(ConfigError::boxed("/hypervisor", kind));
     let m = c.hypervisor.memory;
     if let Some(kind) = range_problem(
         m.base.raw(),
@@ -204,7 +210,7 @@ struct Check<'c> {
 
 impl Check<'_> {
     fn fail(&self, kind: ErrorKind) -> Result {
-        Err(ConfigError::new(self.p.path.as_str(), kind))
+        Err(ConfigError::boxed(self.p.path.as_str(), kind))
     }
 
     fn device(&self, index: usize) -> Option<&Device> {

@@ -81,7 +81,7 @@ impl<'t, 'a> Parser<'t, 'a> {
             }
         }
         if ram.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::boxed(
                 "/memory",
                 ErrorKind::MissingNode("/memory"),
             ));
@@ -153,7 +153,7 @@ impl<'t, 'a> Parser<'t, 'a> {
         }
 
         let hv_node = hv_node.ok_or_else(|| {
-            ConfigError::new("/hypervisor", ErrorKind::MissingNode("/hypervisor"))
+            ConfigError::boxed("/hypervisor", ErrorKind::MissingNode("/hypervisor"))
         })?;
         let hypervisor = self.parse_hypervisor(hv_node)?;
         self.apply_dma_overrides(hv_node)?;
@@ -311,7 +311,7 @@ impl<'t, 'a> Parser<'t, 'a> {
         let t = self.tree;
         let cpus_node = t
             .child(0, "cpus")
-            .ok_or_else(|| ConfigError::new("/cpus", ErrorKind::MissingNode("/cpus")))?;
+            .ok_or_else(|| ConfigError::boxed("/cpus", ErrorKind::MissingNode("/cpus")))?;
         let ac = t.address_cells(cpus_node)?;
         if ac == 0 || ac > 2 {
             return Err(t.err(cpus_node, unsupported("#address-cells", ac)));
@@ -391,7 +391,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                 return Ok(i);
             }
         }
-        Err(ConfigError::new(
+        Err(ConfigError::boxed(
             "/",
             ErrorKind::MissingNode(
                 "GIC (compatible \"arm,gic-v3\", \"arm,gic-400\" or \"arm,cortex-a15-gic\")",
@@ -430,9 +430,9 @@ impl<'t, 'a> Parser<'t, 'a> {
             }
             None => return Err(t.err(g, ErrorKind::MissingProperty("#interrupt-cells"))),
         }
-        let v2 = GICV2_COMPATIBLE
-            .iter()
-            .try_fold(false, |found, c| Ok(found || t.is_compatible(g, c)?))?;
+        let v2 = GICV2_COMPATIBLE.iter().try_fold(false, |found, c| {
+            t.is_compatible(g, c).map(|yes| found || yes)
+        })?;
         // The virtual CPU interface's maintenance interrupt: the hypervisor takes it as PPI 9.
         match (t.interrupts(g, g), t.prop(g, "interrupts")) {
             (_, None) if v2 => return Err(t.err(g, ErrorKind::MissingProperty("interrupts"))),

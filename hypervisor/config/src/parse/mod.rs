@@ -18,13 +18,22 @@ mod tree;
 
 pub use structure::check_structure;
 
+use alloc::boxed::Box;
+
 use crate::error::ConfigError;
 use crate::model::BoardConfig;
 
-type Result<T> = core::result::Result<T, ConfigError>;
+/// The parser's results. The error is boxed: it is large (the node's path and the reason), and
+/// every `?` of a large error copies it, which costs code size at each of the parser's many
+/// call sites in the hypervisor image.
+type Result<T> = core::result::Result<T, Box<ConfigError>>;
 
 /// Parses a board config from a flattened device tree blob. Does not validate it.
-pub fn parse(dtb: &[u8]) -> Result<BoardConfig> {
+pub fn parse(dtb: &[u8]) -> core::result::Result<BoardConfig, ConfigError> {
+    parse_boxed(dtb).map_err(|e| *e)
+}
+
+fn parse_boxed(dtb: &[u8]) -> Result<BoardConfig> {
     check_structure(dtb)?;
     let fdt = fdt::Fdt::new(dtb).map_err(|_| structure::blob_error("bad header"))?;
     let tree = tree::Tree::build(&fdt)?;

@@ -3,6 +3,7 @@
 //! without panicking. Also reads the memory reservation block (`/memreserve/` entries), with
 //! checked reads: `fdt` would index past the blob on a bad offset.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::error::{ConfigError, ErrorKind};
@@ -18,8 +19,8 @@ const FDT_END: u32 = 9;
 /// `fdt` 0.1.5 keeps parents in a 64-entry array; the root counts as depth 1.
 const MAX_DEPTH: usize = 63;
 
-pub(super) fn blob_error(why: &'static str) -> ConfigError {
-    ConfigError::new("/", ErrorKind::InvalidBlob(why))
+pub(super) fn blob_error(why: &'static str) -> Box<ConfigError> {
+    ConfigError::boxed("/", ErrorKind::InvalidBlob(why))
 }
 
 pub(super) fn be32(bytes: &[u8], offset: usize) -> Option<u32> {

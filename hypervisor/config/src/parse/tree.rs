@@ -3,6 +3,7 @@
 //! the board parser uses (cells, strings, `reg` translated through `ranges`, GIC interrupt
 //! specifiers).
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -111,8 +112,8 @@ impl<'a> Tree<'a> {
         self.nodes.get(i)?.parent
     }
 
-    pub(super) fn err(&self, i: usize, kind: ErrorKind) -> ConfigError {
-        ConfigError::new(self.path(i), kind)
+    pub(super) fn err(&self, i: usize, kind: ErrorKind) -> Box<ConfigError> {
+        ConfigError::boxed(self.path(i), kind)
     }
 
     pub(super) fn children(&self, parent: usize) -> impl Iterator<Item = usize> + '_ {
@@ -186,17 +187,17 @@ impl<'a> Tree<'a> {
                     expected,
                 },
             )),
-            Err(ConfigError {
-                node,
-                kind: ErrorKind::BadPropertyLength { len, .. },
-            }) => Err(ConfigError::new(
-                node,
-                ErrorKind::BadPropertyLength {
-                    property: name,
-                    len,
-                    expected,
-                },
-            )),
+            Err(mut e) => {
+                // The length is wrong: say what was expected.
+                if let ErrorKind::BadPropertyLength { len, .. } = e.kind {
+                    e.kind = ErrorKind::BadPropertyLength {
+                        property: name,
+                        len,
+                        expected,
+                    };
+                }
+                Err(e)
+            }
             other => other,
         }
     }

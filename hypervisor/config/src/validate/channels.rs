@@ -107,7 +107,7 @@ pub(super) fn doorbell_gpio(c: &BoardConfig, p: &Partition) -> Result {
     let Some(gpio) = p.doorbell_gpio else {
         return Ok(());
     };
-    let fail = |kind| Err(ConfigError::new(p.path.as_str(), kind));
+    let fail = |kind| Err(ConfigError::boxed(p.path.as_str(), kind));
     let window = gpio.window();
     if let Some(kind) = window_problem("doorbell-gpio", window) {
         return fail(kind);
@@ -155,7 +155,7 @@ pub(super) fn validate_channels(c: &BoardConfig) -> Result {
 }
 
 fn channel(c: &BoardConfig, ch: &Channel, earlier: &[Channel]) -> Result {
-    let fail = |kind| Err(ConfigError::new(ch.path.as_str(), kind));
+    let fail = |kind| Err(ConfigError::boxed(ch.path.as_str(), kind));
     if earlier.iter().any(|o| o.name == ch.name) {
         return fail(ErrorKind::DuplicateChannelName(ch.name.clone()));
     }
@@ -216,7 +216,7 @@ fn partition_name(c: &BoardConfig, id: PartitionId) -> String {
 
 /// Endpoint `e` of channel `ch`; `earlier` are the channels before `ch`.
 fn endpoint(c: &BoardConfig, ch: &Channel, e: &ChannelEndpoint, earlier: &[Channel]) -> Result {
-    let fail = |kind| Err(ConfigError::new(e.path.as_str(), kind));
+    let fail = |kind| Err(ConfigError::boxed(e.path.as_str(), kind));
     let Some(p) = c.partitions.get(e.partition.index()) else {
         return fail(ErrorKind::IndexOutOfRange {
             what: "partition",
@@ -272,7 +272,7 @@ fn endpoint(c: &BoardConfig, ch: &Channel, e: &ChannelEndpoint, earlier: &[Chann
 /// The doorbell interrupt of endpoint `e` (of partition `p`); `earlier` are the channels before
 /// its own.
 fn interrupt(c: &BoardConfig, p: &Partition, e: &ChannelEndpoint, earlier: &[Channel]) -> Result {
-    let fail = |kind| Err(ConfigError::new(e.path.as_str(), kind));
+    let fail = |kind| Err(ConfigError::boxed(e.path.as_str(), kind));
     let partition = || p.name.clone();
     let previous: Vec<(&Channel, &ChannelEndpoint)> = earlier
         .iter()

@@ -15,7 +15,7 @@ pub(super) fn window(c: &BoardConfig, p: &Partition) -> Result {
     let Some(base) = p.monitor_window else {
         return Ok(());
     };
-    let fail = |kind| Err(ConfigError::new(p.path.as_str(), kind));
+    let fail = |kind| Err(ConfigError::boxed(p.path.as_str(), kind));
     if !p.monitor {
         return fail(ErrorKind::MonitorWindowWithoutMonitor);
     }
