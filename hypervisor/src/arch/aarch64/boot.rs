@@ -438,11 +438,33 @@ fn level_filter(level: bulkhead_config::LogLevel) -> log::LevelFilter {
 /// partitions' memory (which EL2 loads) and channels' memory (which it zeroes) never executable,
 /// and the console and GIC. The map is
 /// complete before it goes live and never changes afterwards.
+/// The devices EL2 itself accesses: the console, the GIC, the power controller, the spin tables,
+/// and trapped passthrough devices (accessed for their partition).
+fn el2_devices(config: &BoardConfig) -> Vec<HostRange> {
+    let device = |i: usize| config.platform.devices.get(i);
+    let gic = &config.platform.gic;
+    let mut devices = Vec::new();
+    if let Some(console) = config.hypervisor.console.and_then(device) {
+        devices.extend_from_slice(&console.regs);
+    }
+    devices.push(gic.distributor);
+    devices.extend_from_slice(&gic.redistributors);
+    if let GicVersion::V2 { cpu, control, .. } = gic.version {
+        devices.extend([cpu, control]);
+    }
+    devices.extend(bcm2711::watchdog(config));
+    devices.extend(smp::spin_table_pages(config));
+    for p in &config.partitions {
+        for d in p.devices.iter().filter(|d| !d.is_mapped()) {
+            if let Some(trapped) = device(d.device) {
+                devices.extend_from_slice(&trapped.regs);
+            }
+        }
+    }
+    devices
+}
+
 fn install_hypervisor_map(config: &BoardConfig) {
-    let console = config
-        .hypervisor
-        .console
-        .and_then(|i| config.platform.devices.get(i));
     let page_range =
         |start: usize, end: usize| HostRange::new(HostPhysAddr(start as u64), (end - start) as u64);
     let (image, text_end, rodata_end) = entry::layout();
@@ -463,32 +485,7 @@ fn install_hypervisor_map(config: &BoardConfig) {
             .flat_map(|p| p.memory.iter().map(|m| m.host()))
             .chain(config.channels.iter().map(|c| c.memory))
             .collect(),
-        // The console, the GIC, the power controller, the spin tables, and trapped passthrough
-        // devices, which EL2 accesses for their partition.
-        devices: console
-            .into_iter()
-            .flat_map(|c| c.regs.iter().copied())
-            .chain(core::iter::once(config.platform.gic.distributor))
-            .chain(config.platform.gic.redistributors.iter().copied())
-            .chain(
-                match config.platform.gic.version {
-                    GicVersion::V3 => None,
-                    GicVersion::V2 { cpu, control, .. } => Some([cpu, control]),
-                }
-                .into_iter()
-                .flatten(),
-            )
-            .chain(bcm2711::watchdog(config))
-            .chain(smp::spin_table_pages(config))
-            .chain(
-                config
-                    .partitions
-                    .iter()
-                    .flat_map(|p| p.devices.iter().filter(|d| !d.is_mapped()))
-                    .filter_map(|d| config.platform.devices.get(d.device))
-                    .flat_map(|d| d.regs.iter().copied()),
-            )
-            .collect(),
+        devices: el2_devices(config),
     };
     let map = match HypervisorMap::build(&layout) {
         Ok(map) => map,
