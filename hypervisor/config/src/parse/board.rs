@@ -179,10 +179,10 @@ impl<'t, 'a> Parser<'t, 'a> {
                 }
             }
         }
-        let channels = channel_nodes
-            .into_iter()
-            .map(|c| self.parse_channel(c, &partition_nodes))
-            .collect::<Result<Vec<_>>>()?;
+        let mut channels = Vec::with_capacity(channel_nodes.len());
+        for c in channel_nodes {
+            channels.push(self.parse_channel(c, &partition_nodes)?);
+        }
 
         Ok(BoardConfig {
             platform: Platform {
@@ -701,10 +701,10 @@ impl<'t, 'a> Parser<'t, 'a> {
             HostPhysAddr(memory.get(..2).and_then(combine).unwrap_or(0)),
             memory.get(2..).and_then(combine).unwrap_or(0),
         );
-        let endpoints = t
-            .children(c)
-            .map(|e| self.parse_endpoint(e, partition_nodes))
-            .collect::<Result<Vec<_>>>()?;
+        let mut endpoints = Vec::new();
+        for e in t.children(c) {
+            endpoints.push(self.parse_endpoint(e, partition_nodes)?);
+        }
         Ok(Channel {
             name: t.base_name(c).to_string(),
             path: t.path(c).to_string(),
