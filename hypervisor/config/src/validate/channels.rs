@@ -92,7 +92,7 @@ fn fixed_interrupts(c: &BoardConfig, p: &Partition) -> Vec<(u32, String)> {
 }
 
 /// A page-aligned window of a partition: aligned, below the IPA limit.
-pub(super) fn window_problem(what: &'static str, range: GuestRange) -> Option<ErrorKind> {
+fn window_problem(what: &'static str, range: GuestRange) -> Option<ErrorKind> {
     if !range.base.is_aligned(PAGE_SIZE) {
         return Some(ErrorKind::Misaligned {
             what,
@@ -102,26 +102,42 @@ pub(super) fn window_problem(what: &'static str, range: GuestRange) -> Option<Er
     beyond_ipa_limit(|| what.to_string(), range)
 }
 
+/// Why `window` (named `what`) cannot go where partition `p` puts it: misaligned, beyond the IPA
+/// limit, or over one of `others` (its other windows, described).
+pub(super) fn window_placement(
+    what: &'static str,
+    window: GuestRange,
+    p: &Partition,
+    others: &[(GuestRange, String)],
+) -> Option<ErrorKind> {
+    window_problem(what, window).or_else(|| overlap(what, window, p, others))
+}
+
+/// The overlap of `range` (named `what`) with the first of `others` it overlaps, as partition
+/// `p` sees them.
+fn overlap(
+    what: &'static str,
+    range: GuestRange,
+    p: &Partition,
+    others: &[(GuestRange, String)],
+) -> Option<ErrorKind> {
+    let (_, other) = others.iter().find(|(w, _)| w.overlaps(&range))?;
+    Some(ErrorKind::GuestWindowOverlap {
+        what,
+        range,
+        partition: p.name.clone(),
+        other: other.clone(),
+    })
+}
+
 /// The partition's doorbell GPIO, if it has one. Called from the partition checks.
 pub(super) fn doorbell_gpio(c: &BoardConfig, p: &Partition) -> Result {
     let Some(gpio) = p.doorbell_gpio else {
         return Ok(());
     };
     let fail = |kind| Err(ConfigError::boxed(p.path.as_str(), kind));
-    let window = gpio.window();
-    if let Some(kind) = window_problem("doorbell-gpio", window) {
+    if let Some(kind) = window_placement("doorbell-gpio", gpio.window(), p, &fixed_windows(c, p)) {
         return fail(kind);
-    }
-    if let Some((_, other)) = fixed_windows(c, p)
-        .into_iter()
-        .find(|(w, _)| w.overlaps(&window))
-    {
-        return fail(ErrorKind::GuestWindowOverlap {
-            what: "doorbell-gpio",
-            range: window,
-            partition: p.name.clone(),
-            other,
-        });
     }
     if gpio.interrupt > MAX_SPI {
         return fail(ErrorKind::DoorbellInterruptNotSpi {
@@ -254,17 +270,11 @@ fn endpoint(c: &BoardConfig, ch: &Channel, e: &ChannelEndpoint, earlier: &[Chann
             &[(shm, format!("its own shared memory {shm}"))][..],
         ),
     ];
-    let found = checks.into_iter().find_map(|(what, range, against)| {
-        let (_, other) = against.iter().find(|(w, _)| w.overlaps(&range))?;
-        Some((what, range, other.clone()))
-    });
-    if let Some((what, range, other)) = found {
-        return fail(ErrorKind::GuestWindowOverlap {
-            what,
-            range,
-            partition: p.name.clone(),
-            other,
-        });
+    if let Some(kind) = checks
+        .into_iter()
+        .find_map(|(what, range, against)| overlap(what, range, p, against))
+    {
+        return fail(kind);
     }
     interrupt(c, p, e, earlier)
 }

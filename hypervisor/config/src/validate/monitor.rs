@@ -3,7 +3,7 @@
 //! partition's memory, virtual UART, virtual GIC and devices. Its doorbell GPIO and channel
 //! windows are checked against it with the other fixed windows ([`super::channels`]).
 
-use super::channels::{device_windows, window_problem};
+use super::channels::{device_windows, window_placement};
 use super::Result;
 use crate::addr::GuestRange;
 use crate::error::{ConfigError, ErrorKind};
@@ -20,19 +20,8 @@ pub(super) fn window(c: &BoardConfig, p: &Partition) -> Result {
         return fail(ErrorKind::MonitorWindowWithoutMonitor);
     }
     let window = GuestRange::new(base, WINDOW_SIZE);
-    if let Some(kind) = window_problem("monitor-window", window) {
-        return fail(kind);
+    match window_placement("monitor-window", window, p, &device_windows(c, p)) {
+        Some(kind) => fail(kind),
+        None => Ok(()),
     }
-    if let Some((_, other)) = device_windows(c, p)
-        .into_iter()
-        .find(|(w, _)| w.overlaps(&window))
-    {
-        return fail(ErrorKind::GuestWindowOverlap {
-            what: "monitor-window",
-            range: window,
-            partition: p.name.clone(),
-            other,
-        });
-    }
-    Ok(())
 }
