@@ -179,6 +179,15 @@ pub(super) fn enter(sys: &System<FakeHw>, cpu: usize) -> TrapFrame {
     TrapFrame::new(start.pc.raw(), 0x3c5, start.x0)
 }
 
+/// Marks every vCPU of partition `p` back at EL2, as its CPUs would be after a kick (the fake
+/// has no other CPU for a restart to wait for).
+pub(super) fn all_back_at_el2(sys: &System<FakeHw>, p: PartitionId) {
+    for v in &sys.partitions[p.index()].vcpus {
+        v.in_guest
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
 /// An HVC with `x0..x3` from the vCPU on `cpu`; returns what the CPU does next and x0.
 pub(super) fn hvc(sys: &System<FakeHw>, cpu: usize, args: [u64; 4]) -> (Continue, u64) {
     sys.hw.on_cpu(cpu);
@@ -637,11 +646,7 @@ fn cpu_off_of_the_last_vcpu_stops_the_partition() {
 fn a_restart_reloads_the_partition_and_starts_vcpu_0_alone() {
     let sys = system_with_linux_on_two_cpus();
     enter(&sys, 2);
-    // Both vCPUs are back at EL2 (the fake has no other CPU to wait for).
-    for v in &sys.partitions[LINUX.index()].vcpus {
-        v.in_guest
-            .store(false, core::sync::atomic::Ordering::Release);
-    }
+    all_back_at_el2(&sys, LINUX);
     sys.hw
         .counter
         .store(1234, core::sync::atomic::Ordering::Relaxed);
@@ -980,10 +985,7 @@ fn guest_pending_and_active_changes_of_a_passthrough_spi_reach_the_hardware() {
 #[test]
 fn a_restart_leaves_no_passthrough_interrupt_active_or_enabled() {
     let sys = system_with_linux_on_two_cpus();
-    for v in &sys.partitions[LINUX.index()].vcpus {
-        v.in_guest
-            .store(false, core::sync::atomic::Ordering::Release);
-    }
+    all_back_at_el2(&sys, LINUX);
     sys.hw.take_calls();
     assert_eq!(hvc(&sys, 0, [SYSTEM_RESET, 0, 0, 0]).0, Continue::Idle);
     let calls = sys.hw.take_calls();

@@ -218,11 +218,7 @@ fn a_direct_partition_gets_no_virtual_interrupt_and_polls_its_console() {
 #[test]
 fn a_direct_partition_restarts_alone_in_direct_mode() {
     let sys = system_direct();
-    // Both vCPUs are back at EL2 (the fake has no other CPU to wait for).
-    for v in &sys.partitions[TICKER.index()].vcpus {
-        v.in_guest
-            .store(false, core::sync::atomic::Ordering::Release);
-    }
+    all_back_at_el2(&sys, TICKER);
     let (next, _) = hvc(&sys, 3, [SYSTEM_RESET, 0, 0, 0]);
     assert_eq!(next, Continue::Idle);
     let calls = sys.hw.take_calls();
