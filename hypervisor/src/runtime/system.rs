@@ -149,8 +149,7 @@ impl<H: Hw> System<H> {
 
     /// The partition and vCPU physical CPU `cpu` runs, if any.
     pub fn current(&self, cpu: PcpuId) -> Option<(&Partition, VcpuId)> {
-        let (p, v) = self.assignment.get(cpu.index())?.runs?;
-        Some((self.partitions.get(p.index())?, v))
+        self.current_counted(cpu).map(|(p, v, _)| (p, v))
     }
 
     /// The same with the exit counters of that vCPU.
@@ -163,7 +162,7 @@ impl<H: Hw> System<H> {
         Some((self.partitions.get(p.index())?, v, &slot.counters))
     }
 
-    /// The exit counters of the vCPU physical CPU `cpu` runs (zero if it runs none).
+    /// The exit counters of physical CPU `cpu`'s vCPU (they stay zero if it runs none).
     pub(super) fn exit_counters(&self, cpu: PcpuId) -> Option<&ExitCounters> {
         self.assignment.get(cpu.index()).map(|slot| &slot.counters)
     }
