@@ -31,10 +31,13 @@ static HEAP: Heap = Heap {
 // reads its statistics afterwards.
 unsafe impl GlobalAlloc for Heap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { self.inner.alloc(layout) };
-        let in_use = self.inner.lock().stats_alloc_actual();
-        self.high_water.fetch_max(in_use, Ordering::Relaxed);
+        // One lock for the allocation and the statistics it changed.
+        let mut heap = self.inner.lock();
+        let ptr = heap
+            .alloc(layout)
+            .map_or(core::ptr::null_mut(), |allocation| allocation.as_ptr());
+        self.high_water
+            .fetch_max(heap.stats_alloc_actual(), Ordering::Relaxed);
         ptr
     }
 
